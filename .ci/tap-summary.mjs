@@ -1,0 +1,13 @@
+// Passes TAP through and closes with "N passed, N failed[, N skipped]"; exits non-zero on failures.
+import { createInterface } from 'node:readline';
+let passed = 0, failed = 0, skipped = 0, bailed = false;
+for await (const line of createInterface({ input: process.stdin })) {
+  process.stdout.write(line + '\n');
+  if (/^ok \d+/.test(line)) (/# (SKIP|TODO)/i.test(line) ? skipped++ : passed++);
+  else if (/^not ok \d+/.test(line)) (/# TODO/i.test(line) ? skipped++ : failed++);
+  else if (/^Bail out!/.test(line)) bailed = true;
+}
+if (bailed && failed === 0) failed = 1;
+if (passed + failed === 0) failed = 1; // a run with no tests is a failure
+console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+process.exit(failed ? 1 : 0);

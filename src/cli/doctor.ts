@@ -1,0 +1,27 @@
+/** `stella doctor`: reports the tensor backend and ffmpeg this machine resolves to. */
+import type { Command } from 'commander';
+import { describeBackend, initBackend } from '../core/backend.ts';
+
+export function register(program: Command): void {
+  program
+    .command('doctor')
+    .description('show which tensor backend and ffmpeg binary would be used')
+    .option('--json', 'print as JSON')
+    .addHelpText('after', '\nExample:\n  $ STELLA_BACKEND=cpu stella doctor --json')
+    .action(async (opts: { json?: boolean }) => {
+      const backend = await initBackend();
+      const report: Record<string, unknown> = { backend };
+      try {
+        const { resolveFfmpeg } = await import('../media/ffmpeg.ts');
+        report.ffmpeg = await resolveFfmpeg();
+      } catch (e) {
+        report.ffmpeg = { error: (e as Error).message };
+      }
+      if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      else {
+        process.stdout.write(describeBackend(backend) + '\n');
+        const f = report.ffmpeg as any;
+        process.stdout.write(f.error ? `ffmpeg: ${f.error}\n` : `ffmpeg: ${f.path} (${f.source}, ${f.version})\n`);
+      }
+    });
+}

@@ -1,0 +1,111 @@
+/**
+ * Tensor backend resolution.
+ *
+ * Order: `STELLA_BACKEND` (or the `requested` argument) if given, else
+ * tensorflow (`@tensorflow/tfjs-node-gpu`, then `@tensorflow/tfjs-node`) where the
+ * native binding loads, else `wasm`, else the pure-JS `cpu` backend.
+ * `@tensorflow/tfjs` is imported for its side effect of registering every gradient.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+
+export interface BackendInfo {
+  /** Resolved backend name, as reported in every run's output. */
+  name: BackendName;
+  /** tfjs' own backend id (`tensorflow`, `wasm`, `cpu`). */
+  tfjsBackend: string;
+  /** Why this one was chosen, and what was skipped. */
+  detail: string;
+}
+
+const NATIVE_PACKAGES: Record<'tensorflow-gpu' | 'tensorflow', string> = {
+  'tensorflow-gpu': '@tensorflow/tfjs-node-gpu',
+  tensorflow: '@tensorflow/tfjs-node',
+};
+
+export class BackendUnavailableError extends Error {
+  constructor(readonly requested: string, readonly cause_: string) {
+    super(
+      `tensor backend '${requested}' was requested (STELLA_BACKEND or --backend) but cannot be loaded: ${cause_}. ` +
+        `Available choices: ${BACKEND_NAMES.join(', ')}; unset STELLA_BACKEND to pick automatically.`,
+    );
+  }
+}
+
+let resolved: BackendInfo | undefined;
+
+async function tryNative(name: 'tensorflow-gpu' | 'tensorflow'): Promise<string | undefined> {
+  try {
+    await import(NATIVE_PACKAGES[name]);
+    if (!(await tf.setBackend('tensorflow'))) return 'the tensorflow backend did not initialise';
+    return undefined;
+  } catch (e) {
+    return `${NATIVE_PACKAGES[name]} is not installed or its native binding failed to load (${firstLine(e)})`;
+  }
+}
+
+async function tryWasm(): Promise<string | undefined> {
+  try {
+    await import('@tensorflow/tfjs-backend-wasm');
+    if (!(await tf.setBackend('wasm'))) return 'the wasm backend did not initialise';
+    return undefined;
+  } catch (e) {
+    return `@tensorflow/tfjs-backend-wasm failed to load (${firstLine(e)})`;
+  }
+}
+
+async function tryCpu(): Promise<string | undefined> {
+  return (await tf.setBackend('cpu')) ? undefined : 'the cpu backend did not initialise';
+}
+
+const LOADERS: Record<BackendName, () => Promise<string | undefined>> = {
+  'tensorflow-gpu': () => tryNative('tensorflow-gpu'),
+  tensorflow: () => tryNative('tensorflow'),
+  wasm: tryWasm,
+  cpu: tryCpu,
+};
+
+/**
+ * Picks and initialises the tensor backend once per process; later calls return the same answer
+ * unless a different backend is explicitly requested.
+ */
+export async function initBackend(requested: string | undefined = process.env.STELLA_BACKEND): Promise<BackendInfo> {
+  const want = requested?.trim() || undefined;
+  if (resolved && (!want || want === resolved.name)) return resolved;
+  if (want) {
+    if (!BACKEND_NAMES.includes(want as BackendName)) {
+      throw new BackendUnavailableError(want, `unknown backend name`);
+    }
+    const failure = await LOADERS[want as BackendName]();
+    if (failure) throw new BackendUnavailableError(want, failure);
+    await tf.ready();
+    resolved = { name: want as BackendName, tfjsBackend: tf.getBackend(), detail: 'requested explicitly' };
+    return resolved;
+  }
+  const skipped: string[] = [];
+  for (const name of BACKEND_NAMES) {
+    const failure = await LOADERS[name]();
+    if (!failure) {
+      await tf.ready();
+      resolved = {
+        name,
+        tfjsBackend: tf.getBackend(),
+        detail: skipped.length ? `skipped: ${skipped.join('; ')}` : 'first choice',
+      };
+      return resolved;
+    }
+    skipped.push(`${name}: ${failure}`);
+  }
+  throw new Error(`no tensor backend could be initialised: ${skipped.join('; ')}`);
+}
+
+/** One line for logs and reports, e.g. `backend: wasm (skipped: tensorflow-gpu: ...)`. */
+export function describeBackend(info: BackendInfo): string {
+  return `backend: ${info.name}${info.detail === 'first choice' || info.detail === 'requested explicitly' ? '' : ` (${info.detail})`}`;
+}
+
+function firstLine(e: unknown): string {
+  return String((e as Error)?.message ?? e).split('\n')[0];
+}
