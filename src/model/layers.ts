@@ -1,0 +1,173 @@
+/**
+ * Building blocks shared by the backbone and the AVM: the parameter store (state_dict names,
+ * PyTorch-layout I/O), LayerNorm, exact-erf GELU, multi-head self-attention and the pre-norm ViT block.
+ *
+ * Layout: a Linear weight is held as [in, out] (PyTorch keeps [out, in]) and a patch-embedding conv
+ * weight [D, C, P, P] as its [C·P·P, D] matmul form; `ParamStore.read/write` convert at the boundary,
+ * so saved and loaded tensors always use the authors' layout and shapes.
+ * Ref: spec §3.3 (block), §3.5 (init), Appendix B (layouts).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { TensorOps } from '../core/fast-matmul.ts';
+
+/** How a parameter's PyTorch layout maps onto the variable held here. */
+export type ParamLayout = 'plain' | 'linear' | 'conv';
+
+export interface ParamInfo {
+  layout: ParamLayout;
+  /** Shape in the authors' state_dict. */
+  torchShape: number[];
+  variable: tf.Variable;
+}
+
+/** Named trainable tensors of one module, keyed by state_dict name. */
+export class ParamStore {
+  readonly entries = new Map<string, ParamInfo>();
+  readonly variables = new Map<string, tf.Variable>();
+
+  constructor(readonly owner: string) {}
+
+  /** Registers a parameter from its PyTorch-layout values. */
+  add(name: string, torchShape: number[], layout: ParamLayout, torchValues: Float32Array): tf.Variable {
+    if (this.entries.has(name)) throw new Error(`${this.owner}: parameter '${name}' registered twice`);
+    const variable = tf.variable(toInternal(torchValues, torchShape, layout), true, `${this.owner}/${name}`);
+    this.entries.set(name, { layout, torchShape, variable });
+    this.variables.set(name, variable);
+    return variable;
+  }
+
+  get(name: string): tf.Variable {
+    const v = this.variables.get(name);
+    if (!v) throw new Error(`${this.owner}: no parameter '${name}'`);
+    return v;
+  }
+
+  /** Values in PyTorch layout. */
+  read(name: string): { shape: number[]; data: Float32Array } {
+    const info = this.entries.get(name);
+    if (!info) throw new Error(`${this.owner}: no parameter '${name}'`);
+    const internal = info.variable.dataSync() as Float32Array;
+    return { shape: info.torchShape.slice(), data: fromInternal(internal, info.torchShape, info.layout) };
+  }
+
+  /** Overwrites a parameter from PyTorch-layout values; a shape mismatch names both shapes. */
+  write(name: string, shape: number[], data: Float32Array): void {
+    const info = this.entries.get(name);
+    if (!info) throw new Error(`${this.owner}: unknown parameter '${name}' (shape [${shape}])`);
+    if (shape.length !== info.torchShape.length || shape.some((d, i) => d !== info.torchShape[i])) {
+      throw new Error(`${this.owner}: parameter '${name}' has shape [${info.torchShape}] but the weights give [${shape}]`);
+    }
+    tf.tidy(() => info.variable.assign(toInternal(data, shape, info.layout)));
+  }
+
+  dispose(): void {
+    for (const v of this.variables.values()) v.dispose();
+    this.entries.clear();
+    this.variables.clear();
+  }
+}
+
+function toInternal(values: Float32Array, shape: number[], layout: ParamLayout): tf.Tensor {
+  if (layout === 'plain') return tf.tensor(values, shape, 'float32');
+  const out = shape[0];
+  const inner = values.length / out;
+  // Linear [out, in] and conv [out, C, P, P] both become [in', out].
+  return tf.tidy(() => tf.transpose(tf.tensor2d(values, [out, inner])));
+}
+
+function fromInternal(values: Float32Array, shape: number[], layout: ParamLayout): Float32Array {
+  if (layout === 'plain') return Float32Array.from(values);
+  const out = shape[0];
+  const inner = values.length / out;
+  const result = new Float32Array(values.length);
+  for (let i = 0; i < inner; i++) for (let o = 0; o < out; o++) result[o * inner + i] = values[i * out + o];
+  return result;
+}
+
+/** Parameter initialisers drawing from a `normal()` source (spec §3.5). */
+export interface NormalSource { normal(): number; uniform(): number }
+
+export function normalValues(rng: NormalSource, n: number, std: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = rng.normal() * std;
+  return out;
+}
+
+export function uniformValues(rng: NormalSource, n: number, bound: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = (rng.uniform() * 2 - 1) * bound;
+  return out;
+}
+
+/** Linear [out, in] ~ N(0, 0.02²) with zero bias (the wrapper's generic init, §11 Q24). */
+export function addLinear(store: ParamStore, rng: NormalSource, name: string, inDim: number, outDim: number, bias = true): void {
+  store.add(`${name}.weight`, [outDim, inDim], 'linear', normalValues(rng, inDim * outDim, 0.02));
+  if (bias) store.add(`${name}.bias`, [outDim], 'plain', new Float32Array(outDim));
+}
+
+export function addLayerNorm(store: ParamStore, name: string, dim: number): void {
+  store.add(`${name}.weight`, [dim], 'plain', new Float32Array(dim).fill(1));
+  store.add(`${name}.bias`, [dim], 'plain', new Float32Array(dim));
+}
+
+export function layerNorm(store: ParamStore, name: string, x: tf.Tensor, eps: number): tf.Tensor {
+  const { mean, variance } = tf.moments(x, -1, true);
+  const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+  return tf.add(tf.mul(normed, store.get(`${name}.weight`)), store.get(`${name}.bias`));
+}
+
+export function linear(ops: TensorOps, store: ParamStore, name: string, x: tf.Tensor, bias = true): tf.Tensor {
+  return ops.linear(x, store.get(`${name}.weight`), bias ? store.get(`${name}.bias`) : undefined);
+}
+
+/** Exact GELU: x·Φ(x) = ½x(1 + erf(x/√2)); tf.erf has a registered gradient. */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+}
+
+/** Registers a ViT block's parameters; `modalityNorms` adds norm{1,2}_{a,v} (shared blocks). */
+export function addBlock(store: ParamStore, rng: NormalSource, name: string, dim: number, mlpRatio: number, modalityNorms: boolean): void {
+  const hidden = Math.round(dim * mlpRatio);
+  addLayerNorm(store, `${name}.norm1`, dim);
+  if (modalityNorms) { addLayerNorm(store, `${name}.norm1_a`, dim); addLayerNorm(store, `${name}.norm1_v`, dim); }
+  addLinear(store, rng, `${name}.attn.qkv`, dim, 3 * dim);
+  addLinear(store, rng, `${name}.attn.proj`, dim, dim);
+  addLayerNorm(store, `${name}.norm2`, dim);
+  if (modalityNorms) { addLayerNorm(store, `${name}.norm2_a`, dim); addLayerNorm(store, `${name}.norm2_v`, dim); }
+  addLinear(store, rng, `${name}.mlp.fc1`, dim, hidden);
+  addLinear(store, rng, `${name}.mlp.fc2`, hidden, dim);
+}
+
+/** Splits [B, L, H·dh] into heads [B·H, L, dh]. */
+export function splitHeads(x: tf.Tensor, heads: number): tf.Tensor3D {
+  const [b, l, c] = x.shape;
+  return tf.reshape(tf.transpose(tf.reshape(x, [b, l, heads, c / heads]), [0, 2, 1, 3]), [b * heads, l, c / heads]);
+}
+
+/** softmax((q·dh^-½)·kᵀ)·v over [B·H, L, dh] tensors. */
+export function scaledDotAttention(ops: TensorOps, q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D): tf.Tensor3D {
+  const dh = q.shape[2];
+  const scores = ops.batchMatMul(tf.mul(q, dh ** -0.5), k, true);
+  return ops.batchMatMul(tf.softmax(scores), v);
+}
+
+/** Multi-head self-attention of block `name` on x [B, L, C]. */
+export function selfAttention(ops: TensorOps, store: ParamStore, name: string, x: tf.Tensor, heads: number): tf.Tensor {
+  const [b, l, c] = x.shape;
+  const dh = c / heads;
+  const qkv = linear(ops, store, `${name}.qkv`, x); // [B, L, 3C], columns [q | k | v], each [heads, dh]
+  const split = tf.transpose(tf.reshape(qkv, [b, l, 3, heads, dh]), [2, 0, 3, 1, 4]); // [3, B, H, L, dh]
+  const [q, k, v] = tf.unstack(tf.reshape(split, [3, b * heads, l, dh])) as tf.Tensor3D[];
+  const o = scaledDotAttention(ops, q, k, v); // [B·H, L, dh]
+  const merged = tf.reshape(tf.transpose(tf.reshape(o, [b, heads, l, dh]), [0, 2, 1, 3]), [b, l, c]);
+  return linear(ops, store, `${name}.proj`, merged);
+}
+
+/** Pre-norm block; `modality` picks norm{1,2}_a / _v of a shared block, else norm1 / norm2. */
+export function block(ops: TensorOps, store: ParamStore, name: string, x: tf.Tensor, heads: number, eps: number, modality?: 'a' | 'v'): tf.Tensor {
+  const suffix = modality ? `_${modality}` : '';
+  const attn = selfAttention(ops, store, `${name}.attn`, layerNorm(store, `${name}.norm1${suffix}`, x, eps), heads);
+  const h = tf.add(x, attn);
+  const hidden = gelu(linear(ops, store, `${name}.mlp.fc1`, layerNorm(store, `${name}.norm2${suffix}`, h, eps)));
+  return tf.add(h, linear(ops, store, `${name}.mlp.fc2`, hidden));
+}
