@@ -1,0 +1,279 @@
+/**
+ * decode: one media file → model-ready video frames and normalised fbank (spec §1.2–§1.4).
+ *
+ * Inputs: a path; `DecodeOptions` { config (numFrames T, imageSize S, audioFrames, melBins),
+ * mode 'eval' | 'train', rng (required for train), audioSeconds (default 10) }; an AbortSignal.
+ * Output: `DecodedClip` { path, video Float32Array [T,3,S,S] ImageNet-normalised, fbank Float32Array
+ * [audioFrames, melBins] normalised, info }.
+ *
+ * One probe (`ffmpeg -i`) reads duration and streams; then ONE ffmpeg process opens the file twice
+ * (input 0 seeked to the video window, input 1 from t = 0 for the audio) and streams raw RGB frames
+ * to stdout and 16 kHz float PCM (native channel count) to fd 3. No temp files. Aborting the signal
+ * SIGKILLs the child and rejects with an AbortError.
+ *
+ * Frame timing (generalises spec §1.2 to any duration D; window W = T seconds, one frame per second):
+ *   - D ≥ W, eval: window start s = D/2 − W/2 (10 s clip → 3 s, frames at 3, 4, 5, 6 s = the spec's
+ *     'middle' frames 24, 32, 40, 48 at its nominal 8 fps).
+ *   - D ≥ W, train: s drawn uniformly from {0, 1/8, 2/8, …} below D − W (spec 'random'; one rng.int).
+ *   - D < W (short clip): frames spread evenly over the real length, t_i = i·D/T (as the offline
+ *     extractor spreads its 80 frames over a short source).
+ *   Frame i is the first decoded frame whose timestamp is ≥ t_i − 1 ms; a time past the last frame
+ *   reuses the last selected frame. No frame at all → 'too-short'.
+ * Spatial: shorter side → 256 (bilinear, longer side ⌊·⌋ as torchvision), centre crop 256, then
+ *   eval: resize to S×S (bilinear); train: GroupMultiScaleCrop of spec §1.3 — size pair from the 7
+ *   pairs of {256,224,192} with |i−j| ≤ 1 (rng.int(7)), offset from the 13 (rng.int(13)) — same box
+ *   for every frame, resized to S×S. All resizing runs inside ffmpeg (swscale bilinear).
+ * Audio (spec §1.2, §1.4): resampled to 16 kHz by ffmpeg, mono = mean over channels here; refused as
+ *   'silent' when mean|x| over the decoded span (all channels, first audioSeconds) is exactly 0; keep
+ *   the first audioSeconds, subtract the mean, Kaldi fbank, pad/cut to audioFrames, normalise.
+ *   Train mode then adds U[0,1)·s noise with s ~ U[0,1)/10 and rolls time by k ∈ [−F, F−1] (spec §1.4
+ *   step 5; rng draws: s, then F·mel uniforms, then k).
+ * Errors: `MediaError {path, stage: 'decode', kind}` — missing, empty, not-media, corrupt (truncated),
+ *   no-audio, no-video, silent, too-short.
+ * Ref: spec §1.2, §1.3, §1.4; golden G5 for the fbank.
+ */
+import { spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import { modelConfigSchema, type ModelConfig } from '../core/config.ts';
+import type { Rng } from '../core/rng.ts';
+import { centreWaveform, defaultFbank, spectrogramInput } from './fbank.ts';
+import { resolveFfmpeg } from './ffmpeg.ts';
+import { abortError, MediaError } from './media-error.ts';
+import { classifyOpenFailure, probeMedia, type MediaInfo } from './probe.ts';
+
+export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
+export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
+export const AUDIO_SAMPLE_RATE = 16000;
+/** Side of the offline-extracted frames (spec §1.1) that crops are drawn in. */
+export const FRAME_BASE = 256;
+const STAGE = 'decode';
+
+export const decodeOptionsSchema = z.object({
+  config: modelConfigSchema,
+  mode: z.enum(['eval', 'train']),
+  rng: z.any().optional(),
+  /** Seconds of audio kept from t = 0 (spec audio_duration). */
+  audioSeconds: z.number().positive().default(10),
+});
+export interface DecodeOptions {
+  config: ModelConfig;
+  mode: 'eval' | 'train';
+  rng?: Rng;
+  audioSeconds?: number;
+}
+
+export interface DecodedClip {
+  path: string;
+  /** [T, 3, S, S], (x/255 − mean)/std per channel. */
+  video: Float32Array;
+  /** [audioFrames, melBins], (logmel + 5.081)/4.4849. */
+  fbank: Float32Array;
+  info: MediaInfo;
+}
+
+export interface CropBox { x: number; y: number; w: number; h: number }
+
+/** GroupMultiScaleCrop (spec §1.3) in the 256×256 frame: 7 size pairs × 13 offsets, two rng draws. */
+export function drawMultiScaleCrop(rng: Rng, base = FRAME_BASE): CropBox {
+  const sizes = [1, 0.875, 0.75].map((s) => Math.floor(base * s));
+  const pairs: [number, number][] = [];
+  for (let i = 0; i < sizes.length; i++)
+    for (let j = 0; j < sizes.length; j++) if (Math.abs(i - j) <= 1) pairs.push([sizes[j], sizes[i]]);
+  const [w, h] = pairs[rng.int(pairs.length)];
+  const ws = Math.floor((base - w) / 4), hs = Math.floor((base - h) / 4);
+  const offsets: [number, number][] = [
+    [0, 0], [4 * ws, 0], [0, 4 * hs], [4 * ws, 4 * hs], [2 * ws, 2 * hs],
+    [0, 2 * hs], [4 * ws, 2 * hs], [2 * ws, 4 * hs], [2 * ws, 0],
+    [ws, hs], [3 * ws, hs], [ws, 3 * hs], [3 * ws, 3 * hs],
+  ];
+  const [x, y] = offsets[rng.int(offsets.length)];
+  return { x, y, w, h };
+}
+
+/** Frame times in seconds (see the header for the rule). */
+export function frameTimes(durationSec: number, numFrames: number, mode: 'eval' | 'train', rng?: Rng): number[] {
+  const window = numFrames; // one frame per second
+  const D = Number.isFinite(durationSec) && durationSec > 0 ? durationSec : window;
+  if (D < window) return Array.from({ length: numFrames }, (_, i) => (i * D) / numFrames);
+  let start = D / 2 - window / 2;
+  if (mode === 'train') {
+    const choices = Math.max(1, Math.ceil((D - window) * 8));
+    start = rng!.int(choices) / 8;
+  }
+  return Array.from({ length: numFrames }, (_, i) => start + (i * window) / numFrames);
+}
+
+/** Shorter side → 256 (longer side truncated, as torchvision Resize), then centre 256 crop. */
+function baseGeometry(width: number, height: number) {
+  const sw = width <= height ? FRAME_BASE : Math.floor((FRAME_BASE * width) / height);
+  const sh = width <= height ? Math.floor((FRAME_BASE * height) / width) : FRAME_BASE;
+  return { sw, sh, cx: Math.round((sw - FRAME_BASE) / 2), cy: Math.round((sh - FRAME_BASE) / 2) };
+}
+
+const fmt = (x: number) => x.toFixed(6);
+
+/** The ffmpeg argument list for one decode (exported for the benchmark's ffmpeg-only baseline). */
+export function decodeArgs(file: string, info: MediaInfo, times: number[], S: number, crop: CropBox | undefined, audioSeconds: number) {
+  const seek = Math.max(0, times[0] - 0.5);
+  const span = times[times.length - 1] - seek + 1;
+  const rel = [...new Set(times.map((t) => Math.max(0, t - seek - 0.001)))];
+  // A frame is picked when it is the first at or after a wanted time: t ≥ r and prev_t < r.
+  const select = rel.map((r) => `gte(t\\,${fmt(r)})*not(gte(prev_t\\,${fmt(r)}))`).join('+');
+  const { sw, sh, cx, cy } = baseGeometry(info.width, info.height);
+  const filters = [
+    `select='${select}'`,
+    'showinfo',
+    `scale=${sw}:${sh}:flags=bilinear`,
+    `crop=${FRAME_BASE}:${FRAME_BASE}:${cx}:${cy}`,
+    ...(crop ? [`crop=${crop.w}:${crop.h}:${crop.x}:${crop.y}`] : []),
+    `scale=${S}:${S}:flags=bilinear`,
+  ].join(',');
+  const channels = info.channels > 0 ? info.channels : 1;
+  const args = [
+    '-hide_banner', '-nostdin', '-nostats',
+    '-ss', fmt(seek), '-t', fmt(span), '-i', file,
+    '-t', fmt(audioSeconds), '-i', file,
+    '-map', '0:v:0', '-vf', filters, '-vsync', '0', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1',
+    '-map', '1:a:0', '-ac', String(channels), '-ar', String(AUDIO_SAMPLE_RATE), '-f', 'f32le', 'pipe:3',
+  ];
+  return { args, channels, relativeTimes: times.map((t) => t - seek) };
+}
+
+function collect(stream: Readable): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => resolve(Buffer.concat(chunks)));
+    stream.on('error', reject);
+  });
+}
+
+interface RawDecode { rgb: Buffer; pcm: Buffer; stderr: string; code: number | null }
+
+function runDecode(ffmpegPath: string, args: string[], file: string, signal?: AbortSignal): Promise<RawDecode> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(abortError(signal));
+    const child = spawn(ffmpegPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    const onAbort = () => child.kill('SIGKILL');
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const stderrChunks: Buffer[] = [];
+    child.stderr!.on('data', (c: Buffer) => stderrChunks.push(c));
+    const rgb = collect(child.stdout!);
+    const pcm = collect(child.stdio[3] as Readable);
+    child.on('error', (e) => {
+      signal?.removeEventListener('abort', onAbort);
+      reject(new MediaError(file, STAGE, 'ffmpeg', `cannot start ffmpeg (${ffmpegPath}): ${e.message}`));
+    });
+    child.on('close', async (code) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (signal?.aborted) return reject(abortError(signal));
+      try {
+        resolve({ rgb: await rgb, pcm: await pcm, stderr: Buffer.concat(stderrChunks).toString('utf8'), code });
+      } catch (e) {
+        reject(new MediaError(file, STAGE, 'ffmpeg', `reading ffmpeg output failed: ${(e as Error).message}`));
+      }
+    });
+  });
+}
+
+/** Picks, for each wanted time, the first selected frame at or after it (else the last one). */
+function assignFrames(selectedTimes: number[], wanted: number[], frameCount: number): number[] {
+  if (selectedTimes.length !== frameCount) {
+    // Timestamps unavailable: take frames in order, repeating the last.
+    return wanted.map((_, i) => Math.min(i, frameCount - 1));
+  }
+  return wanted.map((t) => {
+    const k = selectedTimes.findIndex((s) => s >= t - 0.002);
+    return k < 0 ? frameCount - 1 : k;
+  });
+}
+
+/** rgb24 frames [n, S, S, 3] → [T, 3, S, S] ImageNet-normalised, picking frame `order[t]`. */
+function normaliseFrames(rgb: Buffer, order: number[], S: number): Float32Array {
+  const plane = S * S, frameBytes = plane * 3;
+  const out = new Float32Array(order.length * 3 * plane);
+  const scale = IMAGENET_STD.map((s) => 1 / (255 * s));
+  const shift = IMAGENET_MEAN.map((m, c) => m / IMAGENET_STD[c]);
+  for (let t = 0; t < order.length; t++) {
+    const src = order[t] * frameBytes, dst = t * 3 * plane;
+    for (let c = 0; c < 3; c++) {
+      const o = dst + c * plane, k = scale[c], b = shift[c];
+      for (let p = 0; p < plane; p++) out[o + p] = rgb[src + p * 3 + c] * k - b;
+    }
+  }
+  return out;
+}
+
+export async function decodeClip(file: string, options: DecodeOptions, signal?: AbortSignal): Promise<DecodedClip> {
+  const { config, mode, audioSeconds = 10 } = options;
+  const rng = options.rng;
+  if (mode === 'train' && !rng) throw new TypeError('decodeClip: mode "train" needs options.rng');
+  const info = await probeMedia(file, STAGE, signal);
+  if (!info.hasVideo) throw new MediaError(file, STAGE, 'no-video', 'no video stream');
+  if (!info.hasAudio) throw new MediaError(file, STAGE, 'no-audio', 'no audio stream');
+  const T = config.numFrames, S = config.imageSize;
+  // Draw order is fixed: window start, crop, then the audio noise/roll below.
+  const times = frameTimes(info.durationSec, T, mode, rng);
+  const crop = mode === 'train' ? drawMultiScaleCrop(rng!) : undefined;
+  const { path: ffmpegPath } = await resolveFfmpeg();
+  const { args, channels, relativeTimes } = decodeArgs(file, info, times, S, crop, audioSeconds);
+  const raw = await runDecode(ffmpegPath, args, file, signal);
+  if (raw.code !== 0) throw classifyOpenFailure(file, STAGE, raw.stderr);
+
+  const frameBytes = S * S * 3;
+  const frameCount = Math.floor(raw.rgb.length / frameBytes);
+  if (frameCount === 0) throw new MediaError(file, STAGE, 'too-short', `too short to yield a video frame (duration ${info.durationSec} s)`);
+  const selected = [...raw.stderr.matchAll(/Parsed_showinfo.*? n:\s*\d+ .*?pts_time:([-\d.e+]+)/g)].map((m) => Number(m[1]));
+  const video = normaliseFrames(raw.rgb, assignFrames(selected, relativeTimes, frameCount), S);
+
+  const wave = mixdown(raw.pcm, channels, file);
+  if (/partial file|Invalid NAL|error while decoding|corrupt/i.test(raw.stderr)) {
+    const expected = Math.min(Number.isFinite(info.durationSec) ? info.durationSec : Infinity, audioSeconds);
+    const got = wave.length / AUDIO_SAMPLE_RATE;
+    if (got < expected - 0.25) throw new MediaError(file, STAGE, 'corrupt', `truncated or corrupt media: decoded ${got.toFixed(2)} s of ${expected.toFixed(2)} s of audio`);
+  }
+  const fbank = audioInput(wave, config, file);
+  if (mode === 'train') addNoiseAndRoll(fbank, config.audioFrames, config.melBins, rng!);
+  return { path: file, video, fbank, info: { ...info, channels: info.channels || channels } };
+}
+
+/** Interleaved f32le PCM → mono (mean over channels); refuses exact silence over all channels. */
+function mixdown(pcm: Buffer, channels: number, file: string): Float32Array {
+  const total = Math.floor(pcm.length / 4);
+  const interleaved = new Float32Array(total);
+  for (let i = 0; i < total; i++) interleaved[i] = pcm.readFloatLE(i * 4);
+  let absSum = 0;
+  for (let i = 0; i < total; i++) absSum += Math.abs(interleaved[i]);
+  if (total === 0) throw new MediaError(file, STAGE, 'too-short', 'the audio stream decodes to no samples');
+  if (absSum === 0) throw new MediaError(file, STAGE, 'silent', 'silent audio (mean |x| is exactly 0)');
+  if (channels === 1) return interleaved;
+  const n = Math.floor(total / channels);
+  const mono = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let c = 0; c < channels; c++) s += interleaved[i * channels + c];
+    mono[i] = s / channels;
+  }
+  return mono;
+}
+
+function audioInput(wave: Float32Array, config: ModelConfig, file: string): Float32Array {
+  const fb = defaultFbank(config.melBins);
+  if (fb.frameCount(wave.length) === 0) {
+    throw new MediaError(file, STAGE, 'too-short', `audio too short for one 25 ms fbank frame (${wave.length} samples at 16 kHz)`);
+  }
+  return spectrogramInput(centreWaveform(wave), config.audioFrames, config.melBins, fb);
+}
+
+/** Spec §1.4 step 5: X += U·s, then a circular roll along time by k ∈ [−F, F−1]. */
+export function addNoiseAndRoll(x: Float32Array, frames: number, mel: number, rng: Rng): void {
+  const s = rng.uniform() / 10;
+  for (let i = 0; i < x.length; i++) x[i] += rng.uniform() * s;
+  const k = rng.intInclusive(-frames, frames - 1);
+  const shift = ((k % frames) + frames) % frames;
+  if (shift === 0) return;
+  const copy = x.slice();
+  // X'[t] = X[(t − k) mod F]
+  for (let t = 0; t < frames; t++) x.set(copy.subarray(((t - shift + frames) % frames) * mel, ((t - shift + frames) % frames + 1) * mel), t * mel);
+}

@@ -1,0 +1,113 @@
+/**
+ * Stream facts of a media file from ffmpeg's own input dump (`ffmpeg -i FILE`, no ffprobe needed).
+ *
+ * Output: `{ durationSec, hasVideo, width, height, fps, hasAudio, sampleRate, channels }` of the
+ * first video and first audio stream. `durationSec` is NaN when the container does not say.
+ * Errors: `MediaError` (stage as given): missing / empty file, not media, truncated or corrupt.
+ * Aborting `signal` kills the ffmpeg child.
+ */
+import { spawn } from 'node:child_process';
+import { stat } from 'node:fs/promises';
+import { resolveFfmpeg } from './ffmpeg.ts';
+import { abortError, MediaError } from './media-error.ts';
+
+export interface MediaInfo {
+  durationSec: number;
+  width: number;
+  height: number;
+  fps: number;
+  sampleRate: number;
+  channels: number;
+  hasAudio: boolean;
+  hasVideo: boolean;
+}
+
+const LAYOUT_CHANNELS: Record<string, number> = {
+  mono: 1, stereo: 2, downmix: 2, '2.1': 3, '3.0': 3, '3.0(back)': 3, '4.0': 4, quad: 4, 'quad(side)': 4, '3.1': 4,
+  '5.0': 5, '5.0(side)': 5, '4.1': 5, '5.1': 6, '5.1(side)': 6, '6.0': 6, '6.0(front)': 6, hexagonal: 6,
+  '6.1': 7, '6.1(back)': 7, '6.1(front)': 7, '7.0': 7, '7.0(front)': 7, '7.1': 8, '7.1(wide)': 8,
+  '7.1(wide-side)': 8, octagonal: 8, hexadecagonal: 16,
+};
+
+/** Channel count from ffmpeg's layout word ("stereo", "7.1", "6 channels"); 0 when unknown. */
+export function channelsFromLayout(layout: string): number {
+  const n = /^(\d+) channels/.exec(layout);
+  if (n) return Number(n[1]);
+  return LAYOUT_CHANNELS[layout] ?? 0;
+}
+
+/** Parses the `Input #0` dump. Exported for tests. */
+export function parseInputDump(stderr: string): MediaInfo {
+  const info: MediaInfo = { durationSec: NaN, width: 0, height: 0, fps: 0, sampleRate: 0, channels: 0, hasAudio: false, hasVideo: false };
+  const d = /Duration: (\d+):(\d+):(\d+(?:\.\d+)?)/.exec(stderr);
+  if (d) info.durationSec = Number(d[1]) * 3600 + Number(d[2]) * 60 + Number(d[3]);
+  for (const line of stderr.split('\n')) {
+    const s = /Stream #0:\d+.*?: (Video|Audio): (.*)$/.exec(line);
+    if (!s) continue;
+    if (s[1] === 'Video' && !info.hasVideo) {
+      // Cover art is a video stream with one picture; it is not a usable video track.
+      if (/\(attached pic\)/.test(line)) continue;
+      const size = /, (\d+)x(\d+)/.exec(s[2]);
+      if (!size) continue;
+      info.hasVideo = true;
+      info.width = Number(size[1]);
+      info.height = Number(size[2]);
+      const fps = /([\d.]+)(k?) fps/.exec(s[2]) ?? /([\d.]+)(k?) tbr/.exec(s[2]);
+      if (fps) info.fps = Number(fps[1]) * (fps[2] ? 1000 : 1);
+    } else if (s[1] === 'Audio' && !info.hasAudio) {
+      info.hasAudio = true;
+      const rate = /(\d+) Hz, ([^,]+)/.exec(s[2]);
+      if (rate) {
+        info.sampleRate = Number(rate[1]);
+        info.channels = channelsFromLayout(rate[2].trim());
+      }
+    }
+  }
+  return info;
+}
+
+/** Why ffmpeg could not open a file, from its stderr. */
+export function classifyOpenFailure(file: string, stage: string, stderr: string): MediaError {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const last = lines.filter((l) => !/^At least one output file/.test(l)).pop() ?? 'ffmpeg failed';
+  if (/moov atom not found|partial file|Truncat|EOF|end of file/i.test(stderr)) {
+    return new MediaError(file, stage, 'corrupt', `truncated or corrupt media (ffmpeg: ${last})`);
+  }
+  if (/Invalid data found when processing input|could not find codec parameters|Unknown format/i.test(stderr)) {
+    return new MediaError(file, stage, 'not-media', `not a media file ffmpeg can read (ffmpeg: ${last})`);
+  }
+  return new MediaError(file, stage, 'corrupt', `ffmpeg cannot open it (ffmpeg: ${last})`);
+}
+
+/** Fails with a clear MediaError for a missing, non-regular or empty file. */
+export async function assertReadableFile(file: string, stage: string): Promise<void> {
+  let st;
+  try {
+    st = await stat(file);
+  } catch {
+    throw new MediaError(file, stage, 'missing', 'file not found');
+  }
+  if (!st.isFile()) throw new MediaError(file, stage, 'missing', 'not a regular file');
+  if (st.size === 0) throw new MediaError(file, stage, 'empty', 'file is empty (0 bytes)');
+}
+
+export async function probeMedia(file: string, stage = 'decode', signal?: AbortSignal): Promise<MediaInfo> {
+  await assertReadableFile(file, stage);
+  const ffmpeg = await resolveFfmpeg();
+  if (signal?.aborted) throw abortError(signal);
+  const stderr = await new Promise<string>((resolve, reject) => {
+    const child = spawn(ffmpeg.path, ['-hide_banner', '-nostdin', '-i', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const chunks: Buffer[] = [];
+    const onAbort = () => child.kill('SIGKILL');
+    signal?.addEventListener('abort', onAbort, { once: true });
+    child.stderr.on('data', (c: Buffer) => chunks.push(c));
+    child.on('error', (e) => reject(new MediaError(file, stage, 'ffmpeg', `cannot start ffmpeg (${ffmpeg.path}): ${e.message}`)));
+    child.on('close', () => {
+      signal?.removeEventListener('abort', onAbort);
+      if (signal?.aborted) reject(abortError(signal));
+      else resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+  });
+  if (!/Input #0/.test(stderr)) throw classifyOpenFailure(file, stage, stderr);
+  return parseInputDump(stderr);
+}
