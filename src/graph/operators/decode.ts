@@ -1,0 +1,106 @@
+/**
+ * `decode`: ClipRef → DecodedClip via the `Decoder` role (src/media/decode.ts `decodeClip`).
+ *
+ * Behaviour: up to `concurrency` clips decode at once; outputs keep input order. Each call gets
+ * an AbortSignal that fires on unsubscribe, so ffmpeg children die with the graph. A clip that
+ * fails (missing file, ffmpeg exits non-zero, bad stream) becomes a StageError with its path and
+ * the stream goes on. Train-mode augmentation draws from `rng.fork('<path>#<epoch>')`, so a clip's
+ * draws do not depend on decode order or concurrency. Bare strings are accepted as paths.
+ *
+ * Inputs:  `clip` (or a path string). Passes `task-end` through in order.
+ * Outputs: `decoded`.
+ * Options (defaults): concurrency 2, mode 'train' ('eval': deterministic middle window, spec §1.2).
+ * Roles: Decoder, RunConfig, Rng.
+ *
+ * Example node:
+ *   decode: { stage: decode, device: worker:0, options: { concurrency: 2 } }
+ *
+ * ## Example (plain RxJS)
+ * ```ts
+ * from(['a.mp4', 'b.mp4']).pipe(decode({ mode: 'eval' }, { config: modelConfig('tiny') }))
+ * ```
+ * Ref: spec §1.2–1.4 (clip timing, video and audio transforms).
+ */
+import type { OperatorFunction } from 'rxjs';
+import { z } from 'zod';
+import { modelConfig, type ModelConfig } from '../../core/config.ts';
+import { Rng as SeededRng } from '../../core/rng.ts';
+import { mapConcurrent } from '../concurrent-map.ts';
+import { mediaDecoder } from '../defaults.ts';
+import { clipFields, clipRefFromPath, type ClipRef, type DecodedClip, type GraphItem, type StageError, type TaskEnd } from '../items.ts';
+import { Decoder, Rng, RunConfig } from '../roles.ts';
+import { defineStage, type WorkerTask } from '../stage.ts';
+
+export const DECODE_DEFAULTS = { concurrency: 2, mode: 'train' as const };
+
+export const decodeOptionsSchema = z.object({
+  concurrency: z.number().int().positive().default(DECODE_DEFAULTS.concurrency),
+  mode: z.enum(['train', 'eval']).default(DECODE_DEFAULTS.mode),
+});
+
+export interface DecodeDeps {
+  decoder?: Decoder;
+  config?: ModelConfig;
+  rng?: SeededRng;
+  errors?: { next(error: StageError): void };
+  stage?: string;
+}
+
+export function decode(
+  options: z.input<typeof decodeOptionsSchema> = {},
+  deps: DecodeDeps = {},
+): OperatorFunction<ClipRef | TaskEnd | string, DecodedClip | TaskEnd> {
+  const { concurrency, mode } = decodeOptionsSchema.parse(options);
+  const decoder = deps.decoder ?? mediaDecoder;
+  const config = deps.config ?? modelConfig('tiny');
+  const rng = deps.rng ?? SeededRng.fromSeed(0).fork('decode');
+  let position = 0;
+  return mapConcurrent<ClipRef | TaskEnd | string, DecodedClip>(
+    async (item, signal) => {
+      const clip = typeof item === 'string' ? clipRefFromPath(item, position++) : (item as ClipRef);
+      const media = await decoder.decode(
+        clip.path,
+        { config, mode, rng: mode === 'train' ? rng.fork(`${clip.path}#${clip.epoch ?? 1}`) : undefined },
+        signal,
+      );
+      return { kind: 'decoded', ...clipFields(clip), video: media.video, fbank: media.fbank, info: media.info };
+    },
+    {
+      stage: deps.stage ?? 'decode',
+      concurrency,
+      errors: deps.errors,
+      passThrough: (item) => typeof item !== 'string' && item.kind !== 'clip',
+      pathOf: (item) => (typeof item === 'string' ? item : (item as ClipRef).path),
+    },
+  ) as OperatorFunction<ClipRef | TaskEnd | string, DecodedClip | TaskEnd>;
+}
+
+/** Worker side: media's decoder in the worker; the same per-clip rng fork as in-thread. */
+export const decodeTask: WorkerTask = async (item, options, context) => {
+  const clip = item as ClipRef;
+  const { mode } = decodeOptionsSchema.parse(options);
+  const rng = SeededRng.fromSeed(context.seed).fork(context.node);
+  const media = await mediaDecoder.decode(
+    clip.path,
+    { config: context.config, mode, rng: mode === 'train' ? rng.fork(`${clip.path}#${clip.epoch ?? 1}`) : undefined },
+  );
+  return { kind: 'decoded', ...clipFields(clip), video: media.video, fbank: media.fbank, info: media.info };
+};
+
+export const stage = defineStage({
+  type: 'decode',
+  description: 'ClipRef → DecodedClip (ffmpeg), bounded concurrency, order kept',
+  inputs: ['clip'],
+  outputs: ['decoded'],
+  optionsSchema: decodeOptionsSchema,
+  roles: [Decoder, RunConfig, Rng],
+  worker: { module: import.meta.url, export: 'decodeTask' },
+  create: (deps, options) =>
+    decode(options, {
+      decoder: deps.get<Decoder>(Decoder),
+      config: deps.get<ModelConfig>(RunConfig),
+      rng: deps.get<SeededRng>(Rng).fork(deps.node),
+      errors: deps.errors,
+      stage: deps.node,
+    }) as OperatorFunction<GraphItem, GraphItem>,
+});

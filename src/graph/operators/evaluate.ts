@@ -1,0 +1,80 @@
+/**
+ * `evaluate`: on each `task-end`, runs the `Evaluator` role and emits an EvalResult.
+ *
+ * Behaviour: every `every`-th task end calls
+ * `evaluator.evaluate(taskEnd, { step })`, then emits the EvalResult followed by the `task-end`
+ * itself. Everything else (StepResults from an upstream `train`) passes through in order and
+ * updates the step count handed to the evaluator. An evaluation that fails becomes a StageError
+ * (path = the task name); the `task-end` still passes on.
+ *
+ * Inputs:  `task-end`, `step` (counted, passed through).
+ * Outputs: `eval`.
+ * Options (defaults): every 1.
+ * Roles: Evaluator.
+ *
+ * Example node:
+ *   evaluate: { stage: evaluate }
+ *
+ * ## Example (plain RxJS)
+ * ```ts
+ * steps$.pipe(evaluate({}, { evaluator }))
+ * ```
+ * Ref: spec §9.1 (retrieval after each task).
+ */
+import { mergeMap, type OperatorFunction } from 'rxjs';
+import { z } from 'zod';
+import { mapConcurrent } from '../concurrent-map.ts';
+import { messageOf, STDERR_ERRORS } from '../errors.ts';
+import type { EvalResult, GraphItem, StageError } from '../items.ts';
+import { Evaluator } from '../roles.ts';
+import { defineStage } from '../stage.ts';
+
+export const evaluateOptionsSchema = z.object({
+  /** Evaluate after every N-th task (1 = after each task). */
+  every: z.number().int().positive().default(1),
+});
+
+export function evaluate(
+  options: z.input<typeof evaluateOptionsSchema>,
+  deps: { evaluator: Evaluator; errors?: { next(e: StageError): void }; stage?: string },
+): OperatorFunction<GraphItem, GraphItem> {
+  const { every } = evaluateOptionsSchema.parse(options);
+  const errors = deps.errors ?? STDERR_ERRORS;
+  const stage = deps.stage ?? 'evaluate';
+  return (input) => {
+    let step = 0;
+    let taskEnds = 0;
+    return input.pipe(
+      mapConcurrent<GraphItem, GraphItem[]>(
+        async (item) => {
+          if (item.kind === 'step') { step = item.step; return [item]; }
+          if (item.kind !== 'task-end') return [item];
+          taskEnds++;
+          if (taskEnds % every !== 0) return [item];
+          let metrics: EvalResult['metrics'];
+          try {
+            metrics = await deps.evaluator.evaluate(item, { step });
+          } catch (error) {
+            errors.next({ path: item.taskName, stage, message: messageOf(error) });
+            return [item];
+          }
+          const result: EvalResult = { kind: 'eval', task: item.task, taskName: item.taskName, metrics };
+          return [result, item];
+        },
+        { stage, concurrency: 1, errors },
+      ),
+      // Arrays are flattened synchronously, so this adds no buffering.
+      mergeMap((items) => items as GraphItem[]),
+    );
+  };
+}
+
+export const stage = defineStage({
+  type: 'evaluate',
+  description: 'on TaskEnd, runs the Evaluator role → EvalResult',
+  inputs: ['task-end', 'step'],
+  outputs: ['eval', 'step'],
+  optionsSchema: evaluateOptionsSchema,
+  roles: [Evaluator],
+  create: (deps, options) => evaluate(options, { evaluator: deps.get<Evaluator>(Evaluator), errors: deps.errors, stage: deps.node }),
+});

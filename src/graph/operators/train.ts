@@ -1,0 +1,91 @@
+/**
+ * `train`: Batch → StepResult via the `Trainer` role, one step at a time.
+ *
+ * Behaviour: steps run strictly in order (concurrency 1); each gets `{ step, selector, rng }`,
+ * where `selector` is built from `options.selector` by the SelectorRegistry (`selector: stella`
+ * in YAML; unknown names are refused before data flows). The Batch is disposed after its step,
+ * even when the step fails. A failed step becomes a StageError naming the batch's first clip;
+ * the run goes on. `task-end` calls the selector's `onTaskEnd` and passes on. On a graceful stop
+ * the runner stops feeding this stage; the step in progress finishes.
+ *
+ * Inputs:  `batch`. Passes `task-end` through in order.
+ * Outputs: `step`.
+ * Options (defaults): selector '' (none: the trainer's own default), selectorOptions {}.
+ * Roles: Trainer, Rng (and the SelectorRegistry when `selector` is set).
+ *
+ * Example node:
+ *   train: { stage: train, options: { selector: stella } }
+ *
+ * ## Example (plain RxJS)
+ * ```ts
+ * batches$.pipe(train({}, { trainer }))
+ * ```
+ * Ref: spec §5.2 (the STELLA step), DESIGN.md "Where state lives".
+ */
+import type { OperatorFunction } from 'rxjs';
+import { z } from 'zod';
+import { Rng as SeededRng } from '../../core/rng.ts';
+import { mapConcurrent } from '../concurrent-map.ts';
+import type { Batch, GraphItem, StageError, StepResult, TaskEnd } from '../items.ts';
+import { Rng, Trainer, type Selector } from '../roles.ts';
+import { SelectorRegistry } from '../selector-registry.ts';
+import { defineStage } from '../stage.ts';
+
+export const trainOptionsSchema = z.object({
+  /** Selector binding name (`stella`, `random`, a plugin's name); empty = trainer default. */
+  selector: z.string().default(''),
+  selectorOptions: z.record(z.string(), z.unknown()).default({}),
+});
+
+export interface TrainDeps {
+  trainer: Trainer;
+  selector?: Selector;
+  rng?: SeededRng;
+  errors?: { next(e: StageError): void };
+  stage?: string;
+}
+
+export function train(_options: z.input<typeof trainOptionsSchema>, deps: TrainDeps): OperatorFunction<Batch | TaskEnd, StepResult | TaskEnd> {
+  const rng = deps.rng ?? SeededRng.fromSeed(0).fork('train');
+  let step = 0;
+  return mapConcurrent<Batch | TaskEnd, StepResult>(
+    async (item) => {
+      const batch = item as Batch;
+      try {
+        const outcome = await deps.trainer.step(batch, { step, selector: deps.selector, rng });
+        step++;
+        deps.selector?.afterStep?.(step);
+        return { kind: 'step', step, task: batch.task, taskName: batch.taskName, batchSize: batch.clips.length, ...outcome };
+      } finally {
+        batch.dispose();
+      }
+    },
+    {
+      stage: deps.stage ?? 'train',
+      concurrency: 1,
+      errors: deps.errors,
+      passThrough: (item) => {
+        if (item.kind === 'task-end') deps.selector?.onTaskEnd?.(item.task);
+        return item.kind !== 'batch';
+      },
+      pathOf: (item) => (item as Batch).clips?.[0]?.path ?? '',
+    },
+  ) as OperatorFunction<Batch | TaskEnd, StepResult | TaskEnd>;
+}
+
+export const stage = defineStage({
+  type: 'train',
+  description: 'Batch → StepResult through the Trainer role; selector picked by name',
+  inputs: ['batch'],
+  outputs: ['step'],
+  optionsSchema: trainOptionsSchema,
+  roles: [Trainer, Rng],
+  create: (deps, options) =>
+    train(options, {
+      trainer: deps.get<Trainer>(Trainer),
+      selector: options.selector ? deps.get<SelectorRegistry>(SelectorRegistry).create(options.selector, options.selectorOptions) : undefined,
+      rng: deps.get<SeededRng>(Rng).fork(deps.node),
+      errors: deps.errors,
+      stage: deps.node,
+    }) as OperatorFunction<GraphItem, GraphItem>,
+});

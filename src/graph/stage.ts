@@ -1,0 +1,133 @@
+/**
+ * The stage contract and the stage registry.
+ *
+ * A stage is data plus a factory (MediaPipe's GetContract/Open/Process/Close, collapsed into one
+ * RxJS operator): it declares
+ * - `type`: the name a graph node uses (`stage: decode`),
+ * - `inputs` / `outputs`: the item kinds it consumes and emits (markers such as `task-end` that
+ *   it only forwards need not be listed), checked on every edge before data flows,
+ * - `optionsSchema`: a zod object with a default for every optional field, checked on load,
+ * - `roles`: container tokens it needs (checked before the run, so a missing binding is one
+ *   clear error instead of a failure at the first item),
+ * - `create(deps, options)`: returns the `OperatorFunction`. Called once per run and node;
+ *   state goes in the operator's closure, or in an injected service.
+ *
+ * Adding a stage is a one-file job: put `src/graph/operators/<type>.ts` exporting `stage`
+ * (a `StageDefinition`) and the plain-RxJS factory; `loadStageRegistry()` discovers every file
+ * in that folder. A plugin can add stages too, by binding a `StageDefinition` to
+ * `StageContribution` in its ContainerModule.
+ *
+ * Ref: STYLE.md "What we take" §1–3; docs/graph.md "Writing a stage".
+ */
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Container, ServiceIdentifier } from 'inversify';
+import type { Observer, OperatorFunction } from 'rxjs';
+import { z } from 'zod';
+import type { GraphItem, ItemKind, StageError } from './items.ts';
+import type { GraphMetrics } from './metrics.ts';
+
+/** What `create` gets besides its options. */
+export interface StageDeps {
+  /** Node id in the graph (`nodes.<id>`), also the stage name in StageErrors and metrics. */
+  node: string;
+  /** Resolves a role token. Throws a clear error when the role is not bound. */
+  get<T>(token: ServiceIdentifier<T>): T;
+  /** Per-item failures go here. */
+  errors: Pick<Observer<StageError>, 'next'>;
+  metrics: GraphMetrics;
+  /** True once a graceful stop was requested. */
+  stopRequested(): boolean;
+  /** The run's container, for stages that need more than roles. */
+  container: Container;
+}
+
+export interface StageDefinition<Options extends z.ZodObject = z.ZodObject> {
+  readonly type: string;
+  /** One line for `stella graph stages` and error messages. */
+  readonly description: string;
+  readonly inputs: readonly ItemKind[];
+  readonly outputs: readonly ItemKind[];
+  readonly optionsSchema: Options;
+  readonly roles: readonly symbol[];
+  create(deps: StageDeps, options: z.infer<Options>): OperatorFunction<GraphItem, GraphItem>;
+  /**
+   * How to run this stage on `device: worker:N` (or `gpu:N`): a module URL and the name of an
+   * exported `WorkerTask`. Only 1:1 stages whose work is a pure function of the item can offer it.
+   */
+  readonly worker?: { module: string; export: string };
+}
+
+/**
+ * A stage's per-item work as run inside a worker: gets the item (typed arrays transferred, not
+ * copied), the node's parsed options and the run's model config; returns the output item.
+ * Roles are the worker's defaults (src/graph/defaults.ts), not the main thread's container.
+ */
+export type WorkerTask = (item: GraphItem, options: Record<string, unknown>, context: WorkerTaskContext) => Promise<GraphItem> | GraphItem;
+export interface WorkerTaskContext {
+  config: import('../core/config.ts').ModelConfig;
+  seed: number | string;
+  /** Node id, for rng forks that match the in-thread run. */
+  node: string;
+}
+
+/** Binds extra stages from plugins. */
+export const StageContribution = Symbol('StageContribution');
+
+/** Type-checked helper so each operator file can write `export const stage = defineStage({...})`. */
+export function defineStage<Options extends z.ZodObject>(definition: StageDefinition<Options>): StageDefinition<Options> {
+  return definition;
+}
+
+export class StageRegistry {
+  private readonly stages = new Map<string, StageDefinition>();
+
+  register(definition: StageDefinition): this {
+    if (this.stages.has(definition.type)) {
+      throw new Error(`stage type '${definition.type}' is registered twice`);
+    }
+    this.stages.set(definition.type, definition);
+    return this;
+  }
+  has(type: string): boolean { return this.stages.has(type); }
+  get(type: string): StageDefinition {
+    const definition = this.stages.get(type);
+    if (!definition) throw new Error(`unknown stage type '${type}'; known types: ${this.types().join(', ')}`);
+    return definition;
+  }
+  types(): string[] { return [...this.stages.keys()].sort(); }
+  all(): StageDefinition[] { return this.types().map((t) => this.stages.get(t)!); }
+}
+
+const OPERATORS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'operators');
+let builtIn: Promise<StageDefinition[]> | undefined;
+
+/** Every `stage` exported by a file in src/graph/operators/, loaded once. */
+export function builtInStages(): Promise<StageDefinition[]> {
+  builtIn ??= (async () => {
+    const files = (await readdir(OPERATORS_DIR)).filter((f) => /\.ts$/.test(f) && !f.endsWith('.d.ts')).sort();
+    const definitions: StageDefinition[] = [];
+    for (const file of files) {
+      const module = (await import(path.join(OPERATORS_DIR, file))) as { stage?: StageDefinition };
+      if (module.stage?.type) definitions.push(module.stage);
+    }
+    return definitions;
+  })();
+  return builtIn;
+}
+
+/** Built-in stages plus any bound to `StageContribution` in `container`. */
+export async function loadStageRegistry(container?: Container): Promise<StageRegistry> {
+  const registry = new StageRegistry();
+  for (const definition of await builtInStages()) registry.register(definition);
+  if (container?.isBound(StageContribution)) {
+    for (const definition of container.getAll<StageDefinition>(StageContribution)) registry.register(definition);
+  }
+  return registry;
+}
+
+/** The node id a stage's StageErrors and metrics carry when it runs outside a graph. */
+export const STANDALONE = 'standalone';
+
+export const zodKeys = (schema: z.ZodObject): string[] => Object.keys(schema.shape);
