@@ -21,16 +21,20 @@ export interface ParamInfo {
 }
 
 /** Named trainable tensors of one module, keyed by state_dict name. */
+let storeCount = 0;
+
 export class ParamStore {
   readonly entries = new Map<string, ParamInfo>();
   readonly variables = new Map<string, tf.Variable>();
+  /** tfjs variable names are global: each store gets its own namespace. */
+  private readonly namespace = `${++storeCount}`;
 
   constructor(readonly owner: string) {}
 
   /** Registers a parameter from its PyTorch-layout values. */
   add(name: string, torchShape: number[], layout: ParamLayout, torchValues: Float32Array): tf.Variable {
     if (this.entries.has(name)) throw new Error(`${this.owner}: parameter '${name}' registered twice`);
-    const variable = tf.variable(toInternal(torchValues, torchShape, layout), true, `${this.owner}/${name}`);
+    const variable = tf.variable(toInternal(torchValues, torchShape, layout), true, `${this.owner}#${this.namespace}/${name}`);
     this.entries.set(name, { layout, torchShape, variable });
     this.variables.set(name, variable);
     return variable;

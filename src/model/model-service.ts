@@ -1,0 +1,112 @@
+/**
+ * ModelService: the backbone, the AVM and their single Adam optimizer (DESIGN "Where state lives").
+ * `score` reads it, `train` updates it.
+ *
+ * `trainStep(lossFn, vars)` differentiates `lossFn` with respect to the chosen group ('backbone',
+ * 'avm' or 'all', default 'all'), applies Adam and returns the loss value. Everything created in
+ * the step is disposed. Weights save/load by state_dict name as safetensors (backbone names plain,
+ * AVM names under `avmatching_module.`); `optimizerState()`/`restoreOptimizer()` for checkpoints.
+ * Options: `config`, `rng`, `fastMatmul` (true), `normPixLoss` (true), `avmHeads` (config), `adam`.
+ * Ref: spec §4.4 (AVM trained with the backbone's optimizer), §7.5.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { ModelConfig } from '../core/config.ts';
+import type { Rng } from '../core/rng.ts';
+import { readSafetensors, writeSafetensors, type NamedTensor } from '../core/safetensors.ts';
+import { createAvm, type AvmModel } from './avm.ts';
+import { createCavBackbone, type CavBackboneModel } from './cav-backbone.ts';
+import { Adam, inDecayGroup, type AdamOptions, type AdamState, type OptimizedParam } from './optimizer.ts';
+import { loadStateDict, stateDict } from './weights.ts';
+
+export type TrainableGroup = 'backbone' | 'avm' | 'all';
+
+export interface ModelServiceOptions {
+  config: ModelConfig;
+  rng: Rng;
+  fastMatmul?: boolean;
+  normPixLoss?: boolean;
+  avmHeads?: number;
+  adam?: AdamOptions;
+}
+
+export const AVM_PREFIX = 'avmatching_module.';
+
+export class ModelService {
+  readonly backbone: CavBackboneModel;
+  readonly avm: AvmModel;
+  readonly optimizer: Adam;
+  private readonly groups: Record<'backbone' | 'avm', OptimizedParam[]>;
+
+  constructor(options: ModelServiceOptions) {
+    const { config, rng } = options;
+    this.backbone = createCavBackbone(config, { rng: rng.fork('backbone'), fastMatmul: options.fastMatmul, normPixLoss: options.normPixLoss });
+    this.avm = createAvm(config.embedDim, options.avmHeads ?? config.avmHeads, { rng: rng.fork('avm'), fastMatmul: options.fastMatmul });
+    const collect = (owner: string, module: CavBackboneModel | AvmModel): OptimizedParam[] =>
+      [...module.params.entries].map(([name, info]) => ({ key: `${owner}/${name}`, variable: info.variable, decay: inDecayGroup(name, info.torchShape) }));
+    this.groups = { backbone: collect('backbone', this.backbone), avm: collect('avm', this.avm) };
+    this.optimizer = new Adam([...this.groups.backbone, ...this.groups.avm], options.adam);
+  }
+
+  get config(): ModelConfig {
+    return this.backbone.config;
+  }
+
+  /** One optimisation step on `lossFn`'s value; returns the loss. */
+  trainStep(lossFn: () => tf.Scalar, vars: TrainableGroup = 'all'): number {
+    const params = vars === 'all' ? [...this.groups.backbone, ...this.groups.avm] : this.groups[vars];
+    if (!params) throw new Error(`ModelService.trainStep: vars must be 'backbone', 'avm' or 'all', got '${vars}'`);
+    const { value, grads } = tf.variableGrads(lossFn, params.map((p) => p.variable));
+    try {
+      const byKey = new Map<string, tf.Tensor>();
+      for (const p of params) {
+        const g = grads[p.variable.name];
+        if (g) byKey.set(p.key, g);
+      }
+      this.optimizer.apply(byKey);
+      return value.dataSync()[0];
+    } finally {
+      value.dispose();
+      tf.dispose(Object.values(grads));
+    }
+  }
+
+  /** Tensors held by the models and the optimizer (for leak checks: stable across steps). */
+  heldTensorCount(): number {
+    return this.backbone.params.variables.size + this.avm.params.variables.size + this.optimizer.momentTensorCount;
+  }
+
+  /** Backbone and AVM weights in PyTorch layout (AVM under `avmatching_module.`). */
+  weights(): Map<string, NamedTensor> {
+    return new Map([...stateDict(this.backbone), ...stateDict(this.avm, AVM_PREFIX)]);
+  }
+
+  saveWeights(file: string, metadata?: Record<string, string>): void {
+    writeSafetensors(file, this.weights(), { config: JSON.stringify(this.config), ...metadata });
+  }
+
+  /** Loads backbone and/or AVM tensors from one safetensors file (prefixes as in checkpoints). */
+  loadWeights(file: string, { strict = true }: { strict?: boolean } = {}): void {
+    const all = readSafetensors(file).tensors;
+    const avm = new Map<string, NamedTensor>(), backbone = new Map<string, NamedTensor>();
+    for (const [name, t] of all) {
+      if (name.startsWith(AVM_PREFIX) || name.startsWith('module.' + AVM_PREFIX)) avm.set(name, t);
+      else backbone.set(name, t);
+    }
+    loadStateDict(this.backbone, backbone, { strict, source: file });
+    if (avm.size || strict) loadStateDict(this.avm, avm, { strict, source: file });
+  }
+
+  optimizerState(): AdamState {
+    return this.optimizer.getState();
+  }
+
+  restoreOptimizer(state: AdamState): void {
+    this.optimizer.setState(state);
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+    this.backbone.dispose();
+    this.avm.dispose();
+  }
+}
