@@ -18,6 +18,7 @@ import { stellaSelection } from './stella-selection.ts';
 import { rehearsalPenalty } from './penalty.ts';
 import { checkMatchingPairs, matchingLoss } from './avm-matching.ts';
 import type { AvmModule } from '../model/types.ts';
+import type { NamedTensor } from '../core/safetensors.ts';
 
 /** Mismatching rows when comparing, per row, the set of the first `counts[b]` ids of two [B, L] id arrays. */
 export function prefixSetMismatches(actual: ArrayLike<number>, expected: ArrayLike<number>, B: number, L: number, counts: ArrayLike<number>): number {
@@ -178,6 +179,7 @@ export async function verifyG2(c: GoldenCase, dir: string): Promise<CaseResult> 
 async function verifyMatchingLoss(c: GoldenCase, g1: GoldenCase): Promise<string[]> {
   const avm = await loadGoldenAvm(g1);
   if (!avm) return ['vam_logits / vam_loss: pending — src/model/avm.ts (AvmModule with G1 weights) is not available yet'];
+  try {
   const xa = tensorOf(g1.get('x_a')) as tf.Tensor3D, xv = tensorOf(g1.get('x_v')) as tf.Tensor3D;
   const idx = tf.tensor1d(c.get('vam_video_indices').data as Int32Array, 'int32');
   const embV = tf.gather(xv, idx) as tf.Tensor3D;
@@ -189,9 +191,21 @@ async function verifyMatchingLoss(c: GoldenCase, g1: GoldenCase): Promise<string
   if (!cs.ok) out.push(`vam_loss: max abs error ${cs.maxAbs.toExponential(3)}`);
   tf.dispose([xa, xv, idx, embV, loss, logits]);
   return out;
+  } finally {
+    avm.dispose();
+  }
 }
 
-async function loadGoldenAvm(g1: GoldenCase): Promise<AvmModule | undefined> {
-  void g1;
-  return undefined;
+/** The real AVM with G1's `avm.*` weights (undefined while src/model/avm.ts is absent). */
+async function loadGoldenAvm(g1: GoldenCase): Promise<(AvmModule & { dispose(): void }) | undefined> {
+  let mod: typeof import('../model/avm.ts');
+  try { mod = await import('../model/avm.ts'); } catch { return undefined; }
+  const { loadStateDict } = await import('../model/weights.ts');
+  const { Rng } = await import('../core/rng.ts');
+  const heads = g1.get('cross_attn_av').shape[1];
+  const avm = mod.createAvm(g1.get('x_a').shape[2], heads, { rng: Rng.fromSeed('golden-g2') });
+  const weights = new Map<string, NamedTensor>();
+  for (const [name, t] of g1.tensors) if (name.startsWith('avm.')) weights.set(name.slice(4), t as NamedTensor);
+  loadStateDict(avm, weights, { source: `${path.basename(g1.file)} avm.*` });
+  return avm;
 }
