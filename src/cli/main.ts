@@ -5,6 +5,9 @@
 import 'reflect-metadata';
 import { Command } from 'commander';
 import { register as registerDoctor } from './doctor.ts';
+import { register as registerIngest } from './ingest.ts';
+import { register as registerCorpus } from './corpus.ts';
+import { register as registerVerifyGolden } from './verify-golden.ts';
 
 export const EXIT_CODES = {
   ok: 0,
@@ -22,7 +25,7 @@ export function buildProgram(): Command {
       'after',
       `\nExit codes: 0 success, 1 the run failed as a whole, 2 usage error.\nEnvironment: STELLA_BACKEND (tensorflow-gpu|tensorflow|wasm|cpu), STELLA_FFMPEG / FFMPEG_PATH.`,
     );
-  for (const register of [registerDoctor]) register(program);
+  for (const register of [registerDoctor, registerIngest, registerCorpus, registerVerifyGolden]) register(program);
   return program;
 }
 

@@ -29,7 +29,7 @@ test('Adam matches a hand-computed torch.optim.Adam update with coupled L2 on th
     return theta;
   };
   const gw = [[0.3, -0.1], [0.2, 0.4]], gb = [[1], [-2]];
-  for (let i = 0; i < 2; i++) adam.apply(new Map([['w', tf.tensor2d([gw[i]])], ['b', tf.tensor1d(gb[i])]]));
+  for (let i = 0; i < 2; i++) adam.apply(new Map<string, tf.Tensor>([['w', tf.tensor2d([gw[i]])], ['b', tf.tensor1d(gb[i])]]));
   const wantW = reference([1, -2], gw, 0.01), wantB = reference([0.5], gb, 0);
   const gotW = w.dataSync(), gotB = b.dataSync();
   wantW.forEach((x, i) => t.true(Math.abs(gotW[i] - x) < 1e-6, `w[${i}] ${gotW[i]} vs ${x}`));
