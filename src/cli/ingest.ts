@@ -1,0 +1,68 @@
+/**
+ * `stella ingest MANIFEST --out DIR`: decode + tokenize every clip into a resumable on-disk cache.
+ * Progress bar with ETA on a TTY, plain lines otherwise; `--json` prints the summary as JSON.
+ * Exit 0 when the run completed (even with per-clip errors, listed in DIR/ingest-report.json);
+ * 1 when nothing could run (unreadable manifest, incompatible cache).
+ */
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import cliProgress from 'cli-progress';
+import { runIngest, type IngestProgress } from '../media/ingest.ts';
+
+const positiveInt = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got '${v}'`);
+  return n;
+};
+
+export function register(program: Command): void {
+  program
+    .command('ingest')
+    .description('decode and tokenize every clip of a manifest into an on-disk cache (resumable)')
+    .argument('<manifest>', 'manifest JSON (our format or a CAV-MAE datafile) or a folder of label subfolders')
+    .requiredOption('--out <dir>', 'cache folder (index.json, shard-*.bin, ingest-report.json)')
+    .option('--config <size>', 'model config: tiny | base', 'tiny')
+    .option('--concurrency <n>', 'ffmpeg decodes in flight', positiveInt, 2)
+    .option('--allow-outside', 'accept clip paths outside the manifest folder')
+    .option('--quiet', 'no progress output')
+    .option('--json', 'print the summary as JSON')
+    .addHelpText('after', '\nExample:\n  $ stella corpus --out data/synth && stella ingest data/synth/manifest.json --out cache/synth')
+    .action(async (manifest: string, opts: { out: string; config: string; concurrency: number; allowOutside?: boolean; quiet?: boolean; json?: boolean }) => {
+      if (opts.config !== 'tiny' && opts.config !== 'base') throw new InvalidArgumentError(`--config must be tiny or base, got '${opts.config}'`);
+      const tty = !opts.quiet && !opts.json && process.stderr.isTTY;
+      const bar = tty ? new cliProgress.SingleBar({ format: 'ingest [{bar}] {value}/{total} | ETA {eta_formatted} | {errors} errors', stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
+      let started = false, errors = 0;
+      const onProgress = (p: IngestProgress) => {
+        if (!p.ok) errors++;
+        if (bar) {
+          if (!started) { bar.start(p.total, 0, { errors: 0 }); started = true; }
+          bar.update(p.done, { errors });
+        } else if (!opts.quiet && !opts.json) {
+          process.stderr.write(`[${p.done}/${p.total}] ${p.ok ? (p.cached ? 'cached' : 'ok') : 'error'} ${p.ok ? p.path : p.message}\n`);
+        }
+      };
+      const t0 = Date.now();
+      const ac = new AbortController();
+      const onSigint = () => ac.abort();
+      process.once('SIGINT', onSigint);
+      try {
+        const r = await runIngest({ manifest, out: opts.out, config: opts.config, concurrency: opts.concurrency, allowOutside: !!opts.allowOutside, onProgress, signal: ac.signal });
+        bar?.stop();
+        const summary = {
+          processed: r.processed.length,
+          cached: r.processed.filter((p) => p.cached).length,
+          errors: r.errors.length,
+          seconds: (Date.now() - t0) / 1000,
+          report: r.reportPath,
+        };
+        if (opts.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+        else if (!opts.quiet) {
+          process.stderr.write(`ingest: ${summary.processed} clips (${summary.cached} already cached), ${summary.errors} errors in ${summary.seconds.toFixed(1)} s; report ${summary.report}\n`);
+          for (const e of r.errors.slice(0, 20)) process.stderr.write(`  error: ${e.message}\n`);
+        }
+      } finally {
+        bar?.stop();
+        process.off('SIGINT', onSigint);
+      }
+    });
+}
