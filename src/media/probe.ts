@@ -7,6 +7,7 @@
  * Aborting `signal` kills the ffmpeg child.
  */
 import { spawn } from 'node:child_process';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { resolveFfmpeg } from './ffmpeg.ts';
 import { abortError, MediaError } from './media-error.ts';
@@ -66,17 +67,38 @@ export function parseInputDump(stderr: string): MediaInfo {
   return info;
 }
 
-/** Why ffmpeg could not open a file, from its stderr. */
+/** True when the first bytes carry a known container signature (so a failure means damage, not "not media"). */
+export function looksLikeContainer(head: Buffer): boolean {
+  const ascii = head.toString('latin1');
+  return (
+    /^....(ftyp|moov|mdat|free|wide|skip)/s.test(ascii) || // ISO BMFF / QuickTime
+    head.subarray(0, 4).equals(Buffer.from([0x1a, 0x45, 0xdf, 0xa3])) || // Matroska / WebM
+    /^(RIFF|OggS|FLV|fLaC|ID3)/.test(ascii) ||
+    head[0] === 0x47 || // MPEG-TS sync byte
+    head.subarray(0, 4).equals(Buffer.from([0x00, 0x00, 0x01, 0xba])) // MPEG-PS
+  );
+}
+
+function fileHead(file: string): Buffer {
+  const head = Buffer.alloc(16);
+  try {
+    const fd = openSync(file, 'r');
+    try { readSync(fd, head, 0, 16, 0); } finally { closeSync(fd); }
+  } catch { /* unreadable: classified from stderr alone */ }
+  return head;
+}
+
+/** Why ffmpeg could not open or decode a file, from its stderr and the file's first bytes. */
 export function classifyOpenFailure(file: string, stage: string, stderr: string): MediaError {
   const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
-  const last = lines.filter((l) => !/^At least one output file/.test(l)).pop() ?? 'ffmpeg failed';
-  if (/moov atom not found|partial file|Truncat|EOF|end of file/i.test(stderr)) {
+  const last = lines.filter((l) => !/^(At least one output file|Conversion failed)/.test(l)).pop() ?? 'ffmpeg failed';
+  if (/Cannot determine format of input stream \d+:\d+ after EOF/.test(stderr)) {
+    return new MediaError(file, stage, 'too-short', `too short to yield a video frame (the video stream holds no decodable frame)`);
+  }
+  if (/Input #0/.test(stderr) || looksLikeContainer(fileHead(file))) {
     return new MediaError(file, stage, 'corrupt', `truncated or corrupt media (ffmpeg: ${last})`);
   }
-  if (/Invalid data found when processing input|could not find codec parameters|Unknown format/i.test(stderr)) {
-    return new MediaError(file, stage, 'not-media', `not a media file ffmpeg can read (ffmpeg: ${last})`);
-  }
-  return new MediaError(file, stage, 'corrupt', `ffmpeg cannot open it (ffmpeg: ${last})`);
+  return new MediaError(file, stage, 'not-media', `not a media file ffmpeg can read (ffmpeg: ${last})`);
 }
 
 /** Fails with a clear MediaError for a missing, non-regular or empty file. */
