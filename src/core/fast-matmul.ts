@@ -41,9 +41,10 @@ export function fastMatMul2d(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false,
 }
 
 /**
- * Product of [G, M, K] and [G, K, N] ([G, N, K] with `transposeB`). One group is a 2-D product;
- * several are split into 2-D products along the group axis (cheaper than the batched kernel once
- * each piece does enough work, see docs/benchmarks.md "Model step").
+ * Product of [G, M, K] and [G, K, N] ([G, N, K] with `transposeB`). One group is a 2-D product on
+ * the fast path. Several groups stay one batched kernel (splitting into 2-D pieces costs more in
+ * wasm Unpack/Pack than it saves at attention sizes, docs/benchmarks.md), but every transposed
+ * operand is materialised so neither direction uses the transposed variants.
  */
 export function fastBatchMatMul(a: tf.Tensor3D, b: tf.Tensor3D, transposeB = false): tf.Tensor3D {
   const [g, m] = a.shape;
@@ -51,9 +52,27 @@ export function fastBatchMatMul(a: tf.Tensor3D, b: tf.Tensor3D, transposeB = fal
   if (g === 1) {
     return tf.reshape(fastMatMul2d(tf.reshape(a, [a.shape[1], a.shape[2]]), tf.reshape(b, [b.shape[1], b.shape[2]]), false, transposeB), [1, m, n]);
   }
-  const as = tf.unstack(a) as tf.Tensor2D[];
-  const bs = tf.unstack(b) as tf.Tensor2D[];
-  return tf.stack(as.map((ai, i) => fastMatMul2d(ai, bs[i], false, transposeB))) as tf.Tensor3D;
+  return batchedWithFastGrad(a, b, transposeB);
+}
+
+/** Batched product whose gradient avoids the transposed kernels (explicit transposes instead). */
+export function batchedWithFastGrad(a: tf.Tensor3D, b: tf.Tensor3D, transposeB = false): tf.Tensor3D {
+  const t = (x: tf.Tensor) => tf.transpose(x, [0, 2, 1]) as tf.Tensor3D;
+  const op = tf.customGrad(((x: tf.Tensor3D, y: tf.Tensor3D, save: tf.GradSaveFunc) => {
+    save([x, y]);
+    return {
+      value: tf.matMul(x, transposeB ? t(y) : y),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sa, sb] = saved as tf.Tensor3D[];
+        const g = dy as tf.Tensor3D;
+        // C = A·op(B): dA = dC·op(B)ᵀ; dB = Aᵀ·dC (transposed back when B was).
+        const da = tf.matMul(g, transposeB ? sb : t(sb));
+        const db = transposeB ? tf.matMul(t(g), sa) : tf.matMul(t(sa), g);
+        return [da, db];
+      },
+    };
+  }) as any);
+  return op(a, b) as tf.Tensor3D;
 }
 
 /** Rows `indices` (int32 [M]) of `x` [N, D] → [M, D]; the gradient scatters-adds (duplicates sum). */
@@ -93,9 +112,10 @@ const FAST: TensorOps = {
 const PLAIN: TensorOps = {
   fast: false,
   linear(x, w, b) {
-    // A 3-D × 2-D tf.matMul broadcasts the weight and runs as a BatchMatMul: the naive form.
-    const y = tf.matMul(x as tf.Tensor3D, w as tf.Tensor2D);
-    return b ? tf.add(y, b) : y;
+    // Plain tfjs: flatten to 2-D and tf.matMul; autodiff's gradient products are transposed ones.
+    const inDim = x.shape[x.shape.length - 1];
+    const y = tf.matMul(tf.reshape(x, [-1, inDim]) as tf.Tensor2D, w as tf.Tensor2D);
+    return tf.reshape(b ? tf.add(y, b) : y, [...x.shape.slice(0, -1), w.shape[1] as number]);
   },
   batchMatMul(a, b, transposeB = false) {
     return tf.matMul(a, b, false, transposeB);

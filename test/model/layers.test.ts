@@ -1,0 +1,60 @@
+/** Layers and tables: exact GELU with a numerically checked gradient, sin-cos tables incl. the audio quirk, weight errors. */
+import test from 'ava';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../src/core/backend.ts';
+import { MODEL_CONFIGS } from '../../src/core/config.ts';
+import { Rng } from '../../src/core/rng.ts';
+import { gelu } from '../../src/model/layers.ts';
+import { audioPosEmbed, videoPosEmbed } from '../../src/model/pos-embed.ts';
+import { createCavBackbone } from '../../src/model/cav-backbone.ts';
+import { loadStateDict } from '../../src/model/weights.ts';
+
+test.before(async () => { await initBackend(); });
+
+test('GELU is the erf form and its gradient matches finite differences', (t) => {
+  const xs = [-3, -1, -0.2, 0, 0.5, 2];
+  const values = tf.tidy(() => gelu(tf.tensor1d(xs)).dataSync());
+  t.true(Math.abs(values[4] - 0.3457312306) < 1e-6); // 0.5·Φ(0.5)
+  t.true(Math.abs(values[1] + 0.1586552539) < 1e-6);
+  const grad = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(gelu(x)))(tf.tensor1d(xs)).dataSync());
+  xs.forEach((x, i) => {
+    const phi = (v: number) => tf.tidy(() => gelu(tf.scalar(v)).dataSync()[0]);
+    const numeric = (phi(x + 1e-2) - phi(x - 1e-2)) / 2e-2;
+    t.true(Math.abs(numeric - grad[i]) < 1e-3, `x=${x}: ${numeric} vs ${grad[i]}`);
+  });
+});
+
+test('audio pos-embed keeps the reshape quirk: token k codes (k mod T, ⌊k/T⌋)', (t) => {
+  const d = 96, tp = 16, fp = 8;
+  const table = audioPosEmbed(d, tp, fp);
+  const k = 37; // t = 4, f = 5 → coded as u = 37 mod 16 = 5, v = 2
+  const u = 5, v = 2;
+  t.true(Math.abs(table[k * d + 0] - Math.sin(u)) < 1e-6);
+  t.true(Math.abs(table[k * d + 24] - Math.cos(u)) < 1e-6);
+  t.true(Math.abs(table[k * d + 48] - Math.sin(v)) < 1e-6);
+  const video = videoPosEmbed(d, 4, 4);
+  t.deepEqual(Array.from(video.subarray(16 * d, 17 * d)), Array.from(video.subarray(0, d)), 'frames share the spatial code');
+});
+
+test('loading weights rejects a wrong shape, an unknown name and a missing name, naming them', (t) => {
+  const model = createCavBackbone(MODEL_CONFIGS.tiny, { rng: Rng.fromSeed(1) });
+  t.throws(() => loadStateDict(model, new Map([['module.backbone.transformer.norm.weight', { shape: [95], dtype: 'float32' as const, data: new Float32Array(95) }]]), { strict: false }),
+    { message: /tensor 'norm\.weight' has shape \[95\] but the CAV backbone parameter is \[96\]/ });
+  t.throws(() => loadStateDict(model, new Map([['nonsense', { shape: [1], dtype: 'float32' as const, data: new Float32Array(1) }]]), { strict: false }), { message: /unknown tensor 'nonsense'/ });
+  t.throws(() => loadStateDict(model, new Map()), { message: /missing tensor 'pos_embed_v' \[1,64,96\]/ });
+  // The prefix is stripped and the Linear transposed on the way in and out.
+  const w = new Float32Array(64 * 96).map((_, i) => i);
+  loadStateDict(model, new Map([['module.backbone.transformer.decoder_embed.weight', { shape: [64, 96], dtype: 'float32' as const, data: w }]]), { strict: false });
+  t.deepEqual(model.params.get('decoder_embed.weight').shape, [96, 64]);
+  t.deepEqual(Array.from(model.params.read('decoder_embed.weight').data.subarray(0, 5)), [0, 1, 2, 3, 4]);
+  model.dispose();
+});
+
+test('Mode D rejects ids of the wrong shape with a clear message', (t) => {
+  const model = createCavBackbone(MODEL_CONFIGS.tiny, { rng: Rng.fromSeed(1) });
+  const v = tf.zeros([2, 32, 768]) as tf.Tensor3D, a = tf.zeros([2, 64, 256]) as tf.Tensor3D;
+  const ids = tf.zeros([2, 10], 'int32') as tf.Tensor2D;
+  t.throws(() => model.maeSelected(v, a, ids, ids), { message: /avIds must be \[2, 64\] id permutations, got \[2,10\]/ });
+  tf.dispose([v, a, ids]);
+  model.dispose();
+});
