@@ -155,12 +155,18 @@ function runDecode(ffmpegPath: string, args: string[], file: string, signal?: Ab
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(abortError(signal));
     const child = spawn(ffmpegPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
-    const onAbort = () => child.kill('SIGKILL');
+    // Explicit teardown: kill, drop the pipes (a wrapper's grandchild may hold them) and settle now.
+    const onAbort = () => {
+      child.kill('SIGKILL');
+      for (const s of child.stdio) s?.destroy();
+      reject(abortError(signal));
+    };
     signal?.addEventListener('abort', onAbort, { once: true });
     const stderrChunks: Buffer[] = [];
     child.stderr!.on('data', (c: Buffer) => stderrChunks.push(c));
     const rgb = collect(child.stdout!);
     const pcm = collect(child.stdio[3] as Readable);
+    rgb.catch(() => {}); pcm.catch(() => {}); // settled through 'close' or the abort above
     child.on('error', (e) => {
       signal?.removeEventListener('abort', onAbort);
       reject(new MediaError(file, STAGE, 'ffmpeg', `cannot start ffmpeg (${ffmpegPath}): ${e.message}`));

@@ -36,10 +36,10 @@ export function isAbortError(e: unknown): boolean {
   return (e as { name?: string })?.name === 'AbortError';
 }
 
+/** A plain `Error` named 'AbortError' (the signal's reason kept as `cause`). */
 export function abortError(signal?: AbortSignal): Error {
   const reason = signal?.reason;
-  if (reason instanceof Error && reason.name === 'AbortError') return reason;
-  const e = new Error(reason instanceof Error ? reason.message : 'the operation was aborted');
+  const e = new Error(reason instanceof Error && reason.message ? reason.message : 'the operation was aborted', { cause: reason });
   e.name = 'AbortError';
   return e;
 }

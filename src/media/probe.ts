@@ -120,7 +120,11 @@ export async function probeMedia(file: string, stage = 'decode', signal?: AbortS
   const stderr = await new Promise<string>((resolve, reject) => {
     const child = spawn(ffmpeg.path, ['-hide_banner', '-nostdin', '-i', file], { stdio: ['ignore', 'ignore', 'pipe'] });
     const chunks: Buffer[] = [];
-    const onAbort = () => child.kill('SIGKILL');
+    const onAbort = () => {
+      child.kill('SIGKILL');
+      child.stderr.destroy();
+      reject(abortError(signal));
+    };
     signal?.addEventListener('abort', onAbort, { once: true });
     child.stderr.on('data', (c: Buffer) => chunks.push(c));
     child.on('error', (e) => reject(new MediaError(file, stage, 'ffmpeg', `cannot start ffmpeg (${ffmpeg.path}): ${e.message}`)));
