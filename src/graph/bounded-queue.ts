@@ -199,6 +199,7 @@ export function fromQueues<T>(
   queues: BoundedQueue<T>[],
   gate: { open(): boolean; onChange(listener: () => void): () => void },
   stopped: () => boolean = () => false,
+  onTake?: (item: T) => void,
 ): PullObservable<T> {
   return makePullObservable<T>((wake) => {
     const unsubscribers = [...queues.map((q) => q.onChange(wake)), gate.onChange(wake)];
@@ -210,7 +211,12 @@ export function fromQueues<T>(
         if (!gate.open()) return WAIT;
         for (let i = 0; i < queues.length; i++) {
           const q = queues[(turn + i) % queues.length];
-          if (q.depth > 0) { turn = (turn + i + 1) % queues.length; return q.shift() as T; }
+          if (q.depth > 0) {
+            turn = (turn + i + 1) % queues.length;
+            const item = q.shift() as T;
+            onTake?.(item);
+            return item;
+          }
         }
         return WAIT;
       },

@@ -1,0 +1,172 @@
+/**
+ * Devices: where a node runs. `device: cpu` (default) runs the stage's operator in this thread.
+ * `device: worker:N` runs its per-item work (the stage's `worker` task, see stage.ts) in worker
+ * thread N of the pool, so decode/tokenize overlap training on another core. Nodes naming the
+ * same N share the thread. Items cross as structured clones with their typed arrays
+ * transferred (moved, not copied); order and the node's concurrency are kept by `mapConcurrent`.
+ * Each worker initialises its own tfjs backend (src/core/backend.ts).
+ *
+ * `device: gpu:N` runs the task in a child process with CUDA_VISIBLE_DEVICES=N (a worker thread
+ * shares the process environment, so CUDA could not be pinned there). It needs
+ * @tensorflow/tfjs-node-gpu; without it the run refuses to start. Not exercised by the tests here.
+ *
+ * Weights for a model-reading node on another device: `WeightSync` exports the ModelService's
+ * weights every K train steps (`syncEvery: K` on the node) and posts them to that device.
+ * K = 0 (the default) means strictly in step: the node must share the trainer's device and
+ * reads the live model, so no sync is needed or done.
+ *
+ * ## Example
+ * ```ts
+ * const pool = new DevicePool({ config, seed: 0 });
+ * from(decoded).pipe(pool.operator('tokenize', tokenizeStage, {}, 'worker:0', 2))
+ * await pool.close();
+ * ```
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import type { OperatorFunction } from 'rxjs';
+import type { ModelConfig } from '../core/config.ts';
+import { mapConcurrent } from './concurrent-map.ts';
+import { FatalStageError } from './errors.ts';
+import { transferablesOf, type GraphItem, type StageError } from './items.ts';
+import type { ModelService } from './roles.ts';
+import type { StageDefinition } from './stage.ts';
+
+const HOST = new URL('./worker-host.ts', import.meta.url);
+
+interface Pending { resolve(item: GraphItem): void; reject(error: Error): void }
+
+class DeviceHandle {
+  private nextId = 0;
+  private readonly pending = new Map<number, Pending>();
+  private readonly loaded = new Set<string>();
+
+  constructor(readonly device: string, private readonly endpoint: Worker | ChildProcess) {
+    const onMessage = (m: { id: number; ok: boolean; item?: GraphItem; message?: string; fatal?: boolean }) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (m.ok) p.resolve(m.item!);
+      else p.reject(m.fatal ? new FatalStageError(device, m.message ?? '') : new Error(m.message));
+    };
+    endpoint.on('message', onMessage);
+    endpoint.on('error', (e: Error) => this.failAll(e));
+    endpoint.on('exit', (code: number) => this.failAll(new Error(`${device} exited with code ${code}`)));
+  }
+
+  private failAll(error: Error) {
+    for (const p of this.pending.values()) p.reject(new FatalStageError(this.device, error.message));
+    this.pending.clear();
+  }
+
+  private post(message: unknown, transfer: ArrayBuffer[] = []) {
+    if (this.endpoint instanceof Worker) this.endpoint.postMessage(message, transfer);
+    else this.endpoint.send(message as never);
+  }
+
+  load(key: string, stage: StageDefinition, options: Record<string, unknown>, context: { config: ModelConfig; seed: number | string; node: string }) {
+    if (this.loaded.has(key)) return;
+    this.loaded.add(key);
+    this.post({ type: 'load', key, module: stage.worker!.module, export: stage.worker!.export, options, context });
+  }
+
+  run(key: string, item: GraphItem): Promise<GraphItem> {
+    const id = this.nextId++;
+    return new Promise<GraphItem>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.post({ type: 'run', id, key, item }, transferablesOf(item));
+    });
+  }
+
+  pushWeights(weights: Map<string, Float32Array>) { this.post({ type: 'weights', weights }); }
+
+  async close() {
+    if (this.endpoint instanceof Worker) await this.endpoint.terminate();
+    else this.endpoint.kill();
+  }
+}
+
+export class DevicePool {
+  private readonly devices = new Map<string, DeviceHandle>();
+
+  constructor(private readonly settings: { config: ModelConfig; seed: number | string }) {}
+
+  /** The worker or child process for a device string, started on first use. */
+  handle(device: string): DeviceHandle {
+    let handle = this.devices.get(device);
+    if (handle) return handle;
+    const [kind, index] = device.split(':');
+    if (kind === 'worker') {
+      handle = new DeviceHandle(device, new Worker(HOST));
+    } else if (kind === 'gpu') {
+      try {
+        createRequire(import.meta.url).resolve('@tensorflow/tfjs-node-gpu');
+      } catch {
+        throw new FatalStageError(device, `device '${device}' needs @tensorflow/tfjs-node-gpu, which is not installed; use cpu or worker:N`);
+      }
+      const child = fork(HOST, [], {
+        env: { ...process.env, CUDA_VISIBLE_DEVICES: index, STELLA_BACKEND: 'tensorflow-gpu' },
+        serialization: 'advanced',
+        execArgv: process.execArgv,
+      });
+      handle = new DeviceHandle(device, child);
+    } else {
+      throw new Error(`device '${device}' is not a pool device (worker:N or gpu:N)`);
+    }
+    this.devices.set(device, handle);
+    return handle;
+  }
+
+  /** The node's operator, running `stage.worker` on `device` with `concurrency` items in flight. */
+  operator(
+    node: string,
+    stage: StageDefinition,
+    options: Record<string, unknown>,
+    device: string,
+    concurrency = 2,
+    errors?: { next(e: StageError): void },
+  ): OperatorFunction<GraphItem, GraphItem> {
+    if (!stage.worker) {
+      throw new Error(`node '${node}': stage '${stage.type}' offers no worker task, so it cannot run on '${device}' (use device: cpu)`);
+    }
+    const handle = this.handle(device);
+    handle.load(node, stage, options, { config: this.settings.config, seed: this.settings.seed, node });
+    return mapConcurrent<GraphItem, GraphItem>((item) => handle.run(node, item), {
+      stage: node,
+      concurrency,
+      errors,
+      passThrough: (item) => !stage.inputs.includes(item.kind),
+    });
+  }
+
+  pushWeights(device: string, weights: Map<string, Float32Array>) { this.handle(device).pushWeights(weights); }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.devices.values()].map((d) => d.close()));
+    this.devices.clear();
+  }
+}
+
+/**
+ * Copies the model's weights to a remote scorer every `everySteps` train steps.
+ * `everySteps = 0` never copies (strictly in step: same device, live model).
+ */
+export class WeightSync {
+  lastSyncedStep = 0;
+  syncs = 0;
+  constructor(
+    private readonly model: ModelService,
+    readonly everySteps: number,
+    private readonly push: (weights: Map<string, Float32Array>) => Promise<void> | void,
+  ) {
+    if (!Number.isInteger(everySteps) || everySteps < 0) throw new Error(`syncEvery must be an integer ≥ 0, got ${everySteps}`);
+  }
+  async afterStep(step: number): Promise<void> {
+    if (this.everySteps === 0 || step % this.everySteps !== 0) return;
+    if (!this.model.exportWeights) throw new Error('ModelService has no exportWeights(); a remote scorer cannot be synced');
+    await this.push(await this.model.exportWeights());
+    this.lastSyncedStep = step;
+    this.syncs++;
+  }
+}

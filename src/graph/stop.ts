@@ -1,0 +1,43 @@
+/**
+ * Graceful stop. SIGINT/SIGTERM (or any injected signal source) set a flag; the runner then
+ * stops handing items to every node, lets in-flight work finish (the current train step
+ * completes), asks the `Checkpointer` to write, and resolves with `stopped: true` and a resume
+ * hint. A second signal calls `onForce` (the CLI exits 130 there).
+ */
+export interface SignalSource {
+  on(signal: 'SIGINT' | 'SIGTERM', listener: () => void): unknown;
+  off(signal: 'SIGINT' | 'SIGTERM', listener: () => void): unknown;
+}
+
+export class StopController {
+  private flag = false;
+  private why = '';
+  private readonly listeners = new Set<() => void>();
+
+  get requested(): boolean { return this.flag; }
+  get reason(): string { return this.why; }
+
+  request(reason = 'requested'): void {
+    if (this.flag) return;
+    this.flag = true;
+    this.why = reason;
+    for (const l of [...this.listeners]) l();
+  }
+  onRequest(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Listens on `source` (default: the process) until the returned function is called. */
+  listen(source: SignalSource = process, onForce?: (signal: string) => void): () => void {
+    const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => {
+      const handler = () => {
+        if (this.flag) onForce?.(signal);
+        else this.request(signal);
+      };
+      source.on(signal, handler);
+      return [signal, handler] as const;
+    });
+    return () => { for (const [signal, handler] of handlers) source.off(signal, handler); };
+  }
+}
