@@ -1,0 +1,243 @@
+/** Test set loading and the continual evaluator on a tiny generated corpus with a fresh tiny model. */
+import test from 'ava';
+import * as tf from '@tensorflow/tfjs';
+import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { initBackend } from '../../src/core/backend.ts';
+import { MODEL_CONFIGS, tokenGrid } from '../../src/core/config.ts';
+import { Rng } from '../../src/core/rng.ts';
+import { ContinualEvaluator, finalize, type EvaluableModel } from '../../src/eval/evaluator.ts';
+import { loadTestSet, readGroundTruth, type TestSet } from '../../src/eval/test-set.ts';
+import { generateCorpus } from '../../src/media/corpus.ts';
+import { loadManifest, type Manifest } from '../../src/media/manifest.ts';
+import { ModelService } from '../../src/model/model-service.ts';
+
+const config = MODEL_CONFIGS.tiny;
+const grid = tokenGrid(config);
+
+// One corpus and one decoded test set for the whole file: 2 tasks × 2 classes × (1 train + 2 test).
+const fixture = (async () => {
+  await initBackend();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'stella-evaluator-'));
+  const { manifestPath } = await generateCorpus({ out: dir, tasks: 2, classes: 2, train: 1, test: 2, size: 'tiny' });
+  const manifest = await loadManifest(manifestPath);
+  const testSet = await loadTestSet(manifest, config);
+  return { dir, manifest, testSet };
+})();
+
+let model: ModelService;
+test.before(async () => {
+  await fixture;
+  model = new ModelService({ config, rng: Rng.fromSeed(7) });
+});
+test.after.always(async () => {
+  model?.dispose();
+  await rm((await fixture).dir, { recursive: true, force: true });
+});
+
+test('loadTestSet decodes every test clip once, in manifest order, with ground truth masks', async (t) => {
+  const { manifest, testSet } = await fixture;
+  t.deepEqual(testSet.errors, []);
+  const expected = manifest.tasks.flatMap((task) => task.test.map((c) => [c.path, task.name]));
+  t.deepEqual(testSet.clips.map((c) => [c.path, c.task]), expected);
+  t.is(testSet.clips.length, 8);
+  for (const clip of testSet.clips) {
+    t.is(clip.videoPatches.length, grid.videoTokens * grid.videoPatchDim);
+    t.is(clip.audioPatches.length, grid.audioTokens * grid.audioPatchDim);
+    t.is(clip.taskIndex, clip.task === 'task0' ? 0 : 1);
+    t.truthy(clip.groundTruth);
+    const { video, audio } = clip.groundTruth!;
+    t.is(video.length, grid.videoTokens);
+    t.is(audio.length, grid.audioTokens);
+    // The sounding object covers some patches but not the whole frame.
+    const positives = video.reduce((s, x) => s + x, 0);
+    t.true(positives > 0 && positives < grid.videoTokens, `${clip.path}: ${positives} positive video patches`);
+    t.true(audio.some((x) => x === 1));
+  }
+  // Decoded media are kept for the first two clips of each task only.
+  t.deepEqual(testSet.clips.map((c) => Boolean(c.frames && c.fbank)), [true, true, false, false, true, true, false, false]);
+  t.is(testSet.clips[0].frames!.length, config.numFrames * 3 * config.imageSize * config.imageSize);
+  t.is(testSet.clips[0].fbank!.length, config.audioFrames * config.melBins);
+});
+
+test('ground truth follows the token ids of the gt.json', async (t) => {
+  const { manifest } = await fixture;
+  const file = manifest.tasks[0].test[0].groundTruth!;
+  const json = JSON.parse(await readFile(file, 'utf8'));
+  const gt = await readGroundTruth(file, config);
+  t.deepEqual([...gt.video.keys()].filter((i) => gt.video[i]), json.videoPatches);
+  t.deepEqual([...gt.audio.keys()].filter((i) => gt.audio[i]), json.audioPatches);
+});
+
+test('a ground-truth grid that does not match the config is an error naming the file', async (t) => {
+  const { manifest } = await fixture;
+  const file = manifest.tasks[0].test[0].groundTruth!;
+  const e = await t.throwsAsync(readGroundTruth(file, MODEL_CONFIGS.base));
+  t.true(e!.message.includes(file), e!.message);
+  t.regex(e!.message, /does not match the 'base' config/);
+});
+
+test('loadTestSet collects a missing clip and a bad ground truth as errors and keeps going', async (t) => {
+  const { manifest, dir } = await fixture;
+  const badGt = path.join(dir, 'bad.gt.json');
+  await writeFile(badGt, JSON.stringify({ grid: { side: 14, timePatches: 64, freqPatches: 8 }, videoPatches: [], audioPatches: [] }));
+  const good = manifest.tasks[0].test[0];
+  const broken: Manifest = {
+    ...manifest,
+    tasks: [{ name: 'x', classes: [good.label], train: [], test: [{ ...good, path: path.join(dir, 'missing.mp4') }, { ...good, groundTruth: badGt }] }],
+  };
+  const { clips, errors } = await loadTestSet(broken, config, { keepMediaPerTask: 0 });
+  t.is(clips.length, 1);
+  t.is(clips[0].groundTruth, undefined);
+  t.is(clips[0].frames, undefined);
+  t.deepEqual(errors.map((e) => [e.path, e.stage]), [[path.join(dir, 'missing.mp4'), 'decode'], [good.path, 'ground-truth']]);
+  t.true(errors[1].message.includes(badGt), errors[1].message);
+});
+
+test('evaluate: retrieval over the whole gallery with per-task rows, localisation AUCs, no tensor left behind', async (t) => {
+  const { testSet } = await fixture;
+  const evaluator = new ContinualEvaluator({ config, testSet, batchSize: 3 });
+  const before = tf.memory().numTensors;
+  const result = evaluator.evaluate(model);
+  t.is(tf.memory().numTensors, before);
+  t.is(result.retrieval.n, 8);
+  t.deepEqual(Object.keys(result.retrieval.perCategory).sort(), ['task0', 'task1']);
+  for (const rows of [result.retrieval.all, ...Object.values(result.retrieval.perCategory)]) {
+    for (const row of [rows.a2v, rows.v2a]) {
+      for (const k of ['R1', 'R5', 'R10'] as const) t.true(row[k] >= 0 && row[k] <= 100, `${k} = ${row[k]}`);
+      t.true(row.R1 <= row.R5 && row.R5 <= row.R10);
+      // Eight clips in the gallery: the match is always within the top 10.
+      t.is(row.R10, 100);
+      t.true(row.MR >= 1 && row.MR <= 8);
+    }
+  }
+  const loc = result.localization!;
+  t.truthy(loc);
+  for (const s of [loc.video, loc.audio]) {
+    t.is(s.perClip.length, 8);
+    t.is(s.clips + s.skipped, 8);
+    t.true(s.meanAuc >= 0 && s.meanAuc <= 1, `meanAuc ${s.meanAuc}`);
+    for (const a of s.perClip) if (a !== null) t.true(a >= 0 && a <= 1);
+  }
+});
+
+test('embeddings do not depend on the batch size and are L2-normalised', async (t) => {
+  const { testSet } = await fixture;
+  const one = new ContinualEvaluator({ config, testSet, batchSize: 8 }).embeddings(model);
+  const three = new ContinualEvaluator({ config, testSet, batchSize: 3 }).embeddings(model);
+  t.is(one.audio.length, 8 * config.embedDim);
+  let maxDiff = 0;
+  for (let i = 0; i < one.audio.length; i++) maxDiff = Math.max(maxDiff, Math.abs(one.audio[i] - three.audio[i]), Math.abs(one.video[i] - three.video[i]));
+  t.true(maxDiff < 1e-4, `max difference ${maxDiff}`);
+  for (let r = 0; r < 8; r++) {
+    const norm = Math.hypot(...one.video.subarray(r * config.embedDim, (r + 1) * config.embedDim));
+    t.true(Math.abs(norm - 1) < 1e-4, `row ${r} norm ${norm}`);
+  }
+});
+
+test('retrieval rows stay aligned with their clips across batches (R@1 = 100 for identical audio and video embeddings)', async (t) => {
+  const { testSet } = await fixture;
+  const D = config.embedDim;
+  // Both modalities embed a clip to the same vector, taken from its video patches.
+  const fingerprint = (video: tf.Tensor3D) => tf.slice(tf.mean(video, 1), [0, 0], [video.shape[0], D]) as tf.Tensor2D;
+  const fake: EvaluableModel = {
+    backbone: {
+      embed: (video) => ({ a: fingerprint(video), v: fingerprint(video) }),
+      intermediate: () => { throw new Error('not used'); },
+      jointFromCodes: () => { throw new Error('not used'); },
+    },
+  };
+  const result = new ContinualEvaluator({ config, testSet, batchSize: 3 }).evaluate(fake);
+  t.is(result.localization, undefined);
+  t.is(result.retrieval.all.a2v.R1, 100);
+  t.is(result.retrieval.all.v2a.R1, 100);
+  t.is(result.retrieval.perCategory.task1.a2v.MR, 1);
+});
+
+test('localisation scores the model importance against the ground truth: an AVM attending exactly to it gives AUC 1', async (t) => {
+  const { testSet } = await fixture;
+  const H = 2;
+  let cursor = 0;
+  // The fake AVM sees clips in evaluation order; its logits are high on each clip's ground-truth keys.
+  const truth = testSet.clips.map((c) => c.groundTruth!);
+  const fake: EvaluableModel = {
+    backbone: {
+      embed: model.backbone.embed.bind(model.backbone),
+      intermediate: model.backbone.intermediate.bind(model.backbone),
+      jointFromCodes: model.backbone.jointFromCodes.bind(model.backbone),
+    },
+    avm: {
+      inferAttention: (embA) => {
+        const B = embA.shape[0];
+        const rows = truth.slice(cursor, cursor + B);
+        cursor += B;
+        const keysV = tf.tensor2d(rows.flatMap((r) => [...r.video]), [B, grid.videoTokens]).mul(5);
+        const keysA = tf.tensor2d(rows.flatMap((r) => [...r.audio]), [B, grid.audioTokens]).mul(5);
+        const sAV = keysV.reshape([B, 1, 1, grid.videoTokens]).tile([1, H, grid.audioTokens, 1]) as tf.Tensor4D;
+        const sVA = keysA.reshape([B, 1, 1, grid.audioTokens]).tile([1, H, grid.videoTokens, 1]) as tf.Tensor4D;
+        const q = (L: number) => tf.zeros([B, H, L, 4]) as tf.Tensor4D;
+        return { sAV, sVA, qV: q(grid.videoTokens), kV: q(grid.videoTokens), qA: q(grid.audioTokens), kA: q(grid.audioTokens) };
+      },
+    },
+  };
+  const before = tf.memory().numTensors;
+  const loc = new ContinualEvaluator({ config, testSet, batchSize: 3 }).evaluate(fake).localization!;
+  t.is(tf.memory().numTensors, before);
+  t.is(cursor, 8);
+  t.is(loc.video.meanAuc, 1);
+  t.is(loc.audio.meanAuc, 1);
+});
+
+test('importanceFor: rows sum to 1 and the selection is the top-K by importance', async (t) => {
+  const { testSet } = await fixture;
+  const evaluator = new ContinualEvaluator({ config, testSet });
+  const before = tf.memory().numTensors;
+  const scores = evaluator.importanceFor(model, testSet.clips.slice(0, 3));
+  t.is(tf.memory().numTensors, before);
+  t.deepEqual(scores.map((s) => s.path), testSet.clips.slice(0, 3).map((c) => c.path));
+  for (const s of scores) {
+    t.is(s.importanceV.length, grid.videoTokens);
+    t.is(s.importanceA.length, grid.audioTokens);
+    t.true(Math.abs(s.importanceV.reduce((a, b) => a + b, 0) - 1) < 1e-4);
+    t.true(Math.abs(s.importanceA.reduce((a, b) => a + b, 0) - 1) < 1e-4);
+    t.is(s.selectedV.length, Math.trunc(grid.videoTokens * 0.5));
+    t.is(s.selectedA.length, Math.trunc(grid.audioTokens * 0.5));
+    for (const [imp, sel] of [[s.importanceV, s.selectedV], [s.importanceA, s.selectedA]] as const) {
+      t.is(new Set(sel).size, sel.length);
+      const chosen = new Set(sel);
+      const minKept = Math.min(...[...sel].map((i) => imp[i]));
+      const maxDropped = Math.max(...[...imp.keys()].filter((i) => !chosen.has(i)).map((i) => imp[i]));
+      t.true(minKept >= maxDropped, `kept ${minKept} < dropped ${maxDropped}`);
+      for (let k = 1; k < sel.length; k++) t.true(imp[sel[k - 1]] >= imp[sel[k]]);
+    }
+  }
+  t.throws(() => evaluator.importanceFor({ backbone: model.backbone }), { message: /no AVM/ });
+});
+
+test('finalize: T×T matrices per direction and metric, summary and the last stage localisation', async (t) => {
+  const { testSet } = await fixture;
+  const evaluator = new ContinualEvaluator({ config, testSet });
+  const stages = [evaluator.evaluate(model), evaluator.evaluate(model)];
+  const out = finalize(stages, ['task0', 'task1']);
+  for (const d of ['a2v', 'v2a'] as const) {
+    for (const k of ['R1', 'R5', 'R10'] as const) {
+      t.is(out.retrieval[d][k].length, 2);
+      t.deepEqual(out.retrieval[d][k][1], [stages[1].retrieval.perCategory.task0[d][k], stages[1].retrieval.perCategory.task1[d][k]]);
+    }
+    // Same weights at both stages: nothing is forgotten.
+    t.is(out.summary[d].avg.F, 0);
+    t.true(out.summary[d].R10.A === 100);
+  }
+  t.is(out.localization.video!.meanAuc, stages[1].localization!.video.meanAuc);
+  t.is(out.localization.video!.clips + out.localization.video!.skipped, 8);
+  t.throws(() => finalize(stages, ['task0']), { message: /2 evaluation stages for 1 tasks/ });
+});
+
+test('bad inputs: an empty test set and patches of the wrong size are refused clearly', (t) => {
+  const empty: TestSet = { clips: [], errors: [] };
+  t.throws(() => new ContinualEvaluator({ config, testSet: empty }).evaluate(model), { message: /no clips/ });
+  const clip = { path: '/x/clip.mp4', label: 'a', task: 'task0', taskIndex: 0, videoPatches: new Float32Array(10), audioPatches: new Float32Array(grid.audioTokens * grid.audioPatchDim) };
+  t.throws(() => new ContinualEvaluator({ config, testSet: [clip] }), { message: /\/x\/clip\.mp4: videoPatches has 10 values, expected 49152/ });
+  t.throws(() => new ContinualEvaluator({ config, testSet: [], batchSize: 0 }));
+});
