@@ -119,7 +119,7 @@ export async function loadGraph(file: string, options: LoadOptions = {}): Promis
 /** Same as loadGraph for YAML text; `file` is used in messages and to resolve plugin paths. */
 export async function loadGraphText(text: string, file: string, options: LoadOptions = {}): Promise<LoadedGraph> {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true });
   const fail = (problems: ConfigProblem[]) => { throw new GraphConfigError(file, problems); };
   if (doc.errors.length) {
     fail(doc.errors.map((e) => ({ key: '', message: e.message.split('\n')[0], line: e.linePos?.[0].line, column: e.linePos?.[0].col })));
@@ -208,7 +208,7 @@ export async function loadGraphText(text: string, file: string, options: LoadOpt
       continue;
     }
     const stage = registry.get(node.stage);
-    const parsed = stage.optionsSchema.safeParse(node.options);
+    const parsed = stage.optionsSchema.strict().safeParse(node.options);
     if (!parsed.success) {
       for (const issue of parsed.error.issues) problems.push(...issueProblems(issue, ['nodes', id, 'options'], doc, lines, note, stage));
       continue;
