@@ -9,6 +9,7 @@ import { register as registerIngest } from './ingest.ts';
 import { register as registerCorpus } from './corpus.ts';
 import { register as registerVerifyGolden } from './verify-golden.ts';
 import { register as registerBench } from './bench.ts';
+import { register as registerInspect } from './inspect.ts';
 
 export const EXIT_CODES = {
   ok: 0,
@@ -26,7 +27,7 @@ export function buildProgram(): Command {
       'after',
       `\nExit codes: 0 success, 1 the run failed as a whole, 2 usage error.\nEnvironment: STELLA_BACKEND (tensorflow-gpu|tensorflow|wasm|cpu), STELLA_FFMPEG / FFMPEG_PATH.`,
     );
-  for (const register of [registerDoctor, registerIngest, registerCorpus, registerVerifyGolden, registerBench]) register(program);
+  for (const register of [registerDoctor, registerIngest, registerCorpus, registerVerifyGolden, registerBench, registerInspect]) register(program);
   return program;
 }
 
