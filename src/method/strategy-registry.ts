@@ -1,0 +1,42 @@
+/**
+ * Strategy registry: `createStrategy(name, options)` builds a continual-learning strategy by name and
+ * refuses unknown names (and unknown options) with the valid choices.
+ * Names: stella, stella-plus, finetune, multitask, er, der++, lump, random, lpis-only, rca-only.
+ * Ref: spec §5, §8; paper-results §3.3.
+ */
+import type { Strategy } from './strategy.ts';
+import { createStella } from './strategies/stella.ts';
+import { createLpisOnly } from './strategies/lpis-only.ts';
+import { createRcaOnly } from './strategies/rca-only.ts';
+import { createRandom } from './strategies/random.ts';
+import { StellaPlusStrategy } from './strategies/stella-plus.ts';
+import { createFinetune } from './strategies/finetune.ts';
+import { createMultitask } from './strategies/multitask.ts';
+import { createEr } from './strategies/er.ts';
+import { createDerPlusPlus } from './strategies/der-pp.ts';
+import { createLump } from './strategies/lump.ts';
+
+const FACTORIES: Readonly<Record<string, (options: Record<string, unknown>) => Strategy>> = Object.freeze({
+  stella: (o) => createStella(o),
+  'stella-plus': (o) => new StellaPlusStrategy(o),
+  finetune: (o) => createFinetune(o),
+  multitask: (o) => createMultitask(o),
+  er: (o) => createEr(o),
+  'der++': (o) => createDerPlusPlus(o),
+  lump: (o) => createLump(o),
+  random: (o) => createRandom(o),
+  'lpis-only': (o) => createLpisOnly(o),
+  'rca-only': (o) => createRcaOnly(o),
+});
+
+export const STRATEGY_NAMES: readonly string[] = Object.keys(FACTORIES);
+
+export function createStrategy(name: string, options: Record<string, unknown> = {}): Strategy {
+  const make = FACTORIES[name];
+  if (!make) throw new Error(`unknown strategy '${name}'; choose one of: ${STRATEGY_NAMES.join(', ')}`);
+  try {
+    return make(options);
+  } catch (e) {
+    throw new Error(`strategy '${name}': invalid options: ${(e as Error).message}`);
+  }
+}
