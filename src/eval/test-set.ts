@@ -23,6 +23,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { tokenGrid, type ModelConfig } from '../core/config.ts';
 import { decodeClip } from '../media/decode.ts';
+import { abortError } from '../media/media-error.ts';
 import type { Manifest } from '../media/manifest.ts';
 import { tokenizeClip } from '../media/tokenize.ts';
 
@@ -126,7 +127,7 @@ export async function loadTestSet(manifest: Manifest, config: ModelConfig, optio
   let next = 0;
   const worker = async () => {
     while (next < entries.length) {
-      signal?.throwIfAborted();
+      if (signal?.aborted) throw abortError(signal);
       const index = next++;
       const entry = entries[index];
       const fail = (stage: string, e: unknown) => errorSlots[index].push({ path: entry.path, stage, message: messageOf(e) });
@@ -134,7 +135,7 @@ export async function loadTestSet(manifest: Manifest, config: ModelConfig, optio
       try {
         decoded = await decodeClip(entry.path, { config, mode: 'eval' }, signal);
       } catch (e) {
-        if (signal?.aborted) throw e;
+        if (signal?.aborted) throw abortError(signal);
         fail('decode', e);
         continue;
       }

@@ -241,3 +241,11 @@ test('bad inputs: an empty test set and patches of the wrong size are refused cl
   t.throws(() => new ContinualEvaluator({ config, testSet: [clip] }), { message: /\/x\/clip\.mp4: videoPatches has 10 values, expected 49152/ });
   t.throws(() => new ContinualEvaluator({ config, testSet: [], batchSize: 0 }));
 });
+
+test('loadTestSet stops with the AbortError when its signal is aborted, collecting nothing', async (t) => {
+  const { manifest } = await fixture;
+  const controller = new AbortController();
+  controller.abort();
+  const e = await t.throwsAsync(loadTestSet(manifest, config, { signal: controller.signal }));
+  t.is(e!.name, 'AbortError');
+});
