@@ -17,8 +17,9 @@
  *   - D ≥ W, train: s drawn uniformly from {0, 1/8, 2/8, …} below D − W (spec 'random'; one rng.int).
  *   - D < W (short clip): frames spread evenly over the real length, t_i = i·D/T (as the offline
  *     extractor spreads its 80 frames over a short source).
- *   Frame i is the first decoded frame whose timestamp is ≥ t_i − 1 ms; a time past the last frame
- *   reuses the last selected frame. No frame at all → 'too-short'.
+ *   Frame 0 is the first frame at or after t_0; frame i the frame shown i·(t_1 − t_0) s after it
+ *   (ffmpeg seek + fps filter, round=up); a time past the last frame repeats the last one.
+ *   No frame at all → 'too-short'.
  * Spatial: shorter side → 256 (bilinear, longer side ⌊·⌋ as torchvision), centre crop 256, then
  *   eval: resize to S×S (bilinear); train: GroupMultiScaleCrop of spec §1.3 — size pair from the 7
  *   pairs of {256,224,192} with |i−j| ≤ 1 (rng.int(7)), offset from the 13 (rng.int(13)) — same box
@@ -115,15 +116,16 @@ const fmt = (x: number) => x.toFixed(6);
 
 /** The ffmpeg argument list for one decode (exported for the benchmark's ffmpeg-only baseline). */
 export function decodeArgs(file: string, info: MediaInfo, times: number[], S: number, crop: CropBox | undefined, audioSeconds: number) {
-  const seek = Math.max(0, times[0] - 0.5);
-  const span = times[times.length - 1] - seek + 1;
-  const rel = [...new Set(times.map((t) => Math.max(0, t - seek - 0.001)))];
-  // A frame is picked when it is the first at or after a wanted time: t ≥ r and prev_t < r.
-  const select = rel.map((r) => `gte(t\\,${fmt(r)})*not(gte(prev_t\\,${fmt(r)}))`).join('+');
+  // Seek to the first wanted time and restart timestamps at the first frame there; fps (round=up)
+  // then emits, for every multiple of `step`, the last frame at or before it (the frame shown at
+  // that time, duplicated when the source is sparser); -frames:v stops after T.
+  const seek = Math.max(0, times[0]);
+  const step = times.length > 1 ? times[1] - times[0] : 1;
+  const span = step * times.length + 0.5;
   const { sw, sh, cx, cy } = baseGeometry(info.width, info.height);
   const filters = [
-    `select='${select}'`,
-    'showinfo',
+    "setpts=PTS-STARTPTS",
+    `fps=fps=${fmt(1 / step)}:round=up`,
     `scale=${sw}:${sh}:flags=bilinear`,
     `crop=${FRAME_BASE}:${FRAME_BASE}:${cx}:${cy}`,
     ...(crop ? [`crop=${crop.w}:${crop.h}:${crop.x}:${crop.y}`] : []),
@@ -131,13 +133,13 @@ export function decodeArgs(file: string, info: MediaInfo, times: number[], S: nu
   ].join(',');
   const channels = info.channels > 0 ? info.channels : 1;
   const args = [
-    '-hide_banner', '-nostdin', '-nostats',
+    '-hide_banner', '-nostdin', '-nostats', '-loglevel', 'error',
     '-ss', fmt(seek), '-t', fmt(span), '-i', file,
     '-t', fmt(audioSeconds), '-i', file,
-    '-map', '0:v:0', '-vf', filters, '-vsync', '0', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1',
+    '-map', '0:v:0', '-vf', filters, '-vsync', '0', '-frames:v', String(times.length), '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1',
     '-map', '1:a:0', '-ac', String(channels), '-ar', String(AUDIO_SAMPLE_RATE), '-f', 'f32le', 'pipe:3',
   ];
-  return { args, channels, relativeTimes: times.map((t) => t - seek) };
+  return { args, channels };
 }
 
 function collect(stream: Readable): Promise<Buffer> {
@@ -183,18 +185,6 @@ function runDecode(ffmpegPath: string, args: string[], file: string, signal?: Ab
   });
 }
 
-/** Picks, for each wanted time, the first selected frame at or after it (else the last one). */
-function assignFrames(selectedTimes: number[], wanted: number[], frameCount: number): number[] {
-  if (selectedTimes.length !== frameCount) {
-    // Timestamps unavailable: take frames in order, repeating the last.
-    return wanted.map((_, i) => Math.min(i, frameCount - 1));
-  }
-  return wanted.map((t) => {
-    const k = selectedTimes.findIndex((s) => s >= t - 0.002);
-    return k < 0 ? frameCount - 1 : k;
-  });
-}
-
 /** rgb24 frames [n, S, S, 3] → [T, 3, S, S] ImageNet-normalised, picking frame `order[t]`. */
 function normaliseFrames(rgb: Buffer, order: number[], S: number): Float32Array {
   const plane = S * S, frameBytes = plane * 3;
@@ -223,15 +213,16 @@ export async function decodeClip(file: string, options: DecodeOptions, signal?: 
   const times = frameTimes(info.durationSec, T, mode, rng);
   const crop = mode === 'train' ? drawMultiScaleCrop(rng!) : undefined;
   const { path: ffmpegPath } = await resolveFfmpeg();
-  const { args, channels, relativeTimes } = decodeArgs(file, info, times, S, crop, audioSeconds);
+  const { args, channels } = decodeArgs(file, info, times, S, crop, audioSeconds);
   const raw = await runDecode(ffmpegPath, args, file, signal);
   if (raw.code !== 0) throw classifyOpenFailure(file, STAGE, raw.stderr);
 
   const frameBytes = S * S * 3;
   const frameCount = Math.floor(raw.rgb.length / frameBytes);
   if (frameCount === 0) throw new MediaError(file, STAGE, 'too-short', `too short to yield a video frame (duration ${info.durationSec} s)`);
-  const selected = [...raw.stderr.matchAll(/Parsed_showinfo.*? n:\s*\d+ .*?pts_time:([-\d.e+]+)/g)].map((m) => Number(m[1]));
-  const video = normaliseFrames(raw.rgb, assignFrames(selected, relativeTimes, frameCount), S);
+  // A source that ends before the last wanted time yields fewer frames: repeat the last one.
+  const order = Array.from({ length: T }, (_, i) => Math.min(i, frameCount - 1));
+  const video = normaliseFrames(raw.rgb, order, S);
 
   const wave = mixdown(raw.pcm, channels, file);
   if (/partial file|Invalid NAL|error while decoding|corrupt/i.test(raw.stderr)) {
@@ -247,8 +238,8 @@ export async function decodeClip(file: string, options: DecodeOptions, signal?: 
 /** Interleaved f32le PCM → mono (mean over channels); refuses exact silence over all channels. */
 function mixdown(pcm: Buffer, channels: number, file: string): Float32Array {
   const total = Math.floor(pcm.length / 4);
-  const interleaved = new Float32Array(total);
-  for (let i = 0; i < total; i++) interleaved[i] = pcm.readFloatLE(i * 4);
+  // Copy into an aligned buffer and view it (little-endian hosts, as f32le is).
+  const interleaved = new Float32Array(pcm.buffer.slice(pcm.byteOffset, pcm.byteOffset + total * 4));
   let absSum = 0;
   for (let i = 0; i < total; i++) absSum += Math.abs(interleaved[i]);
   if (total === 0) throw new MediaError(file, STAGE, 'too-short', 'the audio stream decodes to no samples');
