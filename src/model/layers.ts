@@ -157,6 +157,7 @@ export function scaledDotAttention(ops: TensorOps, q: tf.Tensor3D, k: tf.Tensor3
 
 /** Multi-head self-attention of block `name` on x [B, L, C]. */
 export function selfAttention(ops: TensorOps, store: ParamStore, name: string, x: tf.Tensor, heads: number): tf.Tensor {
+  if (ops.fast) return headMajorSelfAttention(ops, store, name, x, heads);
   const [b, l, c] = x.shape;
   const dh = c / heads;
   const qkv = linear(ops, store, `${name}.qkv`, x); // [B, L, 3C], columns [q | k | v], each [heads, dh]
@@ -165,6 +166,22 @@ export function selfAttention(ops: TensorOps, store: ParamStore, name: string, x
   const o = scaledDotAttention(ops, q, k, v); // [B·H, L, dh]
   const merged = tf.reshape(tf.transpose(tf.reshape(o, [b, heads, l, dh]), [0, 2, 1, 3]), [b, l, c]);
   return linear(ops, store, `${name}.proj`, merged);
+}
+
+/**
+ * The same attention with heads split and merged by rank-3 transposes only (wasm runs rank ≤ 4
+ * transposes natively; the rank-5 one of the plain form costs ~100× more). Groups come out ordered
+ * (head, batch row) instead of (batch row, head), which attention does not care about.
+ */
+function headMajorSelfAttention(ops: TensorOps, store: ParamStore, name: string, x: tf.Tensor, heads: number): tf.Tensor {
+  const [b, l, c] = x.shape;
+  const dh = c / heads;
+  const qkv = linear(ops, store, `${name}.qkv`, tf.reshape(x, [b * l, c])); // [B·L, 3C], columns [q | k | v] × [H, dh]
+  const split = tf.transpose(tf.reshape(qkv, [b * l, 3 * heads, dh]), [1, 0, 2]); // [3H, B·L, dh]
+  const [q, k, v] = tf.split(tf.reshape(split, [3 * heads * b, l, dh]), 3, 0) as tf.Tensor3D[]; // each [H·B, L, dh]
+  const o = scaledDotAttention(ops, q, k, v);
+  const merged = tf.reshape(tf.transpose(tf.reshape(o, [heads, b * l, dh]), [1, 0, 2]), [b * l, c]);
+  return tf.reshape(linear(ops, store, `${name}.proj`, merged), [b, l, c]);
 }
 
 /** Pre-norm block; `modality` picks norm{1,2}_a / _v of a shared block, else norm1 / norm2. */
