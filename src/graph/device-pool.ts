@@ -34,6 +34,16 @@ import type { ModelService } from './roles.ts';
 import type { StageDefinition } from './stage.ts';
 
 const HOST = new URL('./worker-host.ts', import.meta.url);
+const TSX_API = import.meta.resolve('tsx/esm/api');
+
+/**
+ * Node flags for a child process: the parent's, plus the tsx loader if missing, so .ts files load.
+ */
+function childExecArgv(): string[] {
+  const argv = process.execArgv.filter((a) => !a.startsWith('--input-type') && a !== '-e' && a !== '--eval');
+  const hasTsx = argv.some((a) => /tsx/.test(a));
+  return hasTsx ? argv : [...argv, `--import=${import.meta.resolve('tsx')}`];
+}
 
 interface Pending { resolve(item: GraphItem): void; reject(error: Error): void }
 
@@ -98,7 +108,10 @@ export class DevicePool {
     if (handle) return handle;
     const [kind, index] = device.split(':');
     if (kind === 'worker') {
-      handle = new DeviceHandle(device, new Worker(HOST));
+      // The entry is a short script that registers tsx's loader in the worker, then imports the
+      // host: loader hooks of the main thread do not reach worker threads on Node 20.
+      const boot = `import(${JSON.stringify(TSX_API)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(HOST.href)}); });`;
+      handle = new DeviceHandle(device, new Worker(boot, { eval: true, execArgv: childExecArgv() }));
     } else if (kind === 'gpu') {
       try {
         createRequire(import.meta.url).resolve('@tensorflow/tfjs-node-gpu');
@@ -108,7 +121,7 @@ export class DevicePool {
       const child = fork(HOST, [], {
         env: { ...process.env, CUDA_VISIBLE_DEVICES: index, STELLA_BACKEND: 'tensorflow-gpu' },
         serialization: 'advanced',
-        execArgv: process.execArgv,
+        execArgv: childExecArgv(),
       });
       handle = new DeviceHandle(device, child);
     } else {

@@ -1,0 +1,91 @@
+import test from 'ava';
+import { firstValueFrom, toArray } from 'rxjs';
+import { initBackend } from '../../src/core/backend.ts';
+import { pullable } from '../../src/graph/bounded-queue.ts';
+import { DevicePool, WeightSync } from '../../src/graph/device-pool.ts';
+import type { GraphItem, TokenizedClip } from '../../src/graph/items.ts';
+import { loadGraphText } from '../../src/graph/loader.ts';
+import { runGraph } from '../../src/graph/runner.ts';
+import { Decoder, ManifestLoader, Tokenizer } from '../../src/graph/roles.ts';
+import { FakeDecoder, TINY, fakeManifest, manifestRows, patchTokenizer } from './fakes.ts';
+import testStages, { heavyStage, heavyWork, probe } from './fixtures/test-stages.ts';
+
+test.before(async () => { await initBackend(); });
+
+function tokenized(n: number): TokenizedClip[] {
+  return Array.from({ length: n }, (_, i) => ({
+    kind: 'tokenized', path: `c${i}`, label: '', task: 0, taskName: 't', split: 'train', index: i,
+    videoPatches: new Float32Array(4 * 16 * 768).map((_, k) => i + k / 1e5),
+    audioPatches: new Float32Array(128 * 256).map((_, k) => -i - k / 1e5),
+  }));
+}
+
+test('a worker-run stage gives outputs identical to the in-thread run, in order', async (t) => {
+  const expected = tokenized(6).map(heavyWork);
+  const pool = new DevicePool({ config: TINY, seed: 0 });
+  try {
+    const out = (await firstValueFrom(
+      pullable<GraphItem>([...tokenized(6), { kind: 'task-end', task: 0, taskName: 't' }]).pipe(pool.operator('heavy', heavyStage, {}, 'worker:0', 2), toArray()),
+    )) as TokenizedClip[];
+    t.is(out.length, 7);
+    t.is(out[6].kind, 'task-end' as never, 'markers pass through in order');
+    for (let i = 0; i < 6; i++) {
+      t.is(out[i].index, i);
+      t.deepEqual(out[i].videoPatches, expected[i].videoPatches);
+      t.deepEqual(out[i].audioPatches, expected[i].audioPatches);
+    }
+  } finally {
+    await pool.close();
+  }
+});
+
+test.serial('a graph node on device worker:0 gives the same outputs as on cpu', async (t) => {
+  const graphText = (device: string) => `name: w
+nodes:
+  source: { stage: source, options: { manifest: m.json } }
+  decode: { stage: decode }
+  tokenize: { stage: tokenize }
+  heavy: { stage: heavy, device: ${device} }
+  results: { stage: checksum }
+edges:
+  - { from: source, to: decode }
+  - { from: decode, to: tokenize }
+  - { from: tokenize, to: heavy }
+  - { from: heavy, to: results }
+`;
+  const sums: number[][] = [];
+  for (const device of ['cpu', 'worker:0']) {
+    const values: Array<[symbol, unknown]> = [[ManifestLoader, fakeManifest(manifestRows({ a: 3 }))], [Decoder, new FakeDecoder()], [Tokenizer, patchTokenizer]];
+    const graph = await loadGraphText(graphText(device), 'w.yaml', { container: { values, modules: [testStages], autoloadPlugins: false } });
+    const result = await runGraph(graph, { signals: null });
+    t.is(result.metrics.stages.heavy.emitted, 4, device);
+    t.is(result.errors.length, 0, device);
+    sums.push(probe.checksum.splice(0));
+  }
+  t.is(sums[0].length, 3);
+  t.deepEqual(sums[0], sums[1], 'same clips, same values, same order');
+});
+
+test('a stage without a worker task cannot be put on a worker', (t) => {
+  const pool = new DevicePool({ config: TINY, seed: 0 });
+  t.throws(() => pool.operator('b', { ...heavyStage, worker: undefined }, {}, 'worker:0'), { message: /offers no worker task/ });
+});
+
+test('gpu:N without tfjs-node-gpu is refused with the reason', (t) => {
+  const pool = new DevicePool({ config: TINY, seed: 0 });
+  t.throws(() => pool.handle('gpu:0'), { message: /needs @tensorflow\/tfjs-node-gpu/ });
+});
+
+test('WeightSync copies every K steps; K = 0 never copies (strictly in step)', async (t) => {
+  let exported = 0;
+  const model = { exportWeights: () => { exported++; return new Map([['w', new Float32Array([exported])]]); } };
+  const pushedAt: number[] = [];
+  const sync = new WeightSync(model, 3, () => { pushedAt.push(exported); });
+  for (let step = 1; step <= 10; step++) await sync.afterStep(step);
+  t.is(sync.syncs, 3);
+  t.is(sync.lastSyncedStep, 9);
+  const never = new WeightSync(model, 0, () => t.fail());
+  for (let step = 1; step <= 5; step++) await never.afterStep(step);
+  t.is(never.syncs, 0);
+  t.throws(() => new WeightSync(model, -1, () => {}), { message: /syncEvery must be an integer ≥ 0/ });
+});
