@@ -25,7 +25,8 @@ test('a worker-run stage gives outputs identical to the in-thread run, in order'
   const pool = new DevicePool({ config: TINY, seed: 0 });
   try {
     const items: GraphItem[] = [...tokenized(6), { kind: 'task-end', task: 0, taskName: 't' }];
-    const out = (await firstValueFrom(pullable(items).pipe(pool.operator('heavy', heavyStage, {}, 'worker:0', 2), toArray()))) as TokenizedClip[];
+    const run = pool.operator('heavy', heavyStage, {}, 'worker:0', 2);
+    const out = (await firstValueFrom(run(pullable(items)).pipe(toArray<GraphItem>()))) as TokenizedClip[];
     t.is(out.length, 7);
     t.is(out[6].kind, 'task-end' as never, 'markers pass through in order');
     for (let i = 0; i < 6; i++) {
