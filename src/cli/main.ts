@@ -5,6 +5,7 @@
 import 'reflect-metadata';
 import { Command } from 'commander';
 import { register as registerDoctor } from './doctor.ts';
+import { register as registerGraph } from '../graph/cli.ts';
 import { register as registerIngest } from './ingest.ts';
 import { register as registerCorpus } from './corpus.ts';
 import { register as registerVerifyGolden } from './verify-golden.ts';
@@ -27,7 +28,7 @@ export function buildProgram(): Command {
       'after',
       `\nExit codes: 0 success, 1 the run failed as a whole, 2 usage error.\nEnvironment: STELLA_BACKEND (tensorflow-gpu|tensorflow|wasm|cpu), STELLA_FFMPEG / FFMPEG_PATH.`,
     );
-  for (const register of [registerDoctor, registerIngest, registerCorpus, registerVerifyGolden, registerBench, registerInspect]) register(program);
+  for (const register of [registerDoctor, registerIngest, registerCorpus, registerVerifyGolden, registerBench, registerInspect, registerGraph]) register(program);
   return program;
 }
 
