@@ -23,6 +23,8 @@ function nearest(count: number, keep: number, distance: (index: number) => numbe
 
 export class CenterBiasSelector implements Selector {
   readonly name = 'center-bias';
+  /** Position only: the trainer can skip importance scoring. */
+  readonly needsImportance = false;
 
   select(input: SelectionInput): SelectionResult {
     const { frames, side, timePatches, freqPatches } = input.grid;

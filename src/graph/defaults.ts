@@ -40,8 +40,10 @@ export async function preloadTokenizer(): Promise<void> {
  */
 export const mediaManifestLoader: ManifestLoader = {
   async load(path) {
-    const media = await importMedia<{ loadManifest: Function }>('manifest.ts', 'source');
-    return normaliseManifest(await media.loadManifest(path), path);
+    const media = await importMedia<{ loadManifest: Function; manifestClips?: Function }>('manifest.ts', 'source');
+    const manifest = await media.loadManifest(path);
+    // media's own flattening (task, then train/test) where available
+    return normaliseManifest(media.manifestClips ? media.manifestClips(manifest) : manifest, path);
   },
 };
 
@@ -56,7 +58,11 @@ export function normaliseManifest(manifest: unknown, file: string): ManifestRow[
   if (Array.isArray(m)) return m.map((r) => rowOf(r));
   if (m && Array.isArray(m.tasks)) {
     return (m.tasks as Record<string, unknown>[]).flatMap((t) =>
-      ((t.clips ?? t.rows ?? []) as Record<string, unknown>[]).map((r) => rowOf(r, String(t.name ?? t.task))),
+      [
+        ...((t.clips ?? t.rows ?? []) as Record<string, unknown>[]).map((r) => rowOf(r, String(t.name ?? t.task))),
+        ...((t.train ?? []) as Record<string, unknown>[]).map((r) => ({ ...rowOf(r, String(t.name)), split: 'train' })),
+        ...((t.test ?? []) as Record<string, unknown>[]).map((r) => ({ ...rowOf(r, String(t.name)), split: 'test' })),
+      ],
     );
   }
   if (m && Array.isArray(m.clips)) return (m.clips as Record<string, unknown>[]).map((r) => rowOf(r));

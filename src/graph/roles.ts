@@ -79,10 +79,13 @@ export interface SelectionResult {
 
 /**
  * A patch selector (`stella`, `random`, plugins…). `select` must run its math in `tf.tidy` and
- * return fresh tensors; hooks are optional and called by the trainer.
+ * return fresh tensors; hooks are optional and called by the trainer. Same contract as
+ * src/method/patch-selector.ts `PatchSelector` (kept assignable both ways).
  */
 export interface Selector {
   readonly name: string;
+  /** True when `select` reads the importance (the trainer then runs LPIS scoring). */
+  readonly needsImportance?: boolean;
   select(input: SelectionInput, rng: SeededRng): SelectionResult;
   onTaskEnd?(task: number): void;
   afterStep?(step: number): void;

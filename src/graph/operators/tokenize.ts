@@ -50,7 +50,7 @@ export function tokenize(
 ): OperatorFunction<DecodedClip | TaskEnd, TokenizedClip | TaskEnd> {
   const config = deps.config ?? modelConfig('tiny');
   const tokenizer = deps.tokenizer ?? mediaTokenizer;
-  const ready = deps.tokenizer ? undefined : preloadTokenizer();
+  const ready = tokenizer === mediaTokenizer ? preloadTokenizer() : undefined;
   return mapConcurrent<DecodedClip | TaskEnd, TokenizedClip>(
     async (item) => {
       if (ready) await ready;

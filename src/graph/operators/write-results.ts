@@ -7,7 +7,7 @@
  * run's `GraphMetrics.snapshot()` at that moment. One node per results file: the A/B graph has
  * one per branch.
  *
- * Inputs:  `step`, `eval` (others pass through). Outputs: the same items.
+ * Inputs:  any (`step` and `eval` are recorded, everything passes through). Outputs: the same items.
  * Options (defaults): path (required), label '' (stored as `label`, e.g. the selector name).
  * Roles: Metrics.
  *
@@ -19,7 +19,7 @@ import path from 'node:path';
 import { Observable, type MonoTypeOperatorFunction } from 'rxjs';
 import { z } from 'zod';
 import { requestFrom } from '../bounded-queue.ts';
-import type { EvalResult, GraphItem, StepResult } from '../items.ts';
+import { ITEM_KINDS, type EvalResult, type GraphItem, type StepResult } from '../items.ts';
 import { GraphMetrics } from '../metrics.ts';
 import { Metrics } from '../roles.ts';
 import { defineStage } from '../stage.ts';
@@ -60,8 +60,8 @@ export function writeResults(options: z.input<typeof writeResultsOptionsSchema>,
 export const stage = defineStage({
   type: 'write-results',
   description: 'sink: writes steps, evals and the metrics snapshot to a JSON file at the end',
-  inputs: ['step', 'eval'],
-  outputs: ['step', 'eval'],
+  inputs: ITEM_KINDS,
+  outputs: ITEM_KINDS,
   optionsSchema: writeResultsOptionsSchema,
   roles: [Metrics],
   create: (deps, options) => writeResults(options, { metrics: deps.get<GraphMetrics>(Metrics) }),
