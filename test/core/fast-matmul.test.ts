@@ -3,7 +3,7 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/core/backend.ts';
 import { Rng } from '../../src/core/rng.ts';
-import { fastBatchMatMul, fastMatMul2d, gatherRows, tensorOps } from '../../src/core/fast-matmul.ts';
+import { addRowVector, fastBatchMatMul, fastLinear2d, fastMatMul2d, gatherRows, sumRows, tensorOps, transpose2d } from '../../src/core/fast-matmul.ts';
 
 test.before(async () => { await initBackend(); });
 
@@ -72,4 +72,29 @@ test('gatherRows sums the gradient of repeated rows (ScatterNd) and checks numer
   t.deepEqual(g, [[1, 1, 1], [0, 0, 0], [2, 2, 2], [1, 1, 1]]);
   gradCheck(t, (v) => gatherRows(v as tf.Tensor2D, idx), [x], 'gatherRows');
   x.dispose(); idx.dispose();
+});
+
+test('transpose2d (rank-3 view for 128·k rows) equals tf.transpose; sumRows equals tf.sum over rows', (t) => {
+  for (const shape of [[256, 3], [6, 5]]) {
+    const x = rand(shape) as tf.Tensor2D;
+    const [dt, ds] = tf.tidy(() => [
+      tf.max(tf.abs(tf.sub(transpose2d(x), tf.transpose(x)))).dataSync()[0],
+      tf.max(tf.abs(tf.sub(sumRows(x), tf.sum(x, 0)))).dataSync()[0],
+    ]);
+    t.is(dt, 0, `transpose [${shape}]`);
+    t.true(ds < 1e-5, `sumRows [${shape}]: ${ds}`);
+    x.dispose();
+  }
+});
+
+test('fastLinear2d (fused bias) and addRowVector match plain tfjs and check numerically', (t) => {
+  const x = rand([128, 4]) as tf.Tensor2D, w = rand([4, 3]) as tf.Tensor2D, b = rand([3]);
+  const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(fastLinear2d(x, w, b), tf.add(tf.matMul(x, w), b)))).dataSync()[0]);
+  t.true(diff < 1e-5, `linear values: ${diff}`);
+  gradCheck(t, (xx, ww, bb) => fastLinear2d(xx as tf.Tensor2D, ww as tf.Tensor2D, bb), [x, w, b], 'fastLinear2d');
+  const v = rand([4]);
+  const addDiff = tf.tidy(() => tf.max(tf.abs(tf.sub(addRowVector(x, v), tf.add(x, v)))).dataSync()[0]);
+  t.is(addDiff, 0);
+  gradCheck(t, (xx, vv) => addRowVector(xx as tf.Tensor2D, vv), [x, v], 'addRowVector');
+  tf.dispose([x, w, b, v]);
 });
