@@ -23,7 +23,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Container } from 'inversify';
-import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument, stringify as stringifyYaml, type Document } from 'yaml';
 import { z } from 'zod';
 import { MODEL_CONFIGS, modelConfig, type ModelConfig } from '../core/config.ts';
 import { createContainer, resolvePlugin, type ContainerSettings } from './container.ts';
@@ -303,6 +303,11 @@ export async function loadGraphText(text: string, file: string, options: LoadOpt
     resolvedYaml: doc.toString(),
     overrides,
   };
+}
+
+/** A graph written in code: the same schema as the YAML file, validated the same way. */
+export function loadGraphSpec(spec: z.input<typeof graphSchema>, options: LoadOptions & { file?: string } = {}): Promise<LoadedGraph> {
+  return loadGraphText(stringifyYaml(spec), options.file ?? '<code>', options);
 }
 
 /** Line and column of the deepest existing node on `keys` (or of its key, for a missing one). */
