@@ -26,7 +26,7 @@ import type { OperatorFunction } from 'rxjs';
 import { z } from 'zod';
 import { Rng as SeededRng } from '../../core/rng.ts';
 import { mapConcurrent } from '../concurrent-map.ts';
-import type { Batch, GraphItem, StageError, StepResult, TaskEnd } from '../items.ts';
+import type { Batch, GraphItem, StageError, StepResult } from '../items.ts';
 import { Rng, Trainer, type Selector } from '../roles.ts';
 import { SelectorRegistry } from '../selector-registry.ts';
 import { defineStage } from '../stage.ts';
@@ -45,10 +45,10 @@ export interface TrainDeps {
   stage?: string;
 }
 
-export function train(_options: z.input<typeof trainOptionsSchema>, deps: TrainDeps): OperatorFunction<Batch | TaskEnd, StepResult | TaskEnd> {
+export function train(_options: z.input<typeof trainOptionsSchema>, deps: TrainDeps): OperatorFunction<GraphItem, GraphItem> {
   const rng = deps.rng ?? SeededRng.fromSeed(0).fork('train');
   let step = 0;
-  return mapConcurrent<Batch | TaskEnd, StepResult>(
+  return mapConcurrent<GraphItem, StepResult>(
     async (item) => {
       const batch = item as Batch;
       try {
@@ -70,7 +70,7 @@ export function train(_options: z.input<typeof trainOptionsSchema>, deps: TrainD
       },
       pathOf: (item) => (item as Batch).clips?.[0]?.path ?? '',
     },
-  ) as OperatorFunction<Batch | TaskEnd, StepResult | TaskEnd>;
+  );
 }
 
 export const stage = defineStage({
@@ -87,5 +87,5 @@ export const stage = defineStage({
       rng: deps.get<SeededRng>(Rng).fork(deps.node),
       errors: deps.errors,
       stage: deps.node,
-    }) as OperatorFunction<GraphItem, GraphItem>,
+    }),
 });
