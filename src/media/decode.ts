@@ -6,7 +6,8 @@
  * Output: `DecodedClip` { path, video Float32Array [T,3,S,S] ImageNet-normalised, fbank Float32Array
  * [audioFrames, melBins] normalised, info }.
  *
- * One probe (`ffmpeg -i`) reads duration and streams; then ONE ffmpeg process opens the file twice
+ * Duration and streams come from the MP4/MOV header read in-process (mp4-header.ts), or for any other
+ * container or any doubt from one `ffmpeg -i` probe (probe.ts); then ONE ffmpeg process opens the file twice
  * (input 0 seeked to the video window, input 1 from t = 0 for the audio) and streams raw RGB frames
  * to stdout and 16 kHz float PCM (native channel count) to fd 3. No temp files. Aborting the signal
  * SIGKILLs the child and rejects with an AbortError.
@@ -41,7 +42,7 @@ import type { Rng } from '../core/rng.ts';
 import { centreWaveform, defaultFbank, spectrogramInput } from './fbank.ts';
 import { resolveFfmpeg } from './ffmpeg.ts';
 import { abortError, MediaError } from './media-error.ts';
-import { classifyOpenFailure, probeMedia, type MediaInfo } from './probe.ts';
+import { classifyOpenFailure, mediaInfo, type MediaInfo } from './probe.ts';
 
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
 export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
@@ -205,7 +206,7 @@ export async function decodeClip(file: string, options: DecodeOptions, signal?: 
   const { config, mode, audioSeconds = 10 } = options;
   const rng = options.rng;
   if (mode === 'train' && !rng) throw new TypeError('decodeClip: mode "train" needs options.rng');
-  const info = await probeMedia(file, STAGE, signal);
+  const { info } = await mediaInfo(file, STAGE, signal);
   if (!info.hasVideo) throw new MediaError(file, STAGE, 'no-video', 'no video stream');
   if (!info.hasAudio) throw new MediaError(file, STAGE, 'no-audio', 'no audio stream');
   const T = config.numFrames, S = config.imageSize;
@@ -215,7 +216,12 @@ export async function decodeClip(file: string, options: DecodeOptions, signal?: 
   const { path: ffmpegPath } = await resolveFfmpeg();
   const { args, channels } = decodeArgs(file, info, times, S, crop, audioSeconds);
   const raw = await runDecode(ffmpegPath, args, file, signal);
-  if (raw.code !== 0) throw classifyOpenFailure(file, STAGE, raw.stderr);
+  if (raw.code !== 0) {
+    // The header said the streams exist; ffmpeg's own map error still names a missing one precisely.
+    if (/Stream map '0:v:0' matches no streams/.test(raw.stderr)) throw new MediaError(file, STAGE, 'no-video', 'no video stream');
+    if (/Stream map '1:a:0' matches no streams/.test(raw.stderr)) throw new MediaError(file, STAGE, 'no-audio', 'no audio stream');
+    throw classifyOpenFailure(file, STAGE, raw.stderr);
+  }
 
   const frameBytes = S * S * 3;
   const frameCount = Math.floor(raw.rgb.length / frameBytes);

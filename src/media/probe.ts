@@ -5,12 +5,15 @@
  * first video and first audio stream. `durationSec` is NaN when the container does not say.
  * Errors: `MediaError` (stage as given): missing / empty file, not media, truncated or corrupt.
  * Aborting `signal` kills the ffmpeg child.
+ * `mediaInfo` is what a decode calls: the same facts read in-process from an MP4/MOV header
+ * (mp4-header.ts, no child process) when that parses without doubt, else this probe.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { resolveFfmpeg } from './ffmpeg.ts';
 import { abortError, MediaError } from './media-error.ts';
+import { readMp4Header } from './mp4-header.ts';
 
 export interface MediaInfo {
   durationSec: number;
@@ -136,4 +139,19 @@ export async function probeMedia(file: string, stage = 'decode', signal?: AbortS
   });
   if (!/Input #0/.test(stderr)) throw classifyOpenFailure(file, stage, stderr);
   return parseInputDump(stderr);
+}
+
+/** Where `mediaInfo` got its facts: the container header read in-process, or `ffmpeg -i`. */
+export type MediaInfoSource = 'header' | 'probe';
+
+/**
+ * Stream facts for a decode: from the MP4/MOV header when it parses without doubt (no child
+ * process), else from `probeMedia`, which also classifies files ffmpeg cannot open.
+ */
+export async function mediaInfo(file: string, stage = 'decode', signal?: AbortSignal): Promise<{ info: MediaInfo; source: MediaInfoSource }> {
+  await assertReadableFile(file, stage);
+  if (signal?.aborted) throw abortError(signal);
+  const header = readMp4Header(file);
+  if (header.ok) return { info: header.info, source: 'header' };
+  return { info: await probeMedia(file, stage, signal), source: 'probe' };
 }
