@@ -67,8 +67,8 @@ export class AvmModel implements AvmModule {
     this.check(embA, embV);
     return tf.tidy(() => {
       const [b, la] = embA.shape, lv = embV.shape[1];
-      const xa = layerNorm(this.params, 'norm_a', embA, AVM_LN_EPS);
-      const xv = layerNorm(this.params, 'norm_v', embV, AVM_LN_EPS);
+      const xa = layerNorm(this.params, 'norm_a', embA, AVM_LN_EPS, this.ops);
+      const xv = layerNorm(this.params, 'norm_v', embV, AVM_LN_EPS, this.ops);
       const qA = this.project('to_a_q', xa), kA = this.project('to_a_k', xa);
       const qV = this.project('to_v_q', xv), kV = this.project('to_v_k', xv);
       const h = this.heads, dh = this.headDim;
@@ -87,8 +87,8 @@ export class AvmModel implements AvmModule {
     this.check(embA, embV);
     return tf.tidy(() => {
       const [b, la] = embA.shape, lv = embV.shape[1];
-      const xa = layerNorm(this.params, 'norm_a', embA, AVM_LN_EPS);
-      const xv = layerNorm(this.params, 'norm_v', embV, AVM_LN_EPS);
+      const xa = layerNorm(this.params, 'norm_a', embA, AVM_LN_EPS, this.ops);
+      const xv = layerNorm(this.params, 'norm_v', embV, AVM_LN_EPS, this.ops);
       const qA = this.project('to_a_q', xa), kA = this.project('to_a_k', xa), vA = this.project('to_a_v', xa);
       const qV = this.project('to_v_q', xv), kV = this.project('to_v_k', xv), vV = this.project('to_v_v', xv);
       const oA = this.ops.batchMatMul(tf.softmax(this.logits(qA, kV)), vV); // [B·H, La, dh], head-major

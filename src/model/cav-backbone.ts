@@ -178,7 +178,7 @@ export class CavBackboneModel implements CavBackbone {
     return tf.tidy(() => {
       const one = (m: 'a' | 'v', x: tf.Tensor3D) => {
         const codes = tf.add(this.modalityPath(m, x), this.p(`inter_pos_embed_${m}`));
-        return layerNorm(this.params, `norm_${m}`, this.blocks('blocks_u', this.sharedDepth, codes, this.config.numHeads, m), this.config.layerNormEps) as tf.Tensor3D;
+        return layerNorm(this.params, `norm_${m}`, this.blocks('blocks_u', this.sharedDepth, codes, this.config.numHeads, m), this.config.layerNormEps, this.ops) as tf.Tensor3D;
       };
       return { latentA: one('a', audio), latentV: one('v', video) };
     });
@@ -273,14 +273,14 @@ export class CavBackboneModel implements CavBackbone {
       const xa = encode('a', audio, planA, selected?.idsA ?? null);
       const xv = encode('v', video, planV, selected?.idsV ?? null);
 
-      const ca = layerNorm(this.params, 'norm_a', this.blocks('blocks_u', this.sharedDepth, xa, c.numHeads, 'a'), c.layerNormEps);
-      const cv = layerNorm(this.params, 'norm_v', this.blocks('blocks_u', this.sharedDepth, xv, c.numHeads, 'v'), c.layerNormEps);
+      const ca = layerNorm(this.params, 'norm_a', this.blocks('blocks_u', this.sharedDepth, xa, c.numHeads, 'a'), c.layerNormEps, this.ops);
+      const cv = layerNorm(this.params, 'norm_v', this.blocks('blocks_u', this.sharedDepth, xv, c.numHeads, 'v'), c.layerNormEps, this.ops);
       const audioOutput = tf.mean(ca, 1) as tf.Tensor2D;
       const videoOutput = tf.mean(cv, 1) as tf.Tensor2D;
       const contrastive = contrastiveLoss(audioOutput, videoOutput);
 
       const joint = this.blocks('blocks_u', this.sharedDepth, tf.concat([xa, xv], 1), c.numHeads);
-      const y = linear(this.ops, this.params, 'decoder_embed', layerNorm(this.params, 'norm', joint, c.layerNormEps));
+      const y = linear(this.ops, this.params, 'decoder_embed', layerNorm(this.params, 'norm', joint, c.layerNormEps, this.ops));
       const [ya, yv] = tf.split(y, [planA.nVis, planV.nVis], 1);
 
       const decode = (m: 'a' | 'v', ym: tf.Tensor, plan: MaskPlan) => {
@@ -291,7 +291,7 @@ export class CavBackboneModel implements CavBackbone {
         let z: tf.Tensor = tf.reshape(tf.add(sources, pos), [batch, plan.decoderLength, -1]);
         z = tf.add(z, this.p(`decoder_modality_${m}`));
         z = this.blocks('decoder_blocks', c.decoderDepth, z, c.decoderHeads);
-        return layerNorm(this.params, 'decoder_norm', z, c.layerNormEps) as tf.Tensor3D;
+        return layerNorm(this.params, 'decoder_norm', z, c.layerNormEps, this.ops) as tf.Tensor3D;
       };
       const decoderA = decode('a', ya, planA);
       const decoderV = decode('v', yv, planV);

@@ -8,7 +8,7 @@
  * Ref: spec §3.3 (block), §3.5 (init), Appendix B (layouts).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { TensorOps } from '../core/fast-matmul.ts';
+import { sumRows, type TensorOps } from '../core/fast-matmul.ts';
 
 /** How a parameter's PyTorch layout maps onto the variable held here. */
 export type ParamLayout = 'plain' | 'linear' | 'conv';
@@ -114,19 +114,68 @@ export function addLayerNorm(store: ParamStore, name: string, dim: number): void
   store.add(`${name}.bias`, [dim], 'plain', new Float32Array(dim));
 }
 
-export function layerNorm(store: ParamStore, name: string, x: tf.Tensor, eps: number): tf.Tensor {
+/** LayerNorm over the last axis; `ops.fast` selects the fused-gradient form (same values). */
+export function layerNorm(store: ParamStore, name: string, x: tf.Tensor, eps: number, ops?: TensorOps): tf.Tensor {
+  const weight = store.get(`${name}.weight`), bias = store.get(`${name}.bias`);
+  if (ops?.fast) return layerNormFastGrad(x, weight, bias, eps);
   const { mean, variance } = tf.moments(x, -1, true);
   const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
-  return tf.add(tf.mul(normed, store.get(`${name}.weight`)), store.get(`${name}.bias`));
+  return tf.add(tf.mul(normed, weight), bias);
+}
+
+/**
+ * LayerNorm with its gradient written out (autodiff of the moments form costs ~3× the kernels):
+ * x̂ = (x − μ)·r, r = (σ² + ε)^-½; dx = r·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·γ;
+ * dγ, dβ are column sums (fast products, `sumRows`).
+ */
+function layerNormFastGrad(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor {
+  const dim = x.shape[x.rank - 1];
+  const flat = tf.reshape(x, [-1, dim]);
+  const op = tf.customGrad(((xx: tf.Tensor, w: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    const centred = tf.sub(xx, tf.mean(xx, -1, true));
+    const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(centred), -1, true), eps));
+    const normed = tf.mul(centred, rstd);
+    save([normed, rstd, w]);
+    return {
+      value: tf.add(tf.mul(normed, w), b),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sn, sr, sw] = saved;
+        const g = tf.mul(dy, sw);
+        const dx = tf.mul(sr, tf.sub(tf.sub(g, tf.mean(g, -1, true)), tf.mul(sn, tf.mean(tf.mul(g, sn), -1, true))));
+        return [dx, sumRows(tf.mul(dy, sn) as tf.Tensor2D), sumRows(dy as tf.Tensor2D)];
+      },
+    };
+  }) as any);
+  return tf.reshape(op(flat, weight, bias), x.shape);
 }
 
 export function linear(ops: TensorOps, store: ParamStore, name: string, x: tf.Tensor, bias = true): tf.Tensor {
   return ops.linear(x, store.get(`${name}.weight`), bias ? store.get(`${name}.bias`) : undefined);
 }
 
-/** Exact GELU: x·Φ(x) = ½x(1 + erf(x/√2)); tf.erf has a registered gradient. */
-export function gelu(x: tf.Tensor): tf.Tensor {
+/** Exact GELU: x·Φ(x) = ½x(1 + erf(x/√2)); tf.erf has a registered gradient. `ops.fast`: written-out gradient. */
+export function gelu(x: tf.Tensor, ops?: TensorOps): tf.Tensor {
+  if (ops?.fast) return geluFastGrad(x);
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+}
+
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+/** GELU with d/dx = Φ(x) + x·φ(x), φ(x) = e^{−x²/2}/√(2π), reusing Φ from the forward. */
+function geluFastGrad(x: tf.Tensor): tf.Tensor {
+  const op = tf.customGrad(((xx: tf.Tensor, save: tf.GradSaveFunc) => {
+    const cdf = tf.mul(tf.add(tf.erf(tf.mul(xx, Math.SQRT1_2)), 1), 0.5);
+    save([xx, cdf]);
+    return {
+      value: tf.mul(xx, cdf),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sc] = saved;
+        const pdfTimesX = tf.mul(tf.mul(tf.exp(tf.mul(tf.square(sx), -0.5)), sx), INV_SQRT_2PI);
+        return [tf.mul(dy, tf.add(sc, pdfTimesX))];
+      },
+    };
+  }) as any);
+  return op(x);
 }
 
 /** Registers a ViT block's parameters; `modalityNorms` adds norm{1,2}_{a,v} (shared blocks). */
@@ -187,8 +236,8 @@ function headMajorSelfAttention(ops: TensorOps, store: ParamStore, name: string,
 /** Pre-norm block; `modality` picks norm{1,2}_a / _v of a shared block, else norm1 / norm2. */
 export function block(ops: TensorOps, store: ParamStore, name: string, x: tf.Tensor, heads: number, eps: number, modality?: 'a' | 'v'): tf.Tensor {
   const suffix = modality ? `_${modality}` : '';
-  const attn = selfAttention(ops, store, `${name}.attn`, layerNorm(store, `${name}.norm1${suffix}`, x, eps), heads);
+  const attn = selfAttention(ops, store, `${name}.attn`, layerNorm(store, `${name}.norm1${suffix}`, x, eps, ops), heads);
   const h = tf.add(x, attn);
-  const hidden = gelu(linear(ops, store, `${name}.mlp.fc1`, layerNorm(store, `${name}.norm2${suffix}`, h, eps)));
+  const hidden = gelu(linear(ops, store, `${name}.mlp.fc1`, layerNorm(store, `${name}.norm2${suffix}`, h, eps, ops)), ops);
   return tf.add(h, linear(ops, store, `${name}.mlp.fc2`, hidden));
 }

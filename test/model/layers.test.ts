@@ -4,7 +4,8 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/core/backend.ts';
 import { MODEL_CONFIGS } from '../../src/core/config.ts';
 import { Rng } from '../../src/core/rng.ts';
-import { gelu } from '../../src/model/layers.ts';
+import { tensorOps } from '../../src/core/fast-matmul.ts';
+import { addLayerNorm, gelu, layerNorm, ParamStore } from '../../src/model/layers.ts';
 import { audioPosEmbed, videoPosEmbed } from '../../src/model/pos-embed.ts';
 import { createCavBackbone } from '../../src/model/cav-backbone.ts';
 import { loadStateDict } from '../../src/model/weights.ts';
@@ -22,6 +23,39 @@ test('GELU is the erf form and its gradient matches finite differences', (t) => 
     const numeric = (phi(x + 1e-2) - phi(x - 1e-2)) / 2e-2;
     t.true(Math.abs(numeric - grad[i]) < 1e-3, `x=${x}: ${numeric} vs ${grad[i]}`);
   });
+});
+
+test('fast-path LayerNorm and GELU (written-out gradients) equal the autodiff forms in value and gradient', (t) => {
+  const rng = Rng.fromSeed('ln');
+  const store = new ParamStore('test');
+  addLayerNorm(store, 'ln', 6);
+  store.write('ln.weight', [6], Float32Array.from({ length: 6 }, () => 0.5 + rng.uniform()));
+  store.write('ln.bias', [6], Float32Array.from({ length: 6 }, () => rng.uniform() - 0.5));
+  const x = tf.tensor3d(Float32Array.from({ length: 2 * 5 * 6 }, () => rng.normal() * 2), [2, 5, 6]);
+  const w = tf.tensor3d(Float32Array.from({ length: 2 * 5 * 6 }, () => rng.normal()), [2, 5, 6]);
+  const fast = tensorOps(true), plain = tensorOps(false);
+  for (const [what, f] of [
+    ['layerNorm', (ops: typeof fast) => (xx: tf.Tensor) => layerNorm(store, 'ln', xx, 1e-6, ops)],
+    ['gelu', (ops: typeof fast) => (xx: tf.Tensor) => gelu(xx, ops)],
+  ] as const) {
+    const run = (ops: typeof fast) => tf.tidy(() => {
+      const loss = () => tf.sum(tf.mul(f(ops)(x), w)) as tf.Scalar;
+      const value = f(ops)(x).dataSync();
+      const grads = what === 'layerNorm' ? tf.variableGrads(loss, [store.get('ln.weight'), store.get('ln.bias')]).grads : {};
+      const dx = tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(f(ops)(xx), w)))(x).dataSync();
+      return { value, dx, dw: grads[store.get('ln.weight').name]?.dataSync(), db: grads[store.get('ln.bias').name]?.dataSync() };
+    });
+    const a = run(fast), b = run(plain);
+    const maxDiff = (u?: ArrayLike<number>, v?: ArrayLike<number>) => (u && v ? Math.max(...Array.from(u, (ui, i) => Math.abs(ui - v[i]))) : 0);
+    t.true(maxDiff(a.value, b.value) < 1e-5, `${what} value`);
+    t.true(maxDiff(a.dx, b.dx) < 1e-4, `${what} dx: ${maxDiff(a.dx, b.dx)}`);
+    if (what === 'layerNorm') {
+      t.true(maxDiff(a.dw, b.dw) < 1e-4 && maxDiff(a.db, b.db) < 1e-4, 'layerNorm dγ, dβ');
+      t.true(Math.abs(a.dx[0]) > 0 && Math.abs(a.dw![0]) > 0, 'gradients are not trivially zero');
+    }
+  }
+  tf.dispose([x, w]);
+  store.dispose();
 });
 
 test('audio pos-embed keeps the reshape quirk: token k codes (k mod T, ⌊k/T⌋)', (t) => {
