@@ -25,9 +25,15 @@ export function transpose2d(x: tf.Tensor2D): tf.Tensor2D {
   return tf.reshape(tf.transpose(tf.reshape(x, [2, m / 2, n]), [2, 0, 1]), [n, m]);
 }
 
-/** Column sums of x [M, N] → [N] as ones[1, M]·x: one fast product instead of wasm's slow axis-0 Sum (~40×). */
+/**
+ * Column sums of x [M, N] → [N] as ones[1, M]·x: one fast product instead of wasm's slow axis-0 Sum
+ * (~40×). x goes through a copy: wasm caches the XNNPACK operator of a product under the data id of
+ * its right operand, without the shape, so one buffer seen as `b` under two shapes (a gradient
+ * reshaped to [B·L, D] here and [B, L·D] there) would reuse a wrong-sized operator and read out of
+ * bounds.
+ */
 export function sumRows(x: tf.Tensor2D): tf.Tensor1D {
-  return tf.reshape(tf.matMul(tf.ones([1, x.shape[0]]) as tf.Tensor2D, x), [x.shape[1]]);
+  return tf.reshape(tf.matMul(tf.ones([1, x.shape[0]]) as tf.Tensor2D, tf.clone(x)), [x.shape[1]]);
 }
 
 /** a·b for 2-D tensors with optional transposes, materialised so the kernel sees plain operands. */

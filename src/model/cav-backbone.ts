@@ -18,7 +18,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../core/config.ts';
 import { tokenGrid } from '../core/config.ts';
-import { gatherRows, tensorOps, type TensorOps } from '../core/fast-matmul.ts';
+import { addRowVector, gatherRows, tensorOps, type TensorOps } from '../core/fast-matmul.ts';
 import type { Rng } from '../core/rng.ts';
 import type { CavBackbone, IntermediateCodes, JointEmbeddings, MaskingNoise, RetrievalEmbeddings, TrainForward } from './types.ts';
 import { addBlock, addLayerNorm, addLinear, block, layerNorm, linear, normalValues, ParamStore, uniformValues } from './layers.ts';
@@ -131,10 +131,21 @@ export class CavBackboneModel implements CavBackbone {
     }
   }
 
-  /** Patch embedding + modality embedding (+ full positional table when `withPos`). */
+  /**
+   * x [B, L, D] + a table [1, L, D] or token [1, 1, D]. Fast path: a row-vector add whose gradient is
+   * a fast column sum (autodiff's broadcast gradient is wasm's slow non-last-axis Sum).
+   */
+  private addTable(x: tf.Tensor, table: tf.Tensor): tf.Tensor {
+    if (!this.ops.fast) return tf.add(x, table);
+    const [b, l, d] = x.shape;
+    const flat = table.shape[1] === 1 ? [b * l, d] : [b, l * d];
+    return tf.reshape(addRowVector(tf.reshape(x, flat) as tf.Tensor2D, tf.reshape(table, [flat[1]])), x.shape);
+  }
+
+  /** Patch embedding + modality embedding. */
   private stem(m: 'a' | 'v', x: tf.Tensor3D): tf.Tensor {
     const proj = linear(this.ops, this.params, `patch_embed_${m}.proj`, x);
-    return tf.add(proj, this.p(`modality_${m}`));
+    return this.addTable(proj, this.p(`modality_${m}`));
   }
 
   private blocks(prefix: string, count: number, x: tf.Tensor, heads: number, modality?: 'a' | 'v'): tf.Tensor {
@@ -262,7 +273,7 @@ export class CavBackboneModel implements CavBackbone {
           for (let b = 0; b < batch; b++) firstK.set(ids.subarray(b * l, b * l + k), b * k);
           tokens = tf.add(tokens, tf.reshape(gatherRows(tf.reshape(pos, [l, -1]) as tf.Tensor2D, tf.tensor1d(firstK, 'int32')), [batch, k, -1]));
         } else {
-          tokens = tf.add(tokens, pos);
+          tokens = this.addTable(tokens, pos);
         }
         const flat = tf.reshape(tokens, [batch * k, -1]) as tf.Tensor2D;
         const visible = tf.reshape(gatherRows(flat, tf.tensor1d(plan.visibleRows, 'int32')), [batch, plan.nVis, -1]);
@@ -287,9 +298,16 @@ export class CavBackboneModel implements CavBackbone {
         const l = m === 'a' ? this.grid.audioTokens : this.grid.videoTokens;
         const withMask = tf.concat([ym, tf.tile(this.p(`mask_token_${m}`), [batch, 1, 1])], 1);
         const sources = gatherRows(tf.reshape(withMask, [batch * (plan.nVis + 1), -1]) as tf.Tensor2D, tf.tensor1d(plan.decoderSources, 'int32'));
-        const pos = gatherRows(tf.reshape(this.p(`decoder_pos_embed_${m}`), [l, -1]) as tf.Tensor2D, tf.tensor1d(plan.decoderPatches, 'int32'));
-        let z: tf.Tensor = tf.reshape(tf.add(sources, pos), [batch, plan.decoderLength, -1]);
-        z = tf.add(z, this.p(`decoder_modality_${m}`));
+        const table = this.p(`decoder_pos_embed_${m}`);
+        let z: tf.Tensor;
+        if (plan.decoderLength === l && isRowIdentity(plan.decoderPatches, l)) {
+          // Full inputs (Mode C): every row holds all patches in order, so the table adds as is.
+          z = this.addTable(tf.reshape(sources, [batch, l, -1]), table);
+        } else {
+          const pos = gatherRows(tf.reshape(table, [l, -1]) as tf.Tensor2D, tf.tensor1d(plan.decoderPatches, 'int32'));
+          z = tf.reshape(tf.add(sources, pos), [batch, plan.decoderLength, -1]);
+        }
+        z = this.addTable(z, this.p(`decoder_modality_${m}`));
         z = this.blocks('decoder_blocks', c.decoderDepth, z, c.decoderHeads);
         return layerNorm(this.params, 'decoder_norm', z, c.layerNormEps, this.ops) as tf.Tensor3D;
       };
@@ -322,6 +340,12 @@ export class CavBackboneModel implements CavBackbone {
   dispose(): void {
     this.params.dispose();
   }
+}
+
+/** True when `ids` [B·L] is 0..L−1 in every row. */
+function isRowIdentity(ids: Int32Array, l: number): boolean {
+  for (let i = 0; i < ids.length; i++) if (ids[i] !== i % l) return false;
+  return true;
 }
 
 /** (c, p, q) conv-order patches → the MAE target order (p, q, c) (spec §2.3). */

@@ -98,3 +98,16 @@ test('fastLinear2d (fused bias) and addRowVector match plain tfjs and check nume
   gradCheck(t, (xx, vv) => addRowVector(xx as tf.Tensor2D, vv), [x, v], 'addRowVector');
   tf.dispose([x, w, b, v]);
 });
+
+test('sumRows of one buffer under two shapes stays correct (wasm caches product operators by data id)', (t) => {
+  const x = rand([4, 6]) as tf.Tensor2D;
+  const [a, b] = tf.tidy(() => {
+    const wide = tf.reshape(x, [2, 12]) as tf.Tensor2D;
+    return [
+      tf.max(tf.abs(tf.sub(sumRows(x), tf.sum(x, 0)))).dataSync()[0],
+      tf.max(tf.abs(tf.sub(sumRows(wide), tf.sum(wide, 0)))).dataSync()[0],
+    ];
+  });
+  t.true(a < 1e-5 && b < 1e-5, `${a} ${b}`);
+  x.dispose();
+});
