@@ -9,8 +9,9 @@
  * Duration and streams come from the MP4/MOV header read in-process (mp4-header.ts), or for any other
  * container or any doubt from one `ffmpeg -i` probe (probe.ts); then ONE ffmpeg process opens the file twice
  * (input 0 seeked to the video window, input 1 from t = 0 for the audio) and streams raw RGB frames
- * to stdout and 16 kHz float PCM (native channel count) to fd 3. No temp files. Aborting the signal
- * SIGKILLs the child and rejects with an AbortError.
+ * to stdout and 16 kHz float PCM (native channel count) to fd 3. No temp files. Both pipes are
+ * consumed as they arrive (decode-sinks.ts): frames are normalised and fbank rows computed while
+ * ffmpeg still runs. Aborting the signal SIGKILLs the child and rejects with an AbortError.
  *
  * Frame timing (generalises spec §1.2 to any duration D; window W = T seconds, one frame per second):
  *   - D ≥ W, eval: window start s = D/2 − W/2 (10 s clip → 3 s, frames at 3, 4, 5, 6 s = the spec's
@@ -27,11 +28,14 @@
  *   for every frame, resized to S×S. All resizing runs inside ffmpeg (swscale bilinear).
  * Audio (spec §1.2, §1.4): resampled to 16 kHz by ffmpeg, mono = mean over channels here; refused as
  *   'silent' when mean|x| over the decoded span (all channels, first audioSeconds) is exactly 0; keep
- *   the first audioSeconds, subtract the mean, Kaldi fbank, pad/cut to audioFrames, normalise.
+ *   the first audioSeconds, Kaldi fbank, pad/cut to audioFrames, normalise. The waveform mean
+ *   (spec step 5) is not subtracted first: the fbank's per-frame mean removal cancels it exactly, so
+ *   rows can be computed before the last sample arrives (float32 rounding aside, ≤ 2e-4 normalised).
  *   Train mode then adds U[0,1)·s noise with s ~ U[0,1)/10 and rolls time by k ∈ [−F, F−1] (spec §1.4
  *   step 5; rng draws: s, then F·mel uniforms, then k).
  * Errors: `MediaError {path, stage: 'decode', kind}` — missing, empty, not-media, corrupt (truncated),
- *   no-audio, no-video, silent, too-short.
+ *   no-audio, no-video, silent, too-short. Files the header reader doubts go through the probe, which
+ *   classifies them; a failing decode is classified from its own stderr.
  * Ref: spec §1.2, §1.3, §1.4; golden G5 for the fbank.
  */
 import { spawn } from 'node:child_process';
@@ -39,14 +43,13 @@ import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { modelConfigSchema, type ModelConfig } from '../core/config.ts';
 import type { Rng } from '../core/rng.ts';
-import { centreWaveform, defaultFbank, spectrogramInput } from './fbank.ts';
+import { AUDIO_SAMPLE_RATE, AudioSink, FrameSink } from './decode-sinks.ts';
+import { defaultFbank } from './fbank.ts';
 import { resolveFfmpeg } from './ffmpeg.ts';
 import { abortError, MediaError } from './media-error.ts';
 import { classifyOpenFailure, mediaInfo, type MediaInfo } from './probe.ts';
 
-export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
-export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
-export const AUDIO_SAMPLE_RATE = 16000;
+export { AUDIO_SAMPLE_RATE, IMAGENET_MEAN, IMAGENET_STD } from './decode-sinks.ts';
 /** Side of the offline-extracted frames (spec §1.1) that crops are drawn in. */
 export const FRAME_BASE = 256;
 const STAGE = 'decode';
@@ -143,18 +146,10 @@ export function decodeArgs(file: string, info: MediaInfo, times: number[], S: nu
   return { args, channels };
 }
 
-function collect(stream: Readable): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('end', () => resolve(Buffer.concat(chunks)));
-    stream.on('error', reject);
-  });
-}
+interface RawDecode { stderr: string; code: number | null }
 
-interface RawDecode { rgb: Buffer; pcm: Buffer; stderr: string; code: number | null }
-
-function runDecode(ffmpegPath: string, args: string[], file: string, signal?: AbortSignal): Promise<RawDecode> {
+/** Runs one decode, feeding stdout to `frames` and fd 3 to `audio` as the bytes arrive. */
+function runDecode(ffmpegPath: string, args: string[], file: string, frames: FrameSink, audio: AudioSink, signal?: AbortSignal): Promise<RawDecode> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(abortError(signal));
     const child = spawn(ffmpegPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
@@ -166,40 +161,26 @@ function runDecode(ffmpegPath: string, args: string[], file: string, signal?: Ab
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     const stderrChunks: Buffer[] = [];
+    let failure: Error | undefined;
+    const feed = (sink: FrameSink | AudioSink) => (c: Buffer) => {
+      if (failure) return;
+      try { sink.push(c); } catch (e) { failure = e as Error; }
+    };
     child.stderr!.on('data', (c: Buffer) => stderrChunks.push(c));
-    const rgb = collect(child.stdout!);
-    const pcm = collect(child.stdio[3] as Readable);
-    rgb.catch(() => {}); pcm.catch(() => {}); // settled through 'close' or the abort above
+    child.stdout!.on('data', feed(frames));
+    (child.stdio[3] as Readable).on('data', feed(audio));
+    for (const s of [child.stdout, child.stdio[3]] as Readable[]) s.on('error', (e) => { failure ??= e; });
     child.on('error', (e) => {
       signal?.removeEventListener('abort', onAbort);
       reject(new MediaError(file, STAGE, 'ffmpeg', `cannot start ffmpeg (${ffmpegPath}): ${e.message}`));
     });
-    child.on('close', async (code) => {
+    child.on('close', (code) => {
       signal?.removeEventListener('abort', onAbort);
       if (signal?.aborted) return reject(abortError(signal));
-      try {
-        resolve({ rgb: await rgb, pcm: await pcm, stderr: Buffer.concat(stderrChunks).toString('utf8'), code });
-      } catch (e) {
-        reject(new MediaError(file, STAGE, 'ffmpeg', `reading ffmpeg output failed: ${(e as Error).message}`));
-      }
+      if (failure) return reject(new MediaError(file, STAGE, 'ffmpeg', `reading ffmpeg output failed: ${failure.message}`));
+      resolve({ stderr: Buffer.concat(stderrChunks).toString('utf8'), code });
     });
   });
-}
-
-/** rgb24 frames [n, S, S, 3] → [T, 3, S, S] ImageNet-normalised, picking frame `order[t]`. */
-function normaliseFrames(rgb: Buffer, order: number[], S: number): Float32Array {
-  const plane = S * S, frameBytes = plane * 3;
-  const out = new Float32Array(order.length * 3 * plane);
-  const scale = IMAGENET_STD.map((s) => 1 / (255 * s));
-  const shift = IMAGENET_MEAN.map((m, c) => m / IMAGENET_STD[c]);
-  for (let t = 0; t < order.length; t++) {
-    const src = order[t] * frameBytes, dst = t * 3 * plane;
-    for (let c = 0; c < 3; c++) {
-      const o = dst + c * plane, k = scale[c], b = shift[c];
-      for (let p = 0; p < plane; p++) out[o + p] = rgb[src + p * 3 + c] * k - b;
-    }
-  }
-  return out;
 }
 
 export async function decodeClip(file: string, options: DecodeOptions, signal?: AbortSignal): Promise<DecodedClip> {
@@ -215,7 +196,9 @@ export async function decodeClip(file: string, options: DecodeOptions, signal?: 
   const crop = mode === 'train' ? drawMultiScaleCrop(rng!) : undefined;
   const { path: ffmpegPath } = await resolveFfmpeg();
   const { args, channels } = decodeArgs(file, info, times, S, crop, audioSeconds);
-  const raw = await runDecode(ffmpegPath, args, file, signal);
+  const frames = new FrameSink(T, S);
+  const audio = new AudioSink(channels, config.audioFrames, config.melBins, audioSeconds, defaultFbank(config.melBins));
+  const raw = await runDecode(ffmpegPath, args, file, frames, audio, signal);
   if (raw.code !== 0) {
     // The header said the streams exist; ffmpeg's own map error still names a missing one precisely.
     if (/Stream map '0:v:0' matches no streams/.test(raw.stderr)) throw new MediaError(file, STAGE, 'no-video', 'no video stream');
@@ -223,50 +206,23 @@ export async function decodeClip(file: string, options: DecodeOptions, signal?: 
     throw classifyOpenFailure(file, STAGE, raw.stderr);
   }
 
-  const frameBytes = S * S * 3;
-  const frameCount = Math.floor(raw.rgb.length / frameBytes);
-  if (frameCount === 0) throw new MediaError(file, STAGE, 'too-short', `too short to yield a video frame (duration ${info.durationSec} s)`);
-  // A source that ends before the last wanted time yields fewer frames: repeat the last one.
-  const order = Array.from({ length: T }, (_, i) => Math.min(i, frameCount - 1));
-  const video = normaliseFrames(raw.rgb, order, S);
+  // A source that ends before the last wanted time yields fewer frames: the sink repeats the last one.
+  if (frames.frames === 0) throw new MediaError(file, STAGE, 'too-short', `too short to yield a video frame (duration ${info.durationSec} s)`);
+  const video = frames.finish();
 
-  const wave = mixdown(raw.pcm, channels, file);
+  if (audio.samples === 0) throw new MediaError(file, STAGE, 'too-short', 'the audio stream decodes to no samples');
+  if (audio.absSum === 0) throw new MediaError(file, STAGE, 'silent', 'silent audio (mean |x| is exactly 0)');
   if (/partial file|Invalid NAL|error while decoding|corrupt/i.test(raw.stderr)) {
     const expected = Math.min(Number.isFinite(info.durationSec) ? info.durationSec : Infinity, audioSeconds);
-    const got = wave.length / AUDIO_SAMPLE_RATE;
+    const got = audio.monoSamples / AUDIO_SAMPLE_RATE;
     if (got < expected - 0.25) throw new MediaError(file, STAGE, 'corrupt', `truncated or corrupt media: decoded ${got.toFixed(2)} s of ${expected.toFixed(2)} s of audio`);
   }
-  const fbank = audioInput(wave, config, file);
+  if (defaultFbank(config.melBins).frameCount(audio.monoSamples) === 0) {
+    throw new MediaError(file, STAGE, 'too-short', `audio too short for one 25 ms fbank frame (${audio.monoSamples} samples at 16 kHz)`);
+  }
+  const fbank = audio.finish();
   if (mode === 'train') addNoiseAndRoll(fbank, config.audioFrames, config.melBins, rng!);
   return { path: file, video, fbank, info: { ...info, channels: info.channels || channels } };
-}
-
-/** Interleaved f32le PCM → mono (mean over channels); refuses exact silence over all channels. */
-function mixdown(pcm: Buffer, channels: number, file: string): Float32Array {
-  const total = Math.floor(pcm.length / 4);
-  // Copy into an aligned buffer and view it (little-endian hosts, as f32le is).
-  const interleaved = new Float32Array(pcm.buffer.slice(pcm.byteOffset, pcm.byteOffset + total * 4));
-  let absSum = 0;
-  for (let i = 0; i < total; i++) absSum += Math.abs(interleaved[i]);
-  if (total === 0) throw new MediaError(file, STAGE, 'too-short', 'the audio stream decodes to no samples');
-  if (absSum === 0) throw new MediaError(file, STAGE, 'silent', 'silent audio (mean |x| is exactly 0)');
-  if (channels === 1) return interleaved;
-  const n = Math.floor(total / channels);
-  const mono = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let c = 0; c < channels; c++) s += interleaved[i * channels + c];
-    mono[i] = s / channels;
-  }
-  return mono;
-}
-
-function audioInput(wave: Float32Array, config: ModelConfig, file: string): Float32Array {
-  const fb = defaultFbank(config.melBins);
-  if (fb.frameCount(wave.length) === 0) {
-    throw new MediaError(file, STAGE, 'too-short', `audio too short for one 25 ms fbank frame (${wave.length} samples at 16 kHz)`);
-  }
-  return spectrogramInput(centreWaveform(wave), config.audioFrames, config.melBins, fb);
 }
 
 /** Spec §1.4 step 5: X += U·s, then a circular roll along time by k ∈ [−F, F−1]. */
