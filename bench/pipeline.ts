@@ -124,12 +124,15 @@ absolute times are noisy.
 ${table}
 
 End to end the worker run takes **${(worker / cpu).toFixed(2)}×** the wall time of the main-thread run
-(it includes starting the worker: tsx + tfjs backend, ≈ the difference in "first step at"); in steady
+(it includes starting the worker: tsx and module loading, ≈ the difference in "first step at"); in steady
 state (between the first and last step) the worker run trains **${steadyGain.toFixed(2)}×** as many clips per second.
 The training-only bound is ${((batchSize * 1000) / trainMs).toFixed(2)} clips/s. With decode on the main thread,
 the JS side of decoding (frame conversion, fbank, normalisation) and the training step take turns
 on one thread; on a worker they run side by side on the second core (ffmpeg itself is a child
-process in both cases).
+process in both cases). Both runs stay below the training-only bound: on two cores the ffmpeg children,
+the worker and the training loop compete for the same CPUs, so the gain is the main thread's share
+of decoding (tens of percent), not a doubling; it grows with the run's length as the worker's
+start-up (tsx + module load, ~1 s) is amortised.
 `;
     process.stdout.write(`${section}\n`);
     if (write) {

@@ -4,7 +4,8 @@
  * thread N of the pool, so decode/tokenize overlap training on another core. Nodes naming the
  * same N share the thread. Items cross as structured clones with their typed arrays
  * transferred (moved, not copied); order and the node's concurrency are kept by `mapConcurrent`.
- * Each worker initialises its own tfjs backend (src/core/backend.ts).
+ * Each worker initialises its own tfjs backend (src/core/backend.ts) for the tasks that use
+ * tensors (`worker.backend`, default true).
  *
  * `device: gpu:N` runs the task in a child process with CUDA_VISIBLE_DEVICES=N (a worker thread
  * shares the process environment, so CUDA could not be pinned there). It needs
@@ -78,7 +79,7 @@ class DeviceHandle {
   load(key: string, stage: StageDefinition, options: Record<string, unknown>, context: { config: ModelConfig; seed: number | string; node: string }) {
     if (this.loaded.has(key)) return;
     this.loaded.add(key);
-    this.post({ type: 'load', key, module: stage.worker!.module, export: stage.worker!.export, options, context });
+    this.post({ type: 'load', key, module: stage.worker!.module, export: stage.worker!.export, backend: stage.worker!.backend ?? true, options, context });
   }
 
   run(key: string, item: GraphItem): Promise<GraphItem> {

@@ -56,7 +56,12 @@ export interface StageDefinition<Options extends z.ZodObject = z.ZodObject> {
    * How to run this stage on `device: worker:N` (or `gpu:N`): a module URL and the name of an
    * exported `WorkerTask`. Only 1:1 stages whose work is a pure function of the item can offer it.
    */
-  readonly worker?: { module: string; export: string };
+  readonly worker?: {
+    module: string;
+    export: string;
+    /** Whether the task uses tensors, so the worker must initialise a tfjs backend first (default true). */
+    backend?: boolean;
+  };
 }
 
 /**

@@ -94,7 +94,7 @@ export const stage = defineStage({
   outputs: ['decoded'],
   optionsSchema: decodeOptionsSchema,
   roles: [Decoder, RunConfig, Rng],
-  worker: { module: import.meta.url, export: 'decodeTask' },
+  worker: { module: import.meta.url, export: 'decodeTask', backend: false },
   create: (deps, options) =>
     decode(options, {
       decoder: deps.get<Decoder>(Decoder),

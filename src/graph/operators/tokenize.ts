@@ -73,7 +73,7 @@ export const stage = defineStage({
   outputs: ['tokenized'],
   optionsSchema: tokenizeOptionsSchema,
   roles: [Tokenizer, RunConfig],
-  worker: { module: import.meta.url, export: 'tokenizeTask' },
+  worker: { module: import.meta.url, export: 'tokenizeTask', backend: false },
   create: (deps, options) =>
     tokenize(options, {
       tokenizer: deps.get<Tokenizer>(Tokenizer),
