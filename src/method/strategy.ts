@@ -73,10 +73,21 @@ export interface Strategy {
   step(batch: TrainBatch, ctx: StrategyContext): StepReport;
 }
 
+/** A loss became NaN or ±Inf: the step is abandoned before the update, so the model stays as it was. */
+export class NonFiniteLossError extends Error {
+  constructor(readonly loss: string, readonly value: number) {
+    super(`loss '${loss}' is ${value}; the step was not applied`);
+  }
+}
+
 /** Sums named scalar losses inside a loss function and records their values (read synchronously). */
 export function sumLosses(terms: Record<string, tf.Scalar>, record: Record<string, number>): tf.Scalar {
   const names = Object.keys(terms);
-  for (const n of names) record[n] = terms[n].dataSync()[0];
+  for (const n of names) {
+    record[n] = terms[n].dataSync()[0];
+    // Refuse before the optimiser sees gradients of a bad loss: the step is never applied.
+    if (!Number.isFinite(record[n])) throw new NonFiniteLossError(n, record[n]);
+  }
   const total = names.length === 1 ? tf.clone(terms[names[0]]) : (tf.addN(names.map((n) => terms[n])) as tf.Scalar);
   return total;
 }

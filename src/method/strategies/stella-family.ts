@@ -13,6 +13,8 @@
  *   importance 'lpis' (importance-weighted sampling) | 'uniform' (every patch weight 1; first step sampled too);
  *   correlation 'rca' (π from replay) | 'none' (π = 0: nothing pruned).
  *   stella = lpis+rca; lpis-only = lpis+none; rca-only = uniform+rca; random = uniform+none without the AVM.
+ *   `selector`: a PatchSelector (plugins) replaces steps (6)–(8): it picks the kept ids of every row from
+ *   the rows' importance (LPIS when it `needsImportance`, else uniform); no pruning.
  * Options: alpha 0.5, temperature 0.4, coreVideoRatio/coreAudioRatio 0.5, chunkTimes 4, matchingLossWeight 1.
  * Ref: spec §5.1–§5.3, §6, §7.4, §11 Q10–Q14, Q19, Q20, Q26; paper-results §3.3 (ablations).
  */
@@ -25,6 +27,7 @@ import { candidateCount } from '../importance.ts';
 import { scoreBatch, disposeScored } from '../scoring.ts';
 import { replayCorrelation, disposeCorrelation } from '../correlation.ts';
 import { stellaSelection, type SelectionRows } from '../stella-selection.ts';
+import { selectWith, type PatchSelector } from '../patch-selector.ts';
 import { matchingPairs, matchingLoss } from '../avm-matching.ts';
 import { rehearsalPenalty } from '../penalty.ts';
 import { FIELD, stellaLayout, type BufferLayout } from '../replay-buffer.ts';
@@ -48,6 +51,8 @@ export interface StellaVariant {
   name: string;
   importance: 'lpis' | 'uniform';
   correlation: 'rca' | 'none';
+  /** Replaces the built-in sampling (steps (6)–(8)) with a plugin's choice. */
+  selector?: PatchSelector;
 }
 
 export class StellaFamilyStrategy implements Strategy {
@@ -58,6 +63,7 @@ export class StellaFamilyStrategy implements Strategy {
   constructor(private readonly variant: StellaVariant, options: StellaOptions = {}) {
     this.name = variant.name;
     this.usesAvm = variant.importance === 'lpis' || variant.correlation === 'rca';
+    if (variant.selector && variant.correlation !== 'none') throw new Error(`${variant.name}: a plugin selector replaces RCA pruning; use correlation 'none'`);
     this.o = stellaOptionsSchema.parse(options);
   }
 
@@ -130,7 +136,9 @@ export class StellaFamilyStrategy implements Strategy {
         : this.variant.importance === 'uniform'
           ? { importanceV: new Float32Array(0), importanceA: new Float32Array(0), probV: new Float32Array(0), probA: new Float32Array(0) }
           : undefined;
-      const sel = stellaSelection({ current, replay: replayRows, N, Lv, La, kV, kA, grid }, ctx.rng);
+      const sel = this.variant.selector
+        ? this.selectWithPlugin(this.variant.selector, current, replayRows, { N, Lv, La, kV, kA, grid: { frames: config.numFrames, side: g.side, timePatches: g.timePatches, freqPatches: g.freqPatches } }, ctx)
+        : stellaSelection({ current, replay: replayRows, N, Lv, La, kV, kA, grid }, ctx.rng);
       const rows = sel.rows;
 
       // (9) gather the selected patches of current + replay rows.
@@ -185,5 +193,23 @@ export class StellaFamilyStrategy implements Strategy {
       tf.dispose(owned);
       for (const r of release) r();
     }
+  }
+
+  /** Plugin selection over current + replay rows: the selector's kept ids first, the rest ascending. */
+  private selectWithPlugin(
+    selector: PatchSelector, current: SelectionRows, replay: SelectionRows | undefined,
+    sizes: { N: number; Lv: number; La: number; kV: number; kA: number; grid: { frames: number; side: number; timePatches: number; freqPatches: number } },
+    ctx: StrategyContext,
+  ): { rows: number; firstStep: boolean; avIds: Int32Array; vaIds: Int32Array } {
+    const M = replay ? replay.importanceV.length / sizes.Lv : 0;
+    const join = (a: Float32Array, b: Float32Array | undefined) => {
+      if (!b || b.length === 0) return a;
+      const out = new Float32Array(a.length + b.length);
+      out.set(a); out.set(b, a.length);
+      return out;
+    };
+    const rows = sizes.N + M;
+    const ids = selectWith(selector, { video: join(current.importanceV, replay?.importanceV), audio: join(current.importanceA, replay?.importanceA) }, rows, sizes, ctx.rng);
+    return { rows, firstStep: M === 0, ...ids };
   }
 }
