@@ -1,0 +1,58 @@
+/** graphs/ab-selectors.yaml end to end: one decode/tokenize branch (on a worker) feeding two trainers. */
+import test from 'ava';
+import * as tf from '@tensorflow/tfjs';
+import { ContainerModule } from 'inversify';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { initBackend } from '../../src/core/backend.ts';
+import { generateCorpus } from '../../src/media/corpus.ts';
+import { loadGraph } from '../../src/graph/loader.ts';
+import { runGraph } from '../../src/graph/runner.ts';
+import { SelectorContribution, Trainer, type Selector } from '../../src/graph/roles.ts';
+import { REPO_ROOT } from '../helpers.ts';
+import { FakeTrainer } from './fakes.ts';
+
+test.before(async () => { await initBackend(); });
+
+/** A second selector for arm A: the first K patches. */
+const firstK: Selector = {
+  name: 'first-k',
+  select: (input) => tf.tidy(() => ({
+    video: tf.tile(tf.range(0, input.keep.video, 1, 'int32').expandDims(0), [input.importance.video.shape[0], 1]) as tf.Tensor2D,
+    audio: tf.tile(tf.range(0, input.keep.audio, 1, 'int32').expandDims(0), [input.importance.audio.shape[0], 1]) as tf.Tensor2D,
+  })),
+};
+const firstKModule = new ContainerModule(({ bind }) => {
+  bind<SelectorContribution>(SelectorContribution).toConstantValue({ name: 'first-k', create: () => firstK });
+});
+
+test.serial('both arms train on the same batches with their own selector; one results.json each', async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'graph-ab-'));
+  try {
+    const { manifestPath } = await generateCorpus({ out: path.join(dir, 'corpus'), tasks: 1, classes: 2, train: 3, test: 0, seed: 9, durationSec: 2 });
+    const trainer = new FakeTrainer(5);
+    const graph = await loadGraph(path.join(REPO_ROOT, 'graphs/ab-selectors.yaml'), {
+      env: { STELLA_DATA: path.dirname(manifestPath), STELLA_OUT: path.join(dir, 'out'), SELECTOR_A: 'first-k' },
+      overrides: ['nodes.batch.options.size=2'],
+      container: { values: [[Trainer, trainer]], modules: [firstKModule] },
+    });
+    const before = tf.memory().numTensors;
+    const result = await runGraph(graph, { signals: null });
+    t.deepEqual(result.errors, []);
+    const a = JSON.parse(await readFile(path.join(dir, 'out/a/results.json'), 'utf8'));
+    const b = JSON.parse(await readFile(path.join(dir, 'out/b/results.json'), 'utf8'));
+    t.is(a.label, 'A');
+    t.is(b.label, 'B');
+    t.is(a.steps.length, 3);
+    t.is(b.steps.length, 3);
+    const arm = (name: string) => trainer.seen.filter((s) => s.selector === name).map((s) => s.indices);
+    t.deepEqual(arm('first-k'), arm('center-bias'), 'same batches, in the same order, for both arms');
+    t.is(arm('first-k').length, 3);
+    t.deepEqual(a.steps.map((s: { losses: { total: number } }) => s.losses.total), b.steps.map((s: { losses: { total: number } }) => s.losses.total));
+    t.true(result.metrics.queues['batch→train-a'].maxDepth <= 2);
+    t.is(tf.memory().numTensors, before, 'cloned batches of the second branch are disposed too');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
