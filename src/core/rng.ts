@@ -60,6 +60,13 @@ export class Rng {
     return new Rng(label, hash128(label));
   }
 
+  /** Rewinds this stream in place to a saved state of the same label. */
+  setState(state: RngState): void {
+    if (state.label !== this.label) throw new Error(`Rng.setState: state of stream '${state.label}' cannot restore stream '${this.label}'`);
+    [this.a, this.b, this.c, this.d] = state.words;
+    this.spareNormal = undefined;
+  }
+
   state(): RngState {
     return { label: this.label, words: [this.a >>> 0, this.b >>> 0, this.c >>> 0, this.d >>> 0] };
   }

@@ -37,6 +37,8 @@ export interface TrainerState {
   rng: RngState;
   buffer?: ReplayBufferState;
   optimizer: AdamState;
+  /** The model's masking-noise stream. */
+  modelRng: RngState;
   steps: number;
 }
 
@@ -131,6 +133,7 @@ export class StrategyTrainer {
       rng: this.rng.state(),
       buffer: this.buffer?.toState(),
       optimizer: this.model.optimizerState(),
+      modelRng: this.model.rngState(),
       steps: this.steps,
     };
   }
@@ -141,6 +144,7 @@ export class StrategyTrainer {
     this.rng = Rng.fromState(state.rng);
     if (state.buffer) this.buffer = ReplayBuffer.fromState(state.buffer);
     this.model.restoreOptimizer(state.optimizer);
+    this.model.restoreRng(state.modelRng);
     this.steps = state.steps;
   }
 

@@ -106,7 +106,8 @@ export class CavBackboneModel implements CavBackbone {
   readonly params: ParamStore;
   readonly ops: TensorOps;
   readonly normPixLoss: boolean;
-  private readonly maskingRng: Rng;
+  /** Masking-noise stream; its state is part of a checkpoint (ModelService.rngState). */
+  readonly maskingRng: Rng;
   private readonly grid: ReturnType<typeof tokenGrid>;
 
   constructor(readonly config: ModelConfig, options: CavBackboneOptions) {

@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../core/config.ts';
-import type { Rng } from '../core/rng.ts';
+import type { Rng, RngState } from '../core/rng.ts';
 import { readSafetensors, writeSafetensors, type NamedTensor } from '../core/safetensors.ts';
 import { createAvm, type AvmModel } from './avm.ts';
 import { createCavBackbone, type CavBackboneModel } from './cav-backbone.ts';
@@ -94,6 +94,15 @@ export class ModelService {
     }
     loadStateDict(this.backbone, backbone, { strict, source: file });
     if (avm.size || strict) loadStateDict(this.avm, avm, { strict, source: file });
+  }
+
+  /** The model's own random stream (masking noise), for exact resume. */
+  rngState(): RngState {
+    return this.backbone.maskingRng.state();
+  }
+
+  restoreRng(state: RngState): void {
+    this.backbone.maskingRng.setState(state);
   }
 
   optimizerState(): AdamState {
