@@ -9,7 +9,7 @@
  * (mp4-header.ts, no child process) when that parses without doubt, else this probe.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { resolveFfmpeg } from './ffmpeg.ts';
 import { abortError, MediaError } from './media-error.ts';
@@ -112,8 +112,23 @@ export async function assertReadableFile(file: string, stage: string): Promise<v
   } catch {
     throw new MediaError(file, stage, 'missing', 'file not found');
   }
+  checkStat(file, stage, st);
+}
+
+function checkStat(file: string, stage: string, st: { isFile(): boolean; size: number }): void {
   if (!st.isFile()) throw new MediaError(file, stage, 'missing', 'not a regular file');
   if (st.size === 0) throw new MediaError(file, stage, 'empty', 'file is empty (0 bytes)');
+}
+
+/** `assertReadableFile` without a thread-pool round trip (the decode path; a stat is microseconds). */
+function assertReadableFileSync(file: string, stage: string): void {
+  let st;
+  try {
+    st = statSync(file);
+  } catch {
+    throw new MediaError(file, stage, 'missing', 'file not found');
+  }
+  checkStat(file, stage, st);
 }
 
 export async function probeMedia(file: string, stage = 'decode', signal?: AbortSignal): Promise<MediaInfo> {
@@ -149,7 +164,7 @@ export type MediaInfoSource = 'header' | 'probe';
  * process), else from `probeMedia`, which also classifies files ffmpeg cannot open.
  */
 export async function mediaInfo(file: string, stage = 'decode', signal?: AbortSignal): Promise<{ info: MediaInfo; source: MediaInfoSource }> {
-  await assertReadableFile(file, stage);
+  assertReadableFileSync(file, stage);
   if (signal?.aborted) throw abortError(signal);
   const header = readMp4Header(file);
   if (header.ok) return { info: header.info, source: 'header' };
