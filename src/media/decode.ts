@@ -138,8 +138,10 @@ export function decodeArgs(file: string, info: MediaInfo, times: number[], S: nu
   const channels = info.channels > 0 ? info.channels : 1;
   const args = [
     '-hide_banner', '-nostdin', '-nostats', '-loglevel', 'error',
-    '-ss', fmt(seek), '-t', fmt(span), '-i', file,
-    '-t', fmt(audioSeconds), '-i', file,
+    // One decoder thread per input: a clip this short spends longer starting frame threads than
+    // decoding, and ingest already runs decodes side by side (bit-identical output either way).
+    '-threads', '1', '-ss', fmt(seek), '-t', fmt(span), '-i', file,
+    '-threads', '1', '-t', fmt(audioSeconds), '-i', file,
     '-map', '0:v:0', '-vf', filters, '-vsync', '0', '-frames:v', String(times.length), '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1',
     '-map', '1:a:0', '-ac', String(channels), '-ar', String(AUDIO_SAMPLE_RATE), '-f', 'f32le', 'pipe:3',
   ];
