@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ContainerModule } from 'inversify';
-import { SelectorContribution, type SelectionInput, type SelectionResult, type Selector } from '../src/graph/roles.ts';
+import { SelectorContribution, type PatchSelector, type SelectionInput, type SelectionResult } from '../src/graph/roles.ts';
 
 /** Patch indices sorted by `distance` (ascending), ties by index; first `keep` of them. */
 function nearest(count: number, keep: number, distance: (index: number) => number): Int32Array {
@@ -21,7 +21,7 @@ function nearest(count: number, keep: number, distance: (index: number) => numbe
   return Int32Array.from(order.slice(0, keep));
 }
 
-export class CenterBiasSelector implements Selector {
+export class CenterBiasSelector implements PatchSelector {
   readonly name = 'center-bias';
   /** Position only: the trainer can skip importance scoring. */
   readonly needsImportance = false;

@@ -60,36 +60,22 @@ export const ManifestLoader = Symbol('ManifestLoader');
 // Method
 // ---------------------------------------------------------------------------------------------
 
-/**
- * Input to a selector: per-row patch importance and how many patches to keep.
- * `importance.video` is `[B, Lv]` (t·h·w order), `importance.audio` `[B, La]` (t·f order).
- */
-export interface SelectionInput {
-  importance: { video: tf.Tensor2D; audio: tf.Tensor2D };
-  keep: { video: number; audio: number };
-  /** Token grid: frames × side × side video patches, timePatches × freqPatches audio patches. */
-  grid: { frames: number; side: number; timePatches: number; freqPatches: number };
-}
+import type { PatchSelector, SelectionInput, SelectionResult } from '../method/patch-selector.ts';
+export type { PatchSelector, SelectionInput, SelectionResult };
 
-/** Kept patch indices per row: video `[B, Kv]`, audio `[B, Ka]`, int32. The caller disposes them. */
-export interface SelectionResult {
-  video: tf.Tensor2D;
-  audio: tf.Tensor2D;
-}
-
-/**
- * A patch selector (`stella`, `random`, plugins…). `select` must run its math in `tf.tidy` and
- * return fresh tensors; hooks are optional and called by the trainer. Same contract as
- * src/method/patch-selector.ts `PatchSelector` (kept assignable both ways).
- */
-export interface Selector {
+/** A whole training strategy (src/method/strategy.ts: `stella`, `der++`, `finetune`, …). */
+export interface StrategySelector {
   readonly name: string;
-  /** True when `select` reads the importance (the trainer then runs LPIS scoring). */
-  readonly needsImportance?: boolean;
-  select(input: SelectionInput, rng: SeededRng): SelectionResult;
+  step(batch: unknown, context: unknown): unknown;
   onTaskEnd?(task: number): void;
   afterStep?(step: number): void;
 }
+
+/**
+ * What `selector: <name>` on a train node resolves to: a built-in strategy, or a patch selector
+ * (plugins; src/method/patch-selector.ts) that the trainer runs inside the STELLA step.
+ */
+export type Selector = PatchSelector | StrategySelector;
 export const Selector = Symbol('Selector');
 
 /**
@@ -127,7 +113,7 @@ export const Trainer = Symbol('Trainer');
 
 /** Evaluates after a task (retrieval on the eval split etc.). */
 export interface Evaluator {
-  evaluate(taskEnd: TaskEnd, context: { step: number }): Promise<EvalResult['metrics']>;
+  evaluate(taskEnd: TaskEnd, context: { step: number; trainer?: string; manifest?: string }): Promise<EvalResult['metrics']>;
 }
 export const Evaluator = Symbol('Evaluator');
 

@@ -9,7 +9,7 @@
  *
  * Inputs:  `task-end`, `step` (counted, passed through).
  * Outputs: `eval`.
- * Options (defaults): every 1.
+ * Options (defaults): every 1, trainer (the only train node), manifest (the run's data).
  * Roles: Evaluator.
  *
  * Example node:
@@ -32,13 +32,17 @@ import { defineStage } from '../stage.ts';
 export const evaluateOptionsSchema = z.object({
   /** Evaluate after every N-th task (1 = after each task). */
   every: z.number().int().positive().default(1),
+  /** Train node whose model is evaluated (needed only when the graph has several). */
+  trainer: z.string().optional(),
+  /** Manifest whose test clips are evaluated (default: the run's data). */
+  manifest: z.string().optional(),
 });
 
 export function evaluate(
   options: z.input<typeof evaluateOptionsSchema>,
   deps: { evaluator: Evaluator; errors?: { next(e: StageError): void }; stage?: string },
 ): OperatorFunction<GraphItem, GraphItem> {
-  const { every } = evaluateOptionsSchema.parse(options);
+  const { every, trainer, manifest } = evaluateOptionsSchema.parse(options);
   const errors = deps.errors ?? STDERR_ERRORS;
   const stage = deps.stage ?? 'evaluate';
   return (input) => {
@@ -53,7 +57,7 @@ export function evaluate(
           if (taskEnds % every !== 0) return [item];
           let metrics: EvalResult['metrics'];
           try {
-            metrics = await deps.evaluator.evaluate(item, { step });
+            metrics = await deps.evaluator.evaluate(item, { step, trainer, manifest });
           } catch (error) {
             errors.next({ path: item.taskName, stage, message: messageOf(error) });
             return [item];

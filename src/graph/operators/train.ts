@@ -10,7 +10,8 @@
  *
  * Inputs:  `batch`. Passes `task-end` through in order.
  * Outputs: `step`.
- * Options (defaults): selector '' (none: the trainer's own default), selectorOptions {}.
+ * Options (defaults): selector '' (none: the trainer's own default), selectorOptions {}, memory 64
+ * (replay samples; handed to the trainer with the node id through its optional `configure`).
  * Roles: Trainer, Rng (and the SelectorRegistry when `selector` is set).
  *
  * Example node:
@@ -35,6 +36,8 @@ export const trainOptionsSchema = z.object({
   /** Selector binding name (`stella`, `random`, a plugin's name); empty = trainer default. */
   selector: z.string().default(''),
   selectorOptions: z.record(z.string(), z.unknown()).default({}),
+  /** Replay memory in samples, for strategies with a buffer (spec §5.1 `memory_size`). */
+  memory: z.number().int().positive().default(64),
 });
 
 export interface TrainDeps {
@@ -82,10 +85,16 @@ export const stage = defineStage({
   roles: [Trainer, Rng],
   create: (deps, options) =>
     train(options, {
-      trainer: deps.get<Trainer>(Trainer),
+      trainer: configured(deps.get<Trainer>(Trainer), { node: deps.node, memory: options.memory }),
       selector: options.selector ? deps.get<SelectorRegistry>(SelectorRegistry).create(options.selector, options.selectorOptions) : undefined,
       rng: deps.get<SeededRng>(Rng).fork(deps.node),
       errors: deps.errors,
       stage: deps.node,
     }),
 });
+
+/** Tells a trainer which node it serves and its options, when it wants to know (TrainerRole does). */
+function configured(trainer: Trainer, settings: { node: string; memory: number }): Trainer {
+  (trainer as Trainer & { configure?(s: typeof settings): void }).configure?.(settings);
+  return trainer;
+}

@@ -1,0 +1,60 @@
+/**
+ * TaskEvaluator: the graph's `Evaluator` role for continual runs. At each task end it evaluates the
+ * trainer's current model on every task's test clips (zero-shot retrieval, gallery = all test clips,
+ * one category per task; localisation AUC where clips carry ground truth) and records the stage in the
+ * run session; the run then writes the accuracy matrices, A and F from those stages.
+ *
+ * The test set is decoded once, on the first task end, from the session's manifest (or the evaluate
+ * node's `manifest` option). On resume, stages the checkpoint already holds are returned as stored.
+ * After recording, it asks the session's checkpoint policy to save (reason `task-end`).
+ * Ref: spec §9.1–§9.3.
+ */
+import type { ModelConfig } from '../core/config.ts';
+import type { TaskEnd } from '../graph/items.ts';
+import type { Evaluator } from '../graph/roles.ts';
+import { loadManifest } from '../media/manifest.ts';
+import type { RunSessionState } from '../method/run-session.ts';
+import { ContinualEvaluator, type Evaluation } from './evaluator.ts';
+import { loadTestSet } from './test-set.ts';
+
+export interface EvaluateContext {
+  step: number;
+  /** Evaluate node options: which train node's model, which manifest. */
+  trainer?: string;
+  manifest?: string;
+}
+
+export class TaskEvaluator implements Evaluator {
+  private evaluator: Promise<ContinualEvaluator> | undefined;
+
+  constructor(private readonly session: RunSessionState, private readonly config: ModelConfig) {}
+
+  /** The evaluator over the run's test clips (loaded once). */
+  load(manifestPath?: string): Promise<ContinualEvaluator> {
+    this.evaluator ??= (async () => {
+      const file = manifestPath ?? this.session.manifest;
+      if (!file) throw new Error(`evaluate: no manifest to read test clips from (set the evaluate node's 'manifest' option)`);
+      const manifest = await loadManifest(file);
+      const testSet = await loadTestSet(manifest, this.config);
+      this.session.testSetErrors.push(...testSet.errors);
+      if (this.session.tasks.length === 0) this.session.tasks = manifest.tasks.map((t) => t.name);
+      return new ContinualEvaluator({ config: this.config, testSet });
+    })();
+    return this.evaluator;
+  }
+
+  async evaluate(taskEnd: TaskEnd, context: EvaluateContext): Promise<Record<string, unknown>> {
+    const restored = this.session.restored?.evaluations.find((e) => e.task === taskEnd.task);
+    let evaluation: Evaluation;
+    if (restored) {
+      evaluation = restored.evaluation;
+    } else {
+      const evaluator = await this.load(context.manifest);
+      const trainer = this.session.trainer(context.trainer);
+      evaluation = evaluator.evaluate({ backbone: trainer.model.backbone, avm: trainer.model.avm });
+    }
+    this.session.evaluations.push({ task: taskEnd.task, taskName: taskEnd.taskName, step: context.step, evaluation });
+    if (!restored) await this.session.checkpoints?.save('task-end', context.step);
+    return { retrieval: evaluation.retrieval, localization: evaluation.localization };
+  }
+}

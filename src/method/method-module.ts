@@ -1,0 +1,39 @@
+/**
+ * The method's bindings (an area module: src/graph/container.ts loads it into every run's container).
+ * Only binds: every built-in strategy as a selector contribution (`selector: der++` on a train node),
+ * the run session, and one TrainerRole per train node (transient: each node trains its own model).
+ */
+import { ContainerModule } from 'inversify';
+import type { ModelConfig } from '../core/config.ts';
+import type { Rng as SeededRng } from '../core/rng.ts';
+import { Rng, RunConfig, SelectorContribution, Trainer } from '../graph/roles.ts';
+import { RunSession, RunSessionState } from './run-session.ts';
+import { createStrategy, STRATEGY_NAMES } from './strategy-registry.ts';
+import { TrainerRole } from './trainer-role.ts';
+
+const DESCRIPTIONS: Record<string, string> = {
+  stella: 'STELLA: localized patch importance + replay-guided correlation, selected-patch training (spec §5)',
+  'stella-plus': 'STELLA+: the buffer stores only the selected patches (spec §5.5)',
+  finetune: 'sequential fine-tuning, full patches, no replay',
+  multitask: 'joint training on all tasks (upper bound)',
+  er: 'experience replay, full patches',
+  'der++': 'DER++: replay + logit penalty, full patches',
+  lump: 'LUMP: mixup of current and replayed clips',
+  random: 'STELLA budget, patches chosen uniformly',
+  'lpis-only': 'ablation: importance-weighted selection without RCA pruning',
+  'rca-only': 'ablation: RCA pruning with uniform sampling',
+};
+
+export default new ContainerModule(({ bind }) => {
+  for (const name of STRATEGY_NAMES) {
+    bind<SelectorContribution>(SelectorContribution).toConstantValue({
+      name,
+      description: DESCRIPTIONS[name],
+      create: (options) => createStrategy(name, options),
+    });
+  }
+  bind(RunSession).toConstantValue(new RunSessionState());
+  bind<Trainer>(Trainer)
+    .toDynamicValue((context) => new TrainerRole(context.get<RunSessionState>(RunSession), context.get<ModelConfig>(RunConfig), context.get<SeededRng>(Rng)))
+    .inTransientScope();
+});

@@ -1,0 +1,56 @@
+/**
+ * RunSession: the state one `stella run` shares between its stages and the command that reports it
+ * (DESIGN "Where state lives"): the trainers by train-node id, the evaluation after each task, the loss
+ * record, test-set load errors, and — when resuming — what the checkpoint restored. One per container
+ * (singleton); stages reach it through the `RunSession` token.
+ */
+import type { Evaluation } from '../eval/evaluator.ts';
+import type { StrategyTrainer, TrainerState } from './strategy-trainer.ts';
+
+export const RunSession = Symbol('RunSession');
+
+export interface LossRecord { step: number; task: number; values: Record<string, number> }
+export interface TaskEvaluation { task: number; taskName: string; step: number; evaluation: Evaluation }
+
+/** What a checkpoint gives back to a resumed run. */
+export interface RestoredRun {
+  /** Global steps already trained (each train node skips that many batches of the replayed stream). */
+  steps: number;
+  trainers: Record<string, { weights: Uint8Array; state: TrainerState }>;
+  evaluations: TaskEvaluation[];
+  losses: LossRecord[];
+  /** Checkpoint it came from, for messages. */
+  from: string;
+}
+
+export interface CheckpointPolicy {
+  /** Save every N steps (0 = only at task ends and on stop). */
+  every: number;
+  save(reason: 'step' | 'task-end' | 'stop', step: number): Promise<string | undefined>;
+}
+
+export class RunSessionState {
+  readonly trainers = new Map<string, StrategyTrainer>();
+  readonly evaluations: TaskEvaluation[] = [];
+  readonly losses: LossRecord[] = [];
+  readonly testSetErrors: { path: string; stage: string; message: string }[] = [];
+  restored: RestoredRun | undefined;
+  checkpoints: CheckpointPolicy | undefined;
+  /** Manifest the evaluator reads test clips from (the run's data). */
+  manifest: string | undefined;
+  /** Task names in training order, for categories and the accuracy matrices. */
+  tasks: string[] = [];
+
+  /** The trainer of `node`, or the only one when `node` is not given. */
+  trainer(node?: string): StrategyTrainer {
+    if (node) {
+      const t = this.trainers.get(node);
+      if (!t) throw new Error(`no train node '${node}' has run yet (known: ${[...this.trainers.keys()].join(', ') || 'none'})`);
+      return t;
+    }
+    if (this.trainers.size !== 1) {
+      throw new Error(`evaluate needs option 'trainer' to pick one of the train nodes: ${[...this.trainers.keys()].join(', ') || '(none has run)'}`);
+    }
+    return [...this.trainers.values()][0];
+  }
+}

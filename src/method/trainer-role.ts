@@ -1,0 +1,61 @@
+/**
+ * TrainerRole: the graph's `Trainer` (src/graph/roles.ts) for one train node, over a StrategyTrainer.
+ *
+ * The train stage calls `configure({ node, memory })` once, then `step(batch, { step, selector })`
+ * per batch. The node's model is seeded from the run's root Rng forked by node id, so two train nodes
+ * (the A/B graph) train two independent models on the same batches. When the run resumes, the node
+ * restores its weights and state from the session and skips the batches the checkpoint already saw
+ * (the stream is deterministic per clip, so the replayed batches are the same ones). Losses go to the
+ * session; every `checkpoint.every` steps the session's checkpoint policy saves.
+ */
+import type { ModelConfig } from '../core/config.ts';
+import type { Rng } from '../core/rng.ts';
+import { parseSafetensors } from '../core/safetensors.ts';
+import type { Batch, StepResult } from '../graph/items.ts';
+import type { Trainer, TrainContext } from '../graph/roles.ts';
+import { AVM_PREFIX } from '../model/model-service.ts';
+import { loadStateDict } from '../model/weights.ts';
+import type { RunSessionState } from './run-session.ts';
+import { StrategyTrainer, type TrainerOptions } from './strategy-trainer.ts';
+
+export interface TrainerNodeSettings extends TrainerOptions {
+  node: string;
+}
+
+export class TrainerRole implements Trainer {
+  private trainer: StrategyTrainer | undefined;
+  private skip = 0;
+
+  constructor(private readonly session: RunSessionState, private readonly config: ModelConfig, private readonly root: Rng) {}
+
+  configure(settings: TrainerNodeSettings): void {
+    if (this.trainer) return;
+    const { node, ...options } = settings;
+    const trainer = new StrategyTrainer(this.config, this.root.fork(`trainer/${node}`), options);
+    const restored = this.session.restored?.trainers[node];
+    if (restored) {
+      const tensors = parseSafetensors(restored.weights, `${this.session.restored!.from}: weights of '${node}'`).tensors;
+      loadStateDict(trainer.model.backbone, new Map([...tensors].filter(([k]) => !k.startsWith(AVM_PREFIX))), { source: this.session.restored!.from });
+      loadStateDict(trainer.model.avm, new Map([...tensors].filter(([k]) => k.startsWith(AVM_PREFIX))), { source: this.session.restored!.from });
+      trainer.restore(restored.state);
+      this.skip = this.session.restored!.steps;
+    }
+    this.session.trainers.set(node, trainer);
+    this.trainer = trainer;
+  }
+
+  async step(batch: Batch, context: TrainContext): Promise<Omit<StepResult, 'kind' | 'step' | 'task' | 'taskName' | 'batchSize'>> {
+    if (!this.trainer) this.configure({ node: 'train' });
+    if (this.skip > 0) {
+      // Resuming: this batch was trained before the checkpoint.
+      this.skip--;
+      return { losses: {}, timings: { skipped: 1 } };
+    }
+    const out = this.trainer!.step(batch, context.selector as Parameters<StrategyTrainer['step']>[1]);
+    const step = context.step + 1;
+    this.session.losses.push({ step, task: batch.task, values: out.losses });
+    const policy = this.session.checkpoints;
+    if (policy && policy.every > 0 && step % policy.every === 0) await policy.save('step', step);
+    return out;
+  }
+}
