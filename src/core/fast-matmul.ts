@@ -129,6 +129,102 @@ export function fastLinear2d(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor): tf.
   return op(x, w, b) as tf.Tensor2D;
 }
 
+const SPLIT_ROWS = 'StellaSplitRows';
+let splitRowsRegistered = false;
+
+/**
+ * Registers `StellaSplitRows` for wasm: x [P·R, ...] → P contiguous pieces, each one memcpy inside the
+ * wasm heap. wasm's own Slice/SplitV/Unpack first copy the whole input out of the heap per piece
+ * (backend readSync), which made per-row products cost more than they saved. Gradient: concat.
+ */
+function ensureSplitRowsKernel(): void {
+  if (splitRowsRegistered) return;
+  splitRowsRegistered = true;
+  tf.registerKernel({
+    kernelName: SPLIT_ROWS,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the wasm backend's heap helpers are not in its typings
+      const wasm = backend as any;
+      const x = inputs.x as tf.TensorInfo;
+      const pieces = attrs?.pieces as number;
+      const shape = [x.shape[0] / pieces, ...x.shape.slice(1)];
+      // Allocate first: an allocation may grow the heap and detach earlier views.
+      const outs: tf.TensorInfo[] = Array.from({ length: pieces }, () => wasm.makeOutput(shape, x.dtype));
+      const source = wasm.typedArrayFromHeap(x) as Float32Array;
+      const n = source.length / pieces;
+      outs.forEach((out, i) => (wasm.typedArrayFromHeap(out) as Float32Array).set(source.subarray(i * n, (i + 1) * n)));
+      return outs;
+    },
+  });
+  tf.registerGradient({ kernelName: SPLIT_ROWS, gradFunc: (dy) => ({ x: () => tf.concat(dy as tf.Tensor[], 0) }) });
+}
+
+/** x [P·R, C] → P tensors [R, C] (contiguous row blocks); gradient concatenates. */
+export function splitRows(x: tf.Tensor2D, pieces: number): tf.Tensor2D[] {
+  if (x.shape[0] % pieces !== 0) throw new Error(`splitRows: ${x.shape[0]} rows do not split into ${pieces} pieces`);
+  if (tf.getBackend() !== 'wasm' || x.dtype !== 'float32') return tf.split(x, pieces, 0) as tf.Tensor2D[];
+  ensureSplitRowsKernel();
+  return tf.engine().runKernel(SPLIT_ROWS, { x }, { pieces }) as unknown as tf.Tensor2D[];
+}
+
+/** 1 where channel c belongs to head h: shaped [1, C, H, 1] (channel-major) or [1, H, 1, C] (head-major). */
+function headMask(channels: number, heads: number, headMajor: boolean): tf.Tensor {
+  const dh = channels / heads;
+  const values = new Float32Array(channels * heads);
+  for (let c = 0; c < channels; c++) {
+    const h = Math.floor(c / dh);
+    values[headMajor ? h * channels + c : c * heads + h] = 1;
+  }
+  return tf.tensor4d(values, headMajor ? [1, heads, 1, channels] : [1, channels, heads, 1]);
+}
+
+/**
+ * Multi-head softmax attention with every product a plain 2-D one (XNNPACK).
+ *
+ * q, k, v: [B·L, C], heads as column blocks of width C/H, q already scaled; returns o [B·L, C] in
+ * the same merged layout. Per batch row b the scores of all heads come from one product
+ * Q_b [L, C] · blockdiag_h(K_{b,h}ᵀ) [C, H·L] → [L, H·L], and o_b = P_b [L, H·L] ·
+ * blockdiag_h(V_{b,h}) [H·L, C]: H× the FLOPs of per-head products, but on the fast kernel and
+ * without head split/merge. The gradient (below) uses the same forms.
+ */
+export function blockDiagonalAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, batch: number, heads: number): tf.Tensor2D {
+  const [rows, channels] = q.shape;
+  const l = rows / batch;
+  const hl = heads * l;
+  // blockdiag(X_bᵀ) for every row: [B·C, H·L]; blockdiag(X_b): [B·H·L, C].
+  const diagT = (x: tf.Tensor) => tf.reshape(tf.mul(tf.reshape(tf.transpose(tf.reshape(x, [batch, l, channels]), [0, 2, 1]), [batch, channels, 1, l]), headMask(channels, heads, false)), [batch * channels, hl]);
+  const diag = (x: tf.Tensor) => tf.reshape(tf.mul(tf.reshape(x, [batch, 1, l, channels]), headMask(channels, heads, true)), [batch * hl, channels]);
+  const split = (x: tf.Tensor, width: number) => splitRows(tf.reshape(x, [-1, width]) as tf.Tensor2D, batch);
+  const perRow = (as: tf.Tensor2D[], bs: tf.Tensor2D[]) => tf.concat(as.map((a, i) => tf.matMul(a, bs[i])), 0);
+  /** Σ_h of head h's block of [B·H·L, C] on head h's channels → [B·L, C]. */
+  const gatherBlocks = (x: tf.Tensor) => tf.reshape(tf.sum(tf.mul(tf.reshape(x, [batch, heads, l, channels]), headMask(channels, heads, true)), 1), [rows, channels]);
+  const transposeRows = (x: tf.Tensor) => tf.transpose(tf.reshape(x, [batch, l, hl]), [0, 2, 1]); // [B, H·L, L]
+  const op = tf.customGrad(((qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor, save: tf.GradSaveFunc) => {
+    const qs = split(qq, channels);
+    const scores = perRow(qs, split(diagT(kk), hl)); // [B·L, H·L]
+    const p = tf.softmax(tf.reshape(scores, [rows, heads, l]));
+    const o = perRow(split(p, hl), split(diag(vv), channels));
+    save([qq, kk, vv, p]);
+    return {
+      value: o,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sq, sk, sv, sp] = saved;
+        const dOs = split(dy, channels);
+        const dP = perRow(dOs, split(diagT(sv), hl)); // [B·L, H·L]
+        const dV = gatherBlocks(perRow(split(transposeRows(sp), l), dOs));
+        // Softmax backward per (row, head): dS = P ⊙ (dP − Σ_j dP ⊙ P).
+        const dP3 = tf.reshape(dP, [rows, heads, l]);
+        const dS = tf.mul(sp, tf.sub(dP3, tf.sum(tf.mul(dP3, sp), -1, true)));
+        const dQ = perRow(split(dS, hl), split(diag(sk), channels));
+        const dK = gatherBlocks(perRow(split(transposeRows(dS), l), split(sq, channels)));
+        return [dQ, dK, dV];
+      },
+    };
+  }) as any);
+  return op(q, k, v) as tf.Tensor2D;
+}
+
 /** Rows `indices` (int32 [M]) of `x` [N, D] → [M, D]; the gradient scatters-adds (duplicates sum). */
 export function gatherRows(x: tf.Tensor2D, indices: tf.Tensor1D): tf.Tensor2D {
   const op = tf.customGrad(((source: tf.Tensor, save: tf.GradSaveFunc) => {

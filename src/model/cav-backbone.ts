@@ -139,7 +139,7 @@ export class CavBackboneModel implements CavBackbone {
   private addTable(x: tf.Tensor, table: tf.Tensor): tf.Tensor {
     if (!this.ops.fast) return tf.add(x, table);
     const [b, l, d] = x.shape;
-    const flat = table.shape[1] === 1 ? [b * l, d] : [b, l * d];
+    const flat: [number, number] = table.shape[1] === 1 ? [b * l, d] : [b, l * d];
     return tf.reshape(addRowVector(tf.reshape(x, flat) as tf.Tensor2D, tf.reshape(table, [flat[1]])), x.shape);
   }
 

@@ -3,7 +3,7 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/core/backend.ts';
 import { Rng } from '../../src/core/rng.ts';
-import { addRowVector, fastBatchMatMul, fastLinear2d, fastMatMul2d, gatherRows, sumRows, tensorOps, transpose2d } from '../../src/core/fast-matmul.ts';
+import { addRowVector, blockDiagonalAttention, fastBatchMatMul, fastLinear2d, fastMatMul2d, gatherRows, splitRows, sumRows, tensorOps, transpose2d } from '../../src/core/fast-matmul.ts';
 
 test.before(async () => { await initBackend(); });
 
@@ -110,4 +110,36 @@ test('sumRows of one buffer under two shapes stays correct (wasm caches product 
   });
   t.true(a < 1e-5 && b < 1e-5, `${a} ${b}`);
   x.dispose();
+});
+
+test('splitRows gives contiguous row blocks and concatenates the gradient', (t) => {
+  const x = rand([6, 3]) as tf.Tensor2D;
+  const pieces = splitRows(x, 3);
+  t.deepEqual(pieces.map((p) => p.shape), [[2, 3], [2, 3], [2, 3]]);
+  t.deepEqual(Array.from(pieces[1].dataSync()), Array.from(x.dataSync().subarray(6, 12)));
+  const g = tf.tidy(() => tf.grad((v: tf.Tensor) => { const [a, , c] = splitRows(v as tf.Tensor2D, 3); return tf.add(tf.sum(a), tf.mul(tf.sum(c), 2)); })(x).dataSync());
+  t.deepEqual(Array.from(g), [1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2]);
+  t.throws(() => splitRows(x, 4), { message: /6 rows do not split into 4 pieces/ });
+  tf.dispose([x, ...pieces]);
+});
+
+test('blockDiagonalAttention equals per-head attention and its gradient checks numerically', (t) => {
+  const batch = 2, l = 3, heads = 2, dh = 2, c = heads * dh;
+  const q = rand([batch * l, c]) as tf.Tensor2D, k = rand([batch * l, c]) as tf.Tensor2D, v = rand([batch * l, c]) as tf.Tensor2D;
+  const reference = (qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor) => {
+    const heads4 = (x: tf.Tensor) => tf.transpose(tf.reshape(x, [batch, l, heads, dh]), [0, 2, 1, 3]);
+    const o = tf.matMul(tf.softmax(tf.matMul(heads4(qq), heads4(kk), false, true)), heads4(vv));
+    return tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [batch * l, c]);
+  };
+  const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(blockDiagonalAttention(q, k, v, batch, heads), reference(q, k, v)))).dataSync()[0]);
+  t.true(diff < 1e-5, `values: ${diff}`);
+  gradCheck(t, (qq, kk, vv) => blockDiagonalAttention(qq as tf.Tensor2D, kk as tf.Tensor2D, vv as tf.Tensor2D, batch, heads), [q, k, v], 'blockDiagonalAttention');
+  const gdiff = tf.tidy(() => {
+    const w = rand([batch * l, c]);
+    const ga = tf.grads((a: tf.Tensor, b: tf.Tensor, cc: tf.Tensor) => tf.sum(tf.mul(blockDiagonalAttention(a as tf.Tensor2D, b as tf.Tensor2D, cc as tf.Tensor2D, batch, heads), w)))([q, k, v]);
+    const gb = tf.grads((a: tf.Tensor, b: tf.Tensor, cc: tf.Tensor) => tf.sum(tf.mul(reference(a, b, cc), w)))([q, k, v]);
+    return Math.max(...ga.map((g, i) => tf.max(tf.abs(tf.sub(g, gb[i]))).dataSync()[0]));
+  });
+  t.true(gdiff < 1e-5, `gradients vs autodiff of the per-head form: ${gdiff}`);
+  tf.dispose([q, k, v]);
 });
