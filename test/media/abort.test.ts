@@ -22,7 +22,7 @@ test.serial('aborting a decode kills its running ffmpeg child and rejects with A
     const ac = new AbortController();
     const started = Date.now();
     const p = decodeClip(clip, { config: MODEL_CONFIGS.tiny, mode: 'eval' }, ac.signal);
-    // Wait for the probe to finish and the (held) decode child to appear.
+    // Wait for the (held) decode child to appear; MP4 stream facts come from the header, no probe child.
     await new Promise((r) => setTimeout(r, 600));
     t.true((await childFfmpegs()).length > 0, 'the decode child is running');
     ac.abort();
