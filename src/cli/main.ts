@@ -11,6 +11,7 @@ import { register as registerCorpus } from './corpus.ts';
 import { register as registerVerifyGolden } from './verify-golden.ts';
 import { register as registerBench } from './bench.ts';
 import { register as registerInspect } from './inspect.ts';
+import { register as registerRun } from './run.ts';
 
 export const EXIT_CODES = {
   ok: 0,
@@ -28,7 +29,7 @@ export function buildProgram(): Command {
       'after',
       `\nExit codes: 0 success, 1 the run failed as a whole, 2 usage error.\nEnvironment: STELLA_BACKEND (tensorflow-gpu|tensorflow|wasm|cpu), STELLA_FFMPEG / FFMPEG_PATH.`,
     );
-  for (const register of [registerDoctor, registerIngest, registerCorpus, registerVerifyGolden, registerBench, registerInspect, registerGraph]) register(program);
+  for (const register of [registerRun, registerDoctor, registerIngest, registerCorpus, registerVerifyGolden, registerBench, registerInspect, registerGraph]) register(program);
   return program;
 }
 

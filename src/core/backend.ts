@@ -42,7 +42,8 @@ async function tryNative(name: 'tensorflow-gpu' | 'tensorflow'): Promise<string 
     if (!(await tf.setBackend('tensorflow'))) return 'the tensorflow backend did not initialise';
     return undefined;
   } catch (e) {
-    return `${NATIVE_PACKAGES[name]} is not installed or its native binding failed to load (${firstLine(e)})`;
+    const missing = /Cannot find (package|module)/.test(String((e as Error)?.message));
+    return missing ? `${NATIVE_PACKAGES[name]} is not installed` : `${NATIVE_PACKAGES[name]} failed to load its native binding (${firstLine(e)})`;
   }
 }
 

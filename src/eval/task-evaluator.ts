@@ -44,16 +44,18 @@ export class TaskEvaluator implements Evaluator {
   }
 
   async evaluate(taskEnd: TaskEnd, context: EvaluateContext): Promise<Record<string, unknown>> {
-    const restored = this.session.restored?.evaluations.find((e) => e.task === taskEnd.task);
+    const [node, trainer] = this.session.trainer(context.trainer);
+    const restored = this.session.restored?.evaluations.find((e) => e.task === taskEnd.task && e.trainer === node);
     let evaluation: Evaluation;
     if (restored) {
       evaluation = restored.evaluation;
     } else {
       const evaluator = await this.load(context.manifest);
-      const trainer = this.session.trainer(context.trainer);
       evaluation = evaluator.evaluate({ backbone: trainer.model.backbone, avm: trainer.model.avm });
     }
-    this.session.evaluations.push({ task: taskEnd.task, taskName: taskEnd.taskName, step: context.step, evaluation });
+    const record = { task: taskEnd.task, taskName: taskEnd.taskName, step: context.step, trainer: node, evaluation };
+    this.session.evaluations.push(record);
+    this.session.onEvaluation?.(record);
     if (!restored) await this.session.checkpoints?.save('task-end', context.step);
     return { retrieval: evaluation.retrieval, localization: evaluation.localization };
   }

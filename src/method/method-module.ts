@@ -1,12 +1,13 @@
 /**
  * The method's bindings (an area module: src/graph/container.ts loads it into every run's container).
  * Only binds: every built-in strategy as a selector contribution (`selector: der++` on a train node),
- * the run session, and one TrainerRole per train node (transient: each node trains its own model).
+ * the run session, one TrainerRole per train node (transient: each node trains its own model), and
+ * the graph's Checkpointer as a hand-off to the session's checkpoint policy (set by `stella run`).
  */
 import { ContainerModule } from 'inversify';
 import type { ModelConfig } from '../core/config.ts';
 import type { Rng as SeededRng } from '../core/rng.ts';
-import { Rng, RunConfig, SelectorContribution, Trainer } from '../graph/roles.ts';
+import { Checkpointer, Rng, RunConfig, SelectorContribution, Trainer } from '../graph/roles.ts';
 import { RunSession, RunSessionState } from './run-session.ts';
 import { createStrategy, STRATEGY_NAMES } from './strategy-registry.ts';
 import { TrainerRole } from './trainer-role.ts';
@@ -32,7 +33,9 @@ export default new ContainerModule(({ bind }) => {
       create: (options) => createStrategy(name, options),
     });
   }
-  bind(RunSession).toConstantValue(new RunSessionState());
+  const session = new RunSessionState();
+  bind(RunSession).toConstantValue(session);
+  bind<Checkpointer>(Checkpointer).toConstantValue({ save: async (position) => session.checkpoints?.save('stop', position.step) });
   bind<Trainer>(Trainer)
     .toDynamicValue((context) => new TrainerRole(context.get<RunSessionState>(RunSession), context.get<ModelConfig>(RunConfig), context.get<SeededRng>(Rng)))
     .inTransientScope();

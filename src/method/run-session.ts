@@ -9,8 +9,8 @@ import type { StrategyTrainer, TrainerState } from './strategy-trainer.ts';
 
 export const RunSession = Symbol('RunSession');
 
-export interface LossRecord { step: number; task: number; values: Record<string, number> }
-export interface TaskEvaluation { task: number; taskName: string; step: number; evaluation: Evaluation }
+export interface LossRecord { step: number; task: string; values: Record<string, number> }
+export interface TaskEvaluation { task: number; taskName: string; step: number; trainer: string; evaluation: Evaluation }
 
 /** What a checkpoint gives back to a resumed run. */
 export interface RestoredRun {
@@ -38,19 +38,26 @@ export class RunSessionState {
   checkpoints: CheckpointPolicy | undefined;
   /** Manifest the evaluator reads test clips from (the run's data). */
   manifest: string | undefined;
+  /** Called after each task's evaluation (the CLI prints the retrieval row). */
+  onEvaluation: ((e: TaskEvaluation) => void) | undefined;
   /** Task names in training order, for categories and the accuracy matrices. */
   tasks: string[] = [];
 
-  /** The trainer of `node`, or the only one when `node` is not given. */
-  trainer(node?: string): StrategyTrainer {
+  /** The train node id `node`, or the only one when `node` is not given, with its trainer. */
+  trainer(node?: string): [string, StrategyTrainer] {
     if (node) {
       const t = this.trainers.get(node);
       if (!t) throw new Error(`no train node '${node}' has run yet (known: ${[...this.trainers.keys()].join(', ') || 'none'})`);
-      return t;
+      return [node, t];
     }
     if (this.trainers.size !== 1) {
       throw new Error(`evaluate needs option 'trainer' to pick one of the train nodes: ${[...this.trainers.keys()].join(', ') || '(none has run)'}`);
     }
-    return [...this.trainers.values()][0];
+    return [...this.trainers.entries()][0];
+  }
+
+  /** Evaluations of one train node, in task order. */
+  evaluationsOf(node: string): TaskEvaluation[] {
+    return this.evaluations.filter((e) => e.trainer === node);
   }
 }

@@ -53,7 +53,7 @@ export class TrainerRole implements Trainer {
     }
     const out = this.trainer!.step(batch, context.selector as Parameters<StrategyTrainer['step']>[1]);
     const step = context.step + 1;
-    this.session.losses.push({ step, task: batch.task, values: out.losses });
+    this.session.losses.push({ step, task: batch.taskName, values: out.losses });
     const policy = this.session.checkpoints;
     if (policy && policy.every > 0 && step % policy.every === 0) await policy.save('step', step);
     return out;

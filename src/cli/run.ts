@@ -1,0 +1,246 @@
+/**
+ * `stella run [GRAPH] [--set key=value]... [--out DIR] [--resume DIR]`: the main job.
+ *
+ * With no arguments it runs graphs/continual-pretrain.yaml with STELLA on the generated corpus (made
+ * once under .cache/corpus/), tiny config. After each task it prints the retrieval table; at the end it
+ * writes, per train node, `results.json` (schema in src/eval/results.ts), `report.html` with pictures,
+ * and the run's checkpoints under `checkpoints/`. SIGINT/SIGTERM finish the current step, checkpoint
+ * and exit 0 with the resume command; `--resume DIR` continues exactly (same results, same weights).
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { describeBackend, initBackend, type BackendInfo } from '../core/backend.ts';
+import { modelConfig } from '../core/config.ts';
+import { writeFileAtomic } from '../core/atomic-write.ts';
+import { REPO_ROOT } from '../graph/container.ts';
+import { GraphConfigError } from '../graph/errors.ts';
+import { loadGraph } from '../graph/loader.ts';
+import { Evaluator } from '../graph/roles.ts';
+import { runGraph, type RunResult } from '../graph/runner.ts';
+import { StopController, type SignalSource } from '../graph/stop.ts';
+import { generateCorpus } from '../media/corpus.ts';
+import { loadManifest } from '../media/manifest.ts';
+import { RunSession, type RunSessionState, type TaskEvaluation } from '../method/run-session.ts';
+import { RunCheckpointer, restoreRun } from '../method/run-checkpointer.ts';
+import { finalize } from '../eval/evaluator.ts';
+import { parseResults, type Results } from '../eval/results.ts';
+import { writeReport } from '../eval/report.ts';
+import type { ClipPictureInput } from '../eval/pictures.ts';
+import type { TaskEvaluator } from '../eval/task-evaluator.ts';
+import { graphEnv, parseRunSets, RunParamError, type RunParams } from './run-params.ts';
+
+export const DEFAULT_GRAPH = path.join(REPO_ROOT, 'graphs', 'continual-pretrain.yaml');
+
+export interface RunCommandOptions {
+  graph?: string;
+  sets?: string[];
+  out?: string;
+  resume?: string;
+  quiet?: boolean;
+  /** Where SIGINT/SIGTERM come from (tests inject one); default the process. */
+  signals?: SignalSource | null;
+  log?: (line: string) => void;
+}
+
+export interface RunOutcome {
+  outDir: string;
+  /** results.json per train node (one for the main graph). */
+  results: Record<string, Results>;
+  stopped: boolean;
+  message?: string;
+}
+
+export async function runCommand(options: RunCommandOptions): Promise<RunOutcome> {
+  const log = options.log ?? ((line: string) => process.stdout.write(line + '\n'));
+  const started = performance.now();
+  // Resume: the saved parameters win; new --set values would change the run.
+  const restored = options.resume ? await restoreRun(path.join(options.resume, 'checkpoints'), (m) => log(`warning: ${m}`)) : undefined;
+  const saved = restored?.config.run as { params: RunParams; graph: string; graphOverrides: string[] } | undefined;
+  if (saved && options.sets?.length) throw new RunParamError(`--resume continues the run as it was configured; drop --set (${options.sets.join(' ')})`);
+  const { params, graphOverrides } = saved ?? { ...parseRunSets(options.sets ?? []), graph: undefined };
+  const graphFile = path.resolve(saved?.graph ?? options.graph ?? DEFAULT_GRAPH);
+  const outDir = path.resolve(options.resume ?? options.out ?? path.join('runs', `${params.selector.replace(/[^\w.+-]/g, '_')}-seed${params.seed}`));
+  await mkdir(outDir, { recursive: true });
+
+  const backend = await initBackend();
+  log(describeBackend(backend));
+  const config = modelConfig(params.config);
+  const manifest = await dataManifest(params, log);
+  const trainManifest = params.selector === 'multitask' ? await jointManifest(manifest) : manifest;
+
+  const env = { ...process.env, ...graphEnv(params, trainManifest, outDir), STELLA_EVAL_MANIFEST: manifest };
+  const loaded = await loadGraph(graphFile, { overrides: graphOverrides, env });
+  const session = loaded.container.get<RunSessionState>(RunSession);
+  session.manifest = manifest;
+  session.tasks = (await loadManifest(manifest)).tasks.map((t) => t.name);
+  if (restored) {
+    session.restored = restored.restored;
+    log(`resuming from ${restored.restored.from} (step ${restored.restored.steps})`);
+  }
+  session.checkpoints = new RunCheckpointer(session, {
+    dir: path.join(outDir, 'checkpoints'), every: params.checkpoint.every, keep: params.checkpoint.keep, config,
+    run: { params, graph: graphFile, graphOverrides }, onWarning: (m) => log(`warning: ${m}`),
+  });
+  session.onEvaluation = (e) => { if (!options.quiet) log(retrievalTable(e, session.tasks)); };
+
+  const stop = new StopController();
+  const unlisten = options.signals === null ? () => {} : stop.listen(options.signals ?? process);
+  let result: RunResult;
+  try {
+    result = await runGraph(loaded, { stop, signals: null, outDir, display: { mode: options.quiet ? 'quiet' : undefined } });
+  } finally {
+    unlisten();
+  }
+  if (result.stopped) {
+    const message = `stopped after step ${result.position.step}; checkpoint in ${path.join(outDir, 'checkpoints')}.\nResume with: stella run --resume ${outDir}`;
+    log(message);
+    return { outDir, results: {}, stopped: true, message };
+  }
+
+  const wallSeconds = (performance.now() - started) / 1000;
+  const results: Record<string, Results> = {};
+  const evaluator = loaded.container.get<TaskEvaluator>(Evaluator);
+  for (const [node, trainer] of session.trainers) {
+    const stages = session.evaluationsOf(node);
+    if (stages.length === 0) continue;
+    const dir = session.trainers.size === 1 ? outDir : path.join(outDir, node);
+    const body = buildResults({ backend, params, graphFile, config: config.name, session, node, stages, result, wallSeconds, multitask: params.selector === 'multitask' });
+    await mkdir(dir, { recursive: true });
+    await writeFileAtomic(path.join(dir, 'results.json'), JSON.stringify(body, null, 2) + '\n');
+    const clips = await reportClips(evaluator, trainer, params.report.clips, config.patchSize);
+    const report = await writeReport(dir, body, { losses: session.losses, clips, title: `${trainer.strategyName} on ${path.basename(path.dirname(manifest))}` });
+    log(`wrote ${path.join(dir, 'results.json')} and ${report.htmlPath}`);
+    results[node] = body;
+  }
+  if (result.errors.length || session.testSetErrors.length) log(`${result.errors.length + session.testSetErrors.length} clip(s) failed; see "errors" in results.json`);
+  return { outDir, results, stopped: false };
+}
+
+/** The run's manifest: data.manifest, or the generated corpus (made once, cached by its parameters). */
+async function dataManifest(p: RunParams, log: (l: string) => void): Promise<string> {
+  if (p.data.manifest) return path.resolve(p.data.manifest);
+  const d = p.data;
+  const dir = path.join(REPO_ROOT, '.cache', 'corpus', `${p.config}-seed${p.seed}-${d.tasks}x${d.classes}-${d.train}+${d.test}`);
+  const file = path.join(dir, 'manifest.json');
+  if (!existsSync(file)) {
+    log(`generating the synthetic corpus (${d.tasks} tasks × ${d.classes} classes) in ${dir}`);
+    await generateCorpus({ out: dir, seed: p.seed, tasks: d.tasks, classes: d.classes, train: d.train, test: d.test, size: p.config });
+  }
+  return file;
+}
+
+/** Multitask: every task's training clips as one task, beside the original manifest. */
+async function jointManifest(file: string): Promise<string> {
+  const m = await loadManifest(file);
+  const dir = path.dirname(file);
+  const rel = (p: string) => path.relative(dir, p);
+  const joint = {
+    seed: m.seed,
+    tasks: [{
+      name: 'all',
+      classes: m.tasks.flatMap((t) => t.classes),
+      train: m.tasks.flatMap((t) => t.train.map((c) => ({ path: rel(c.path), label: c.label }))),
+      test: [],
+    }],
+  };
+  const out = path.join(dir, 'manifest.multitask.json');
+  await writeFile(out, JSON.stringify(joint, null, 1) + '\n');
+  return out;
+}
+
+function median(xs: number[]): number {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function buildResults(a: {
+  backend: BackendInfo; params: RunParams; graphFile: string; config: string; session: RunSessionState; node: string;
+  stages: TaskEvaluation[]; result: RunResult; wallSeconds: number; multitask: boolean;
+}): Results {
+  const tasks = a.session.tasks;
+  // Multitask trains one joint stage; its evaluation fills every row, so A is its mean and F is 0.
+  const stages = a.multitask ? tasks.map(() => a.stages[a.stages.length - 1]) : a.stages;
+  if (stages.length !== tasks.length) throw new Error(`train node '${a.node}' was evaluated after ${stages.length} of ${tasks.length} tasks`);
+  const final = finalize(stages.map((s) => s.evaluation), tasks);
+  const trainer = a.session.trainers.get(a.node)!;
+  const stepMs = a.result.steps.filter((s) => s.timings?.stepMs !== undefined).map((s) => s.timings!.stepMs);
+  return parseResults({
+    backend: a.backend.name,
+    selector: trainer.strategyName ?? a.params.selector,
+    config: { model: a.config, ...a.params, graph: path.relative(REPO_ROOT, a.graphFile), node: a.node },
+    tasks,
+    ...final,
+    memory: { bufferBytes: trainer.bufferBytes, peakTensorBytes: trainer.peakTensorBytes, peakRssBytes: trainer.peakRssBytes },
+    timing: { wallSeconds: a.wallSeconds, stepMsMedian: median(stepMs) },
+    errors: [...a.result.errors, ...a.session.testSetErrors],
+  });
+}
+
+/** Test clips with frames kept by the evaluator, with the final model's importance and selection. */
+async function reportClips(evaluator: TaskEvaluator, trainer: RunSessionState['trainers'] extends Map<string, infer T> ? T : never, count: number, patch: number): Promise<ClipPictureInput[]> {
+  if (count === 0) return [];
+  const continual = await evaluator.load();
+  const clips = continual.clips.filter((c) => c.frames && c.fbank).slice(0, count);
+  if (clips.length === 0) return [];
+  const scores = continual.importanceFor({ backbone: trainer.model.backbone, avm: trainer.model.avm }, clips);
+  return clips.map((c, i) => ({
+    path: c.path, frames: c.frames!, fbank: c.fbank!, patch,
+    videoImportance: scores[i].importanceV, audioImportance: scores[i].importanceA,
+    videoSelected: scores[i].selectedV, audioSelected: scores[i].selectedA,
+  }));
+}
+
+/** One stage's retrieval per task category, as a small table. */
+export function retrievalTable(e: TaskEvaluation, tasks: readonly string[]): string {
+  const f = (x: number) => x.toFixed(1).padStart(6);
+  const lines = [`after task ${e.task + 1}/${tasks.length} (${e.taskName}, step ${e.step}): zero-shot retrieval, %`,
+    `  ${'task'.padEnd(14)}   a2v R@1   R@5  R@10 │ v2a R@1   R@5  R@10`];
+  for (const t of tasks) {
+    const r = e.evaluation.retrieval.perCategory[t];
+    if (!r) continue;
+    lines.push(`  ${t.padEnd(14)}  ${f(r.a2v.R1)}${f(r.a2v.R5)}${f(r.a2v.R10)} │  ${f(r.v2a.R1)}${f(r.v2a.R5)}${f(r.v2a.R10)}`);
+  }
+  const all = e.evaluation.retrieval.all;
+  lines.push(`  ${'all'.padEnd(14)}  ${f(all.a2v.R1)}${f(all.a2v.R5)}${f(all.a2v.R10)} │  ${f(all.v2a.R1)}${f(all.v2a.R5)}${f(all.v2a.R10)}`);
+  return lines.join('\n');
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+export function register(program: Command): void {
+  program
+    .command('run [graph]')
+    .description('continual audio-video pre-training through a YAML graph (default: STELLA on the generated corpus)')
+    .option('--set <key=value>', 'override a run key (selector, train.epochs, data.manifest, …) or a graph key (nodes.…); repeatable', collect, [])
+    .option('--out <dir>', 'output folder (default runs/<selector>-seed<seed>)')
+    .option('--resume <dir>', 'continue the run in DIR from its newest valid checkpoint')
+    .option('--quiet', 'no progress display or tables')
+    .option('--json', 'print the results as JSON at the end')
+    .addHelpText('after', `
+Examples:
+  $ stella run                                         # STELLA, tiny, generated corpus
+  $ stella run --set selector=der++ --set train.epochs=2
+  $ stella run --set data.manifest=data/vggsound.json --set config=base
+  $ stella run graphs/ab-selectors.yaml                # two selectors side by side
+  $ stella run --resume runs/stella-seed2021           # continue after a stop or crash
+
+Writes DIR/results.json, DIR/report.html, DIR/pictures/, DIR/checkpoints/, DIR/steps.json.
+Exit codes: 0 done (also after a graceful stop), 1 the run failed, 2 bad arguments.`)
+    .action(async (graph: string | undefined, opts: { set: string[]; out?: string; resume?: string; quiet?: boolean; json?: boolean }) => {
+      try {
+        const outcome = await runCommand({ graph, sets: opts.set, out: opts.out, resume: opts.resume, quiet: opts.quiet || opts.json, log: opts.json ? () => {} : undefined });
+        if (opts.json) process.stdout.write(JSON.stringify(outcome, null, 2) + '\n');
+        process.exitCode = 0;
+      } catch (e) {
+        if (e instanceof RunParamError || e instanceof GraphConfigError) {
+          process.stderr.write(`stella run: ${(e as Error).message}\n`);
+          process.exitCode = 2;
+          return;
+        }
+        throw e;
+      }
+    });
+}
