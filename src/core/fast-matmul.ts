@@ -121,11 +121,19 @@ export function fastLinear2d(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor): tf.
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sx, sw] = saved as tf.Tensor2D[];
         const g = dy as tf.Tensor2D;
+        const [inDim, outDim] = sw.shape;
+        const dx = tf.matMul(g, transpose2d(sw));
+        if (inDim < outDim) {
+          // XNNPACK packs the right operand on every call: make it the narrower x [M, in], compute
+          // dWᵀ = dYᵀ·x and transpose the small result; dβ is a last-axis sum of dYᵀ.
+          const gT = transpose2d(g);
+          return [dx, transpose2d(tf.matMul(gT, sx)), tf.sum(gT, -1)];
+        }
         const dw = tf.matMul(transpose2d(sx), g);
-        // Same right operand, same shape as the product above: its packed XNNPACK operator (cached
-        // under g's data id) is reused, so the bias gradient costs one GEMV.
-        const db = tf.reshape(tf.matMul(tf.ones([1, g.shape[0]]) as tf.Tensor2D, g), [g.shape[1]]);
-        return [tf.matMul(g, transpose2d(sw)), dw, db];
+        // Same right operand and shape as the product above: its packed operator (cached under g's
+        // data id) is reused, so the bias gradient costs one GEMV.
+        const db = tf.reshape(tf.matMul(tf.ones([1, g.shape[0]]) as tf.Tensor2D, g), [outDim]);
+        return [dx, dw, db];
       },
     };
   }) as any);
