@@ -18,7 +18,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../core/config.ts';
 import { tokenGrid } from '../core/config.ts';
-import { addRowVector, gatherRows, tensorOps, type TensorOps } from '../core/fast-matmul.ts';
+import { addRowVector, fastGatherRows, gatherRows, tensorOps, type TensorOps } from '../core/fast-matmul.ts';
 import type { Rng } from '../core/rng.ts';
 import type { CavBackbone, IntermediateCodes, JointEmbeddings, MaskingNoise, RetrievalEmbeddings, TrainForward } from './types.ts';
 import { addBlock, addLayerNorm, addLinear, block, layerNorm, linear, normalValues, ParamStore, uniformValues } from './layers.ts';
@@ -141,6 +141,11 @@ export class CavBackboneModel implements CavBackbone {
     const [b, l, d] = x.shape;
     const flat: [number, number] = table.shape[1] === 1 ? [b * l, d] : [b, l * d];
     return tf.reshape(addRowVector(tf.reshape(x, flat) as tf.Tensor2D, tf.reshape(table, [flat[1]])), x.shape);
+  }
+
+  /** Differentiable row gather (fast path: heap-memcpy kernel). */
+  private rows(x: tf.Tensor2D, indices: tf.Tensor1D): tf.Tensor2D {
+    return this.ops.fast ? fastGatherRows(x, indices) : gatherRows(x, indices);
   }
 
   /** Patch embedding + modality embedding. */
@@ -272,14 +277,14 @@ export class CavBackboneModel implements CavBackbone {
           // Selected tokens carry the pos-embed of the patch they came from.
           const firstK = new Int32Array(batch * k);
           for (let b = 0; b < batch; b++) firstK.set(ids.subarray(b * l, b * l + k), b * k);
-          tokens = tf.add(tokens, tf.reshape(gatherRows(tf.reshape(pos, [l, -1]) as tf.Tensor2D, tf.tensor1d(firstK, 'int32')), [batch, k, -1]));
+          tokens = tf.add(tokens, tf.reshape(this.rows(tf.reshape(pos, [l, -1]) as tf.Tensor2D, tf.tensor1d(firstK, 'int32')), [batch, k, -1]));
         } else {
           tokens = this.addTable(tokens, pos);
         }
         const flat = tf.reshape(tokens, [batch * k, -1]) as tf.Tensor2D;
-        const visible = tf.reshape(gatherRows(flat, tf.tensor1d(plan.visibleRows, 'int32')), [batch, plan.nVis, -1]);
+        const visible = tf.reshape(this.rows(flat, tf.tensor1d(plan.visibleRows, 'int32')), [batch, plan.nVis, -1]);
         const encoded = this.blocks(`blocks_${m}`, c.modalityDepth, visible, c.numHeads);
-        const interPos = gatherRows(tf.reshape(this.p(`inter_pos_embed_${m}`), [l, -1]) as tf.Tensor2D, tf.tensor1d(plan.visiblePatches, 'int32'));
+        const interPos = this.rows(tf.reshape(this.p(`inter_pos_embed_${m}`), [l, -1]) as tf.Tensor2D, tf.tensor1d(plan.visiblePatches, 'int32'));
         return tf.add(encoded, tf.reshape(interPos, [batch, plan.nVis, -1]));
       };
       const xa = encode('a', audio, planA, selected?.idsA ?? null);
@@ -298,14 +303,14 @@ export class CavBackboneModel implements CavBackbone {
       const decode = (m: 'a' | 'v', ym: tf.Tensor, plan: MaskPlan) => {
         const l = m === 'a' ? this.grid.audioTokens : this.grid.videoTokens;
         const withMask = tf.concat([ym, tf.tile(this.p(`mask_token_${m}`), [batch, 1, 1])], 1);
-        const sources = gatherRows(tf.reshape(withMask, [batch * (plan.nVis + 1), -1]) as tf.Tensor2D, tf.tensor1d(plan.decoderSources, 'int32'));
+        const sources = this.rows(tf.reshape(withMask, [batch * (plan.nVis + 1), -1]) as tf.Tensor2D, tf.tensor1d(plan.decoderSources, 'int32'));
         const table = this.p(`decoder_pos_embed_${m}`);
         let z: tf.Tensor;
         if (plan.decoderLength === l && isRowIdentity(plan.decoderPatches, l)) {
           // Full inputs (Mode C): every row holds all patches in order, so the table adds as is.
           z = this.addTable(tf.reshape(sources, [batch, l, -1]), table);
         } else {
-          const pos = gatherRows(tf.reshape(table, [l, -1]) as tf.Tensor2D, tf.tensor1d(plan.decoderPatches, 'int32'));
+          const pos = this.rows(tf.reshape(table, [l, -1]) as tf.Tensor2D, tf.tensor1d(plan.decoderPatches, 'int32'));
           z = tf.reshape(tf.add(sources, pos), [batch, plan.decoderLength, -1]);
         }
         z = this.addTable(z, this.p(`decoder_modality_${m}`));

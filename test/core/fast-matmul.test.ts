@@ -3,7 +3,7 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/core/backend.ts';
 import { Rng } from '../../src/core/rng.ts';
-import { addRowVector, blockDiagonalAttention, fastBatchMatMul, fastLinear2d, fastMatMul2d, gatherRows, splitRows, sumRows, tensorOps, transpose2d } from '../../src/core/fast-matmul.ts';
+import { addRowVector, blockDiagonalAttention, fastBatchMatMul, fastGatherRows, fastLinear2d, fastMatMul2d, gatherRows, splitRows, sumRows, tensorOps, transpose2d } from '../../src/core/fast-matmul.ts';
 
 test.before(async () => { await initBackend(); });
 
@@ -142,4 +142,16 @@ test('blockDiagonalAttention equals per-head attention and its gradient checks n
   });
   t.true(gdiff < 1e-5, `gradients vs autodiff of the per-head form: ${gdiff}`);
   tf.dispose([q, k, v]);
+});
+
+test('fastGatherRows equals tf.gather, sums repeated-row gradients and names a bad index', (t) => {
+  const x = rand([4, 3]) as tf.Tensor2D;
+  const idx = tf.tensor1d([2, 0, 2, 3], 'int32');
+  t.deepEqual(Array.from(tf.tidy(() => fastGatherRows(x, idx).dataSync())), Array.from(tf.tidy(() => tf.gather(x, idx).dataSync())));
+  const g = tf.tidy(() => tf.grad((v: tf.Tensor) => tf.sum(fastGatherRows(v as tf.Tensor2D, idx)))(x).arraySync() as number[][]);
+  t.deepEqual(g, [[1, 1, 1], [0, 0, 0], [2, 2, 2], [1, 1, 1]]);
+  gradCheck(t, (v) => fastGatherRows(v as tf.Tensor2D, idx), [x], 'fastGatherRows');
+  const bad = tf.tensor1d([1, 4], 'int32');
+  if (tf.getBackend() === 'wasm') t.throws(() => tf.tidy(() => fastGatherRows(x, bad)), { message: /index 4 at position 1 is outside \[0, 4\)/ });
+  tf.dispose([x, idx, bad]);
 });
