@@ -208,15 +208,25 @@ export class CavBackboneModel implements CavBackbone {
     });
   }
 
+  /** Mode C; the training step needs only the losses and outputs, so the diagnostics are skipped. */
   maeRandom(video: tf.Tensor3D, audio: tf.Tensor3D, noise?: MaskingNoise): TrainForward {
-    return this.maeRandomDetailed(video, audio, noise);
+    return this.randomForward(video, audio, noise, false);
   }
 
+  /** Mode D, without the diagnostics (see `maeRandom`). */
   maeSelected(videoSel: tf.Tensor3D, audioSel: tf.Tensor3D, avIds: tf.Tensor2D, vaIds: tf.Tensor2D, noise?: MaskingNoise): TrainForward {
-    return this.maeSelectedDetailed(videoSel, audioSel, avIds, vaIds, noise);
+    return this.selectedForward(videoSel, audioSel, avIds, vaIds, noise, false);
   }
 
   maeRandomDetailed(video: tf.Tensor3D, audio: tf.Tensor3D, noise?: MaskingNoise): TrainForwardDetails {
+    return this.randomForward(video, audio, noise, true) as TrainForwardDetails;
+  }
+
+  maeSelectedDetailed(videoSel: tf.Tensor3D, audioSel: tf.Tensor3D, avIds: tf.Tensor2D, vaIds: tf.Tensor2D, noise?: MaskingNoise): TrainForwardDetails {
+    return this.selectedForward(videoSel, audioSel, avIds, vaIds, noise, true) as TrainForwardDetails;
+  }
+
+  private randomForward(video: tf.Tensor3D, audio: tf.Tensor3D, noise: MaskingNoise | undefined, details: boolean): TrainForward | TrainForwardDetails {
     const { videoTokens: lv, audioTokens: la, videoPatchDim, audioPatchDim } = this.grid;
     this.checkTokens('video', video, lv, videoPatchDim);
     this.checkTokens('audio', audio, la, audioPatchDim);
@@ -227,10 +237,10 @@ export class CavBackboneModel implements CavBackbone {
     const identity = (l: number) => { const ids = new Int32Array(batch * l); for (let i = 0; i < ids.length; i++) ids[i] = i % l; return ids; };
     const planA = planMasking(batch, identity(la), la, la, noiseA, this.visible(la));
     const planV = planMasking(batch, identity(lv), lv, lv, noiseV, this.visible(lv));
-    return this.trainForward(video, audio, planV, planA, null);
+    return this.trainForward(video, audio, planV, planA, null, details);
   }
 
-  maeSelectedDetailed(videoSel: tf.Tensor3D, audioSel: tf.Tensor3D, avIds: tf.Tensor2D, vaIds: tf.Tensor2D, noise?: MaskingNoise): TrainForwardDetails {
+  private selectedForward(videoSel: tf.Tensor3D, audioSel: tf.Tensor3D, avIds: tf.Tensor2D, vaIds: tf.Tensor2D, noise: MaskingNoise | undefined, details: boolean): TrainForward | TrainForwardDetails {
     const { videoTokens: lv, audioTokens: la, videoPatchDim, audioPatchDim } = this.grid;
     this.checkTokens('selected video', videoSel, undefined, videoPatchDim);
     this.checkTokens('selected audio', audioSel, undefined, audioPatchDim);
@@ -248,7 +258,7 @@ export class CavBackboneModel implements CavBackbone {
     const noiseV = this.noise('video', noise?.video, batch, kv);
     const planA = planMasking(batch, idsA, la, ka, noiseA, nVisA);
     const planV = planMasking(batch, idsV, lv, kv, noiseV, nVisV);
-    return this.trainForward(videoSel, audioSel, planV, planA, { idsA, idsV });
+    return this.trainForward(videoSel, audioSel, planV, planA, { idsA, idsV }, details);
   }
 
   private visible(l: number): number {
@@ -263,8 +273,8 @@ export class CavBackboneModel implements CavBackbone {
     return this.maskingRng.fillUniform(new Float32Array(batch * k));
   }
 
-  /** Shared tail of Modes C and D given the two masking plans. */
-  private trainForward(video: tf.Tensor3D, audio: tf.Tensor3D, planV: MaskPlan, planA: MaskPlan, selected: { idsA: Int32Array; idsV: Int32Array } | null): TrainForwardDetails {
+  /** Shared tail of Modes C and D given the two masking plans; `details` adds the diagnostics. */
+  private trainForward(video: tf.Tensor3D, audio: tf.Tensor3D, planV: MaskPlan, planA: MaskPlan, selected: { idsA: Int32Array; idsV: Int32Array } | null, details: boolean): TrainForward | TrainForwardDetails {
     const c = this.config;
     const batch = video.shape[0];
     return tf.tidy(() => {
@@ -326,15 +336,19 @@ export class CavBackboneModel implements CavBackbone {
       const predV = linear(this.ops, this.params, 'mae_score_video.decoder', decoderV);
       const maskA = tf.tensor2d(Float32Array.from(planA.inputMask), [batch, planA.decoderLength]);
       const maskV = tf.tensor2d(Float32Array.from(planV.inputMask), [batch, planV.decoderLength]);
-      return {
+      const main = {
         maeAudioLoss: maeLoss(predA, targetA, maskA, this.normPixLoss),
         maeVideoLoss: maeLoss(predV, targetV, maskV, this.normPixLoss),
-        maeAudioLossAlt: maeLoss(predA, targetA, maskA, !this.normPixLoss),
-        maeVideoLossAlt: maeLoss(predV, targetV, maskV, !this.normPixLoss),
         contrastiveLoss: contrastive.loss,
-        contrastiveLogits: contrastive.logits,
         audioOutput,
         videoOutput,
+      };
+      if (!details) return main;
+      return {
+        ...main,
+        maeAudioLossAlt: maeLoss(predA, targetA, maskA, !this.normPixLoss),
+        maeVideoLossAlt: maeLoss(predV, targetV, maskV, !this.normPixLoss),
+        contrastiveLogits: contrastive.logits,
         decoderA,
         decoderV,
         inputMaskA: planA.inputMask,
