@@ -229,7 +229,7 @@ function headMajorSelfAttention(ops: TensorOps, store: ParamStore, name: string,
   const dh = c / heads;
   const qkv = linear(ops, store, `${name}.qkv`, tf.reshape(x, [b * l, c])); // [B·L, 3C], columns [q | k | v] × [H, dh]
   const split = tf.transpose(tf.reshape(qkv, [b * l, 3 * heads, dh]), [1, 0, 2]); // [3H, B·L, dh]
-  const [q, k, v] = tf.split(tf.reshape(split, [3 * heads * b, l, dh]), 3, 0) as tf.Tensor3D[]; // each [H·B, L, dh]
+  const [q, k, v] = splitRows(tf.reshape(split, [3 * heads * b * l, dh]) as tf.Tensor2D, 3).map((t) => tf.reshape(t, [heads * b, l, dh]) as tf.Tensor3D); // each [H·B, L, dh]
   const o = scaledDotAttention(ops, q, k, v);
   const merged = tf.reshape(tf.transpose(tf.reshape(o, [heads, b * l, dh]), [1, 0, 2]), [b * l, c]);
   return tf.reshape(linear(ops, store, `${name}.proj`, merged), [b, l, c]);
