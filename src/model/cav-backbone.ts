@@ -316,8 +316,9 @@ export class CavBackboneModel implements CavBackbone {
         const sources = this.rows(tf.reshape(withMask, [batch * (plan.nVis + 1), -1]) as tf.Tensor2D, tf.tensor1d(plan.decoderSources, 'int32'));
         const table = this.p(`decoder_pos_embed_${m}`);
         let z: tf.Tensor;
-        if (plan.decoderLength === l && isRowIdentity(plan.decoderPatches, l)) {
-          // Full inputs (Mode C): every row holds all patches in order, so the table adds as is.
+        if (this.ops.fast && plan.decoderLength === l && isRowIdentity(plan.decoderPatches, l)) {
+          // Full inputs (Mode C): every row holds all patches in order, so the table adds as is
+          // (fast path only; the plain model keeps its gather).
           z = this.addTable(tf.reshape(sources, [batch, l, -1]), table);
         } else {
           const pos = this.rows(tf.reshape(table, [l, -1]) as tf.Tensor2D, tf.tensor1d(plan.decoderPatches, 'int32'));
