@@ -8,7 +8,7 @@
  * and exit 0 with the resume command; `--resume DIR` continues exactly (same results, same weights).
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { describeBackend, initBackend, type BackendInfo } from '../core/backend.ts';
@@ -77,6 +77,7 @@ export async function runCommand(options: RunCommandOptions): Promise<RunOutcome
   session.tasks = (await loadManifest(manifest)).tasks.map((t) => t.name);
   if (restored) {
     session.restored = restored.restored;
+    session.losses.push(...restored.restored.losses);
     log(`resuming from ${restored.restored.from} (step ${restored.restored.steps})`);
   }
   session.checkpoints = new RunCheckpointer(session, {
@@ -126,7 +127,14 @@ async function dataManifest(p: RunParams, log: (l: string) => void): Promise<str
   const file = path.join(dir, 'manifest.json');
   if (!existsSync(file)) {
     log(`generating the synthetic corpus (${d.tasks} tasks × ${d.classes} classes) in ${dir}`);
-    await generateCorpus({ out: dir, seed: p.seed, tasks: d.tasks, classes: d.classes, train: d.train, test: d.test, size: p.config });
+    // Built beside and renamed into place, so concurrent runs never read a half-written corpus.
+    const temporary = `${dir}.tmp-${process.pid}`;
+    await generateCorpus({ out: temporary, seed: p.seed, tasks: d.tasks, classes: d.classes, train: d.train, test: d.test, size: p.config });
+    try {
+      await rename(temporary, dir);
+    } catch {
+      await rm(temporary, { recursive: true, force: true }); // another run finished it first
+    }
   }
   return file;
 }

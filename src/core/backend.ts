@@ -72,7 +72,15 @@ const LOADERS: Record<BackendName, () => Promise<string | undefined>> = {
  * Picks and initialises the tensor backend once per process; later calls return the same answer
  * unless a different backend is explicitly requested.
  */
-export async function initBackend(requested: string | undefined = process.env.STELLA_BACKEND): Promise<BackendInfo> {
+export function initBackend(requested: string | undefined = process.env.STELLA_BACKEND): Promise<BackendInfo> {
+  // Concurrent callers share one resolution, so two runs in one process never race on setBackend.
+  const run = pending.then(() => resolveBackend(requested));
+  pending = run.catch(() => undefined);
+  return run;
+}
+let pending: Promise<unknown> = Promise.resolve();
+
+async function resolveBackend(requested: string | undefined): Promise<BackendInfo> {
   const want = requested?.trim() || undefined;
   if (resolved && (!want || want === resolved.name)) return resolved;
   if (want) {
