@@ -27,7 +27,9 @@ export const runParamsSchema = z.strictObject({
     batchSize: z.number().int().positive().default(4),
     /** Replay memory in samples. */
     memory: z.number().int().positive().default(64),
-  }).default({ epochs: 4, batchSize: 4, memory: 64 }),
+    /** Adam learning rate. The spec's 1e-4 fine-tunes a pre-trained ViT-B; the tiny model starts from scratch. */
+    lr: z.number().positive().default(1e-4),
+  }).default({ epochs: 4, batchSize: 4, memory: 64, lr: 1e-4 }),
   checkpoint: z.strictObject({
     /** Save every N steps (also at each task end and on a graceful stop). */
     every: z.number().int().nonnegative().default(10),
@@ -51,6 +53,7 @@ export function graphEnv(p: RunParams, manifest: string, out: string): Record<st
     STELLA_EPOCHS: String(p.train.epochs),
     STELLA_BATCH: String(p.train.batchSize),
     STELLA_MEMORY: String(p.train.memory),
+    STELLA_LR: String(p.train.lr),
     STELLA_OUT: out,
   };
 }

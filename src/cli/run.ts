@@ -29,7 +29,8 @@ import { parseResults, type Results } from '../eval/results.ts';
 import { writeReport } from '../eval/report.ts';
 import type { ClipPictureInput } from '../eval/pictures.ts';
 import type { TaskEvaluator } from '../eval/task-evaluator.ts';
-import { graphEnv, parseRunSets, RunParamError, type RunParams } from './run-params.ts';
+import { graphEnv, parseRunSets, RunParamError, runParamsSchema, type RunParams } from './run-params.ts';
+import { helpFooter } from './help.ts';
 
 export const DEFAULT_GRAPH = path.join(REPO_ROOT, 'graphs', 'continual-pretrain.yaml');
 
@@ -103,9 +104,13 @@ export async function runCommand(options: RunCommandOptions): Promise<RunOutcome
   const wallSeconds = (performance.now() - started) / 1000;
   const results: Record<string, Results> = {};
   const evaluator = loaded.container.get<TaskEvaluator>(Evaluator);
+  const failures = [...result.errors, ...session.testSetErrors];
+  if (session.trainers.size === 0 || [...session.trainers.keys()].some((node) => session.evaluationsOf(node).length === 0)) {
+    const first = failures.slice(0, 5).map((e) => `  [${e.stage}] ${e.path}: ${e.message}`).join('\n');
+    throw new Error(`the run produced no evaluation (${failures.length} error(s))${first ? `:\n${first}` : ''}`);
+  }
   for (const [node, trainer] of session.trainers) {
     const stages = session.evaluationsOf(node);
-    if (stages.length === 0) continue;
     const dir = session.trainers.size === 1 ? outDir : path.join(outDir, node);
     const body = buildResults({ backend, params, graphFile, config: config.name, session, node, stages, result, wallSeconds, multitask: params.selector === 'multitask' });
     await mkdir(dir, { recursive: true });
@@ -218,6 +223,21 @@ export function retrievalTable(e: TaskEvaluation, tasks: readonly string[]): str
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
+/** `key=default` for every run key, from the schema (so the help cannot drift from it). */
+function runKeyDefaults(value: unknown = runParamsSchema.parse({}), prefix = ''): string[] {
+  if (value && typeof value === 'object') return Object.entries(value).flatMap(([k, v]) => runKeyDefaults(v, `${prefix}${k}.`));
+  return [`${prefix.slice(0, -1)}=${value === '' ? "''" : String(value)}`];
+}
+
+function wrap(words: string[], indent: string, width = 100): string[] {
+  const lines: string[] = [];
+  for (const w of words) {
+    if (lines.length && lines[lines.length - 1].length + w.length + 1 <= width) lines[lines.length - 1] += ` ${w}`;
+    else lines.push(indent + w);
+  }
+  return lines;
+}
+
 export function register(program: Command): void {
   program
     .command('run [graph]')
@@ -226,17 +246,26 @@ export function register(program: Command): void {
     .option('--out <dir>', 'output folder (default runs/<selector>-seed<seed>)')
     .option('--resume <dir>', 'continue the run in DIR from its newest valid checkpoint')
     .option('--quiet', 'no progress display or tables')
-    .option('--json', 'print the results as JSON at the end')
-    .addHelpText('after', `
-Examples:
-  $ stella run                                         # STELLA, tiny, generated corpus
-  $ stella run --set selector=der++ --set train.epochs=2
-  $ stella run --set data.manifest=data/vggsound.json --set config=base
-  $ stella run graphs/ab-selectors.yaml                # two selectors side by side
-  $ stella run --resume runs/stella-seed2021           # continue after a stop or crash
-
-Writes DIR/results.json, DIR/report.html, DIR/pictures/, DIR/checkpoints/, DIR/steps.json.
-Exit codes: 0 done (also after a graceful stop), 1 the run failed, 2 bad arguments.`)
+    .option('--json', 'print { outDir, results: { <train node>: results.json }, stopped } as JSON at the end (implies --quiet)')
+    .addHelpText('after', () => helpFooter(
+      [
+        'stella run                                         # STELLA, tiny, generated corpus',
+        'stella run --set selector=der++ --set train.epochs=2',
+        'stella run --set data.tasks=2 --set data.classes=2 --set train.epochs=1 --out runs/small',
+        'stella run --set data.manifest=data/vggsound.json --set config=base',
+        'stella run graphs/ab-selectors.yaml                # two selectors side by side',
+        'stella run --resume runs/stella-seed2021           # continue after a stop or crash',
+      ],
+      '0 done (also after a graceful stop), 1 the run failed, 2 bad arguments (an unknown --set key, a bad value, an invalid graph)',
+      [
+        'Run keys (--set key=value, defaults shown); other keys starting with nodes., defaults., plugins go to the graph:',
+        ...wrap(runKeyDefaults(), '  '),
+        '',
+        'Writes DIR/results.json, DIR/report.html, DIR/pictures/, DIR/checkpoints/, DIR/steps.json.',
+        'Progress: on a TTY the live stage bars and a steps bar with ETA (stderr); a plain line every 10 s otherwise.',
+        'SIGINT/SIGTERM: the current step finishes, a checkpoint is written and the resume command printed.',
+      ],
+    ))
     .action(async (graph: string | undefined, opts: { set: string[]; out?: string; resume?: string; quiet?: boolean; json?: boolean }) => {
       try {
         const outcome = await runCommand({ graph, sets: opts.set, out: opts.out, resume: opts.resume, quiet: opts.quiet || opts.json, log: opts.json ? () => {} : undefined });

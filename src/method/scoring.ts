@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { AvmModule, CavBackbone, JointEmbeddings } from '../model/types.ts';
+import { NonFiniteLossError } from './strategy.ts';
 import { localizedPatchImportance, disposeImportance, type Importance, type ImportanceOptions } from './importance.ts';
 import { matchingEmbeddings } from './avm-matching.ts';
 
@@ -21,7 +22,7 @@ export interface ScoredBatch {
 export function scoreBatch(
   model: CavBackbone, avm: AvmModule, video: tf.Tensor3D, audio: tf.Tensor3D, videoIndex: Int32Array, options: ImportanceOptions,
 ): ScoredBatch {
-  return tf.tidy(() => {
+  const scored = tf.tidy(() => {
     const codes = model.intermediate(video, audio);
     const emb = model.jointFromCodes(codes);
     const att = avm.inferAttention(emb.embA, emb.embV);
@@ -29,6 +30,13 @@ export function scoreBatch(
     const matching = matchingEmbeddings(model, codes, videoIndex);
     return { importance, keysV: att.kV, keysA: att.kA, matching } as unknown as tf.TensorContainer;
   }) as unknown as ScoredBatch;
+  // A diverged model shows here first (before any loss): refuse it by name rather than sample from NaN.
+  const bad = tf.tidy(() => tf.logicalNot(tf.isFinite(tf.concat([scored.importance.importanceV.flatten(), scored.importance.importanceA.flatten()]))).any().dataSync()[0]);
+  if (bad) {
+    disposeScored(scored);
+    throw new NonFiniteLossError('importance', NaN, 'value');
+  }
+  return scored;
 }
 
 export function disposeScored(s: ScoredBatch): void {

@@ -29,6 +29,8 @@ export const trainerOptionsSchema = z.object({
   /** Use the fast-path matmuls (false = plain tfjs, for benchmarks). */
   fastMatmul: z.boolean().default(true),
   normPixLoss: z.boolean().default(true),
+  /** Adam learning rate (spec §7.5: 1e-4, for fine-tuning a pre-trained ViT-B). */
+  lr: z.number().positive().default(1e-4),
 });
 export type TrainerOptions = z.input<typeof trainerOptionsSchema>;
 
@@ -68,7 +70,7 @@ export class StrategyTrainer {
 
   constructor(readonly config: ModelConfig, rng: Rng, options: TrainerOptions = {}) {
     this.options = trainerOptionsSchema.parse(options);
-    this.model = new ModelService({ config, rng: rng.fork('model'), fastMatmul: this.options.fastMatmul, normPixLoss: this.options.normPixLoss });
+    this.model = new ModelService({ config, rng: rng.fork('model'), fastMatmul: this.options.fastMatmul, normPixLoss: this.options.normPixLoss, adam: { lr: this.options.lr } });
     this.rng = rng.fork('steps');
   }
 

@@ -75,8 +75,8 @@ export interface Strategy {
 
 /** A loss became NaN or ±Inf: the step is abandoned before the update, so the model stays as it was. */
 export class NonFiniteLossError extends Error {
-  constructor(readonly loss: string, readonly value: number) {
-    super(`loss '${loss}' is ${value}; the step was not applied`);
+  constructor(readonly loss: string, readonly value: number, kind: 'loss' | 'value' = 'loss') {
+    super(`${kind} '${loss}' is ${value}; the step was not applied`);
   }
 }
 

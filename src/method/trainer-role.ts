@@ -13,6 +13,8 @@ import type { Rng } from '../core/rng.ts';
 import { parseSafetensors } from '../core/safetensors.ts';
 import type { Batch, StepResult } from '../graph/items.ts';
 import type { Trainer, TrainContext } from '../graph/roles.ts';
+import { FatalStageError } from '../graph/errors.ts';
+import { NonFiniteLossError } from './strategy.ts';
 import { AVM_PREFIX } from '../model/model-service.ts';
 import { loadStateDict } from '../model/weights.ts';
 import type { RunSessionState } from './run-session.ts';
@@ -24,6 +26,7 @@ export interface TrainerNodeSettings extends TrainerOptions {
 
 export class TrainerRole implements Trainer {
   private trainer: StrategyTrainer | undefined;
+  private node: string | undefined;
   private skip = 0;
 
   constructor(private readonly session: RunSessionState, private readonly config: ModelConfig, private readonly root: Rng) {}
@@ -31,6 +34,7 @@ export class TrainerRole implements Trainer {
   configure(settings: TrainerNodeSettings): void {
     if (this.trainer) return;
     const { node, ...options } = settings;
+    this.node = node;
     const trainer = new StrategyTrainer(this.config, this.root.fork(`trainer/${node}`), options);
     const restored = this.session.restored?.trainers[node];
     if (restored) {
@@ -51,8 +55,17 @@ export class TrainerRole implements Trainer {
       this.skip--;
       return { losses: {}, timings: { skipped: 1 } };
     }
-    const out = this.trainer!.step(batch, context.selector as Parameters<StrategyTrainer['step']>[1]);
     const step = context.step + 1;
+    let out;
+    try {
+      out = this.trainer!.step(batch, context.selector as Parameters<StrategyTrainer['step']>[1]);
+    } catch (error) {
+      // A bad loss ends the run: the update was not applied and no checkpoint is written after it.
+      if (error instanceof NonFiniteLossError) {
+        throw new FatalStageError(this.node ?? 'train', `${error.message} (step ${step}, task '${batch.taskName}'); the run stops and its last checkpoint stays the newest good one`);
+      }
+      throw error;
+    }
     this.session.losses.push({ step, task: batch.taskName, values: out.losses });
     const policy = this.session.checkpoints;
     if (policy && policy.every > 0 && step % policy.every === 0) await policy.save('step', step);

@@ -100,3 +100,14 @@ test('bad --set keys and values are refused naming the key', async (t) => {
   const out = await tmp();
   await t.throwsAsync(() => runCommand({ sets: ['selector=nope', ...SMALL], out, ...quiet }), { message: /unknown selector 'nope'.*stella/s });
 });
+
+test('a NaN loss stops the run naming the loss, and the newest checkpoint is the last good one', async (t) => {
+  const out = await tmp();
+  // An absurd learning rate blows the weights up after the first update.
+  const error = await t.throwsAsync(() => runCommand({ sets: [...SMALL, 'train.lr=1e30'], out, ...quiet }));
+  t.regex(error!.message, /(loss|value) '\w+' is (NaN|-?Infinity).*step (\d+).*last checkpoint/s);
+  const badStep = Number(/step (\d+)/.exec(error!.message)![1]);
+  const latest = (await readFile(path.join(out, 'checkpoints', 'latest'), 'utf8')).trim();
+  t.true(Number(latest.slice(5)) < badStep);
+  t.false(existsSync(path.join(out, 'results.json')));
+});

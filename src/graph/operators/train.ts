@@ -11,7 +11,7 @@
  * Inputs:  `batch`. Passes `task-end` through in order.
  * Outputs: `step`.
  * Options (defaults): selector '' (none: the trainer's own default), selectorOptions {}, memory 64
- * (replay samples; handed to the trainer with the node id through its optional `configure`).
+ * (replay samples), lr 1e-4 (handed to the trainer with the node id through its optional `configure`).
  * Roles: Trainer, Rng (and the SelectorRegistry when `selector` is set).
  *
  * Example node:
@@ -38,6 +38,8 @@ export const trainOptionsSchema = z.object({
   selectorOptions: z.record(z.string(), z.unknown()).default({}),
   /** Replay memory in samples, for strategies with a buffer (spec §5.1 `memory_size`). */
   memory: z.number().int().positive().default(64),
+  /** Adam learning rate (spec §7.5: 1e-4). */
+  lr: z.number().positive().default(1e-4),
 });
 
 export interface TrainDeps {
@@ -85,7 +87,7 @@ export const stage = defineStage({
   roles: [Trainer, Rng],
   create: (deps, options) =>
     train(options, {
-      trainer: configured(deps.get<Trainer>(Trainer), { node: deps.node, memory: options.memory }),
+      trainer: configured(deps.get<Trainer>(Trainer), { node: deps.node, memory: options.memory, lr: options.lr }),
       selector: options.selector ? deps.get<SelectorRegistry>(SelectorRegistry).create(options.selector, options.selectorOptions) : undefined,
       rng: deps.get<SeededRng>(Rng).fork(deps.node),
       errors: deps.errors,
@@ -94,7 +96,7 @@ export const stage = defineStage({
 });
 
 /** Tells a trainer which node it serves and its options, when it wants to know (TrainerRole does). */
-function configured(trainer: Trainer, settings: { node: string; memory: number }): Trainer {
+function configured(trainer: Trainer, settings: { node: string; memory: number; lr: number }): Trainer {
   (trainer as Trainer & { configure?(s: typeof settings): void }).configure?.(settings);
   return trainer;
 }
