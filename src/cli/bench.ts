@@ -8,10 +8,11 @@
  * tfjs model; `--compare` times fast and naive side by side (interleaved) and prints the speedup.
  * Ref: src/model/step-bench.ts; docs/benchmarks.md "Model step".
  */
-import type { Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { z } from 'zod';
 import { describeBackend, initBackend } from '../core/backend.ts';
 import { modelConfig } from '../core/config.ts';
+import { helpFooter } from './help.ts';
 import { benchStep, prepareBench, summarize, type BenchOptions, type BenchResult } from '../model/step-bench.ts';
 
 const optionsSchema = z.object({
@@ -24,6 +25,12 @@ const optionsSchema = z.object({
   json: z.boolean().default(false),
 });
 
+const positiveInt = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got '${v}'`);
+  return n;
+};
+
 function line(r: BenchResult): string {
   return `${r.naive ? 'naive' : 'fast '} config=${r.config} selector=${r.selector} batch=${r.batch} steps=${r.steps}: ` +
     `median ${r.medianMs.toFixed(1)} ms/step, ${r.samplesPerSecond.toFixed(2)} samples/s, ${r.gflops.toFixed(2)} GFLOP/s, ` +
@@ -31,18 +38,28 @@ function line(r: BenchResult): string {
 }
 
 export function register(program: Command): void {
-  const bench = program.command('bench').description('performance measurements');
+  const bench = program
+    .command('bench')
+    .description('performance measurements (more benchmarks run as npm scripts, see --help)')
+    .addHelpText('after', helpFooter(
+      ['stella bench step --compare', 'npm run bench:ingest', 'npm run bench:pipeline'],
+      '0 measured, 1 the benchmark failed, 2 usage error',
+    ));
   bench
     .command('step')
     .description('time model training steps (median over --steps)')
-    .option('--config <name>', 'model config: tiny | base', 'tiny')
+    .addOption(new Option('--config <name>', 'model config').choices(['tiny', 'base']).default('tiny'))
     .option('--selector <name>', 'step selector (full = Mode-C finetune step)', 'full')
-    .option('--steps <n>', 'timed steps', '10')
-    .option('--batch <n>', 'batch size', '8')
+    .option('--steps <n>', 'timed steps', positiveInt, 10)
+    .option('--batch <n>', 'batch size', positiveInt, 8)
     .option('--naive', 'plain tfjs matmuls (the baseline)')
     .option('--compare', 'time fast and naive side by side and print the speedup')
-    .option('--json', 'print JSON')
-    .addHelpText('after', '\nExample:\n  $ stella bench step --config tiny --selector full --steps 10 --compare')
+    .option('--json', 'print { backend, results: [{ medianMs, samplesPerSecond, gflops, peakTensorBytes, peakRssBytes, … }], speedup } as JSON')
+    .addHelpText('after', helpFooter(
+      ['stella bench step --config tiny --selector full --steps 10 --compare', 'stella bench step --batch 4 --steps 5 --json'],
+      '0 measured, 1 the benchmark failed, 2 usage error',
+      ['Prints one line per variant; no progress display (the steps are timed, so nothing else should run).'],
+    ))
     .action(async (raw: unknown) => {
       const o = optionsSchema.parse(raw);
       const backend = await initBackend();

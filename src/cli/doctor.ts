@@ -1,13 +1,17 @@
 /** `stella doctor`: reports the tensor backend and ffmpeg this machine resolves to. */
 import type { Command } from 'commander';
 import { describeBackend, initBackend } from '../core/backend.ts';
+import { helpFooter } from './help.ts';
 
 export function register(program: Command): void {
   program
     .command('doctor')
     .description('show which tensor backend and ffmpeg binary would be used')
-    .option('--json', 'print as JSON')
-    .addHelpText('after', '\nExample:\n  $ STELLA_BACKEND=cpu stella doctor --json')
+    .option('--json', 'print as JSON: { backend: { name, skipped, … }, ffmpeg: { path, source, version } | { error } }')
+    .addHelpText('after', helpFooter(
+      ['stella doctor', 'STELLA_BACKEND=cpu stella doctor --json'],
+      '0 printed (a missing ffmpeg is reported, not an error), 1 no tensor backend could start, 2 usage error',
+    ))
     .action(async (opts: { json?: boolean }) => {
       const backend = await initBackend();
       const report: Record<string, unknown> = { backend };

@@ -5,9 +5,10 @@
  * 1 when nothing could run (unreadable manifest, incompatible cache).
  */
 import type { Command } from 'commander';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { runIngest, type IngestProgress } from '../media/ingest.ts';
+import { helpFooter } from './help.ts';
 
 const positiveInt = (v: string) => {
   const n = Number(v);
@@ -21,14 +22,18 @@ export function register(program: Command): void {
     .description('decode and tokenize every clip of a manifest into an on-disk cache (resumable)')
     .argument('<manifest>', 'manifest JSON (our format or a CAV-MAE datafile) or a folder of label subfolders')
     .requiredOption('--out <dir>', 'cache folder (index.json, shard-*.bin, ingest-report.json)')
-    .option('--config <size>', 'model config: tiny | base', 'tiny')
+    .addOption(new Option('--config <size>', 'model config').choices(['tiny', 'base']).default('tiny'))
     .option('--concurrency <n>', 'ffmpeg decodes in flight', positiveInt, 2)
     .option('--allow-outside', 'accept clip paths outside the manifest folder')
-    .option('--quiet', 'no progress output')
-    .option('--json', 'print the summary as JSON')
-    .addHelpText('after', '\nExample:\n  $ stella corpus --out data/synth && stella ingest data/synth/manifest.json --out cache/synth')
-    .action(async (manifest: string, opts: { out: string; config: string; concurrency: number; allowOutside?: boolean; quiet?: boolean; json?: boolean }) => {
-      if (opts.config !== 'tiny' && opts.config !== 'base') throw new InvalidArgumentError(`--config must be tiny or base, got '${opts.config}'`);
+    .option('--quiet', 'no progress output and no summary')
+    .option('--json', 'print { processed, cached, errors, seconds, report } as JSON (no progress)')
+    .addHelpText('after', helpFooter(
+      ['stella corpus --out data/synth && stella ingest data/synth/manifest.json --out cache/synth',
+        'stella ingest data/clips --out cache/clips --concurrency 4 --json          # a folder of label subfolders'],
+      '0 completed (also with per-clip errors, listed in DIR/ingest-report.json), 1 nothing could run (unreadable manifest, incompatible cache), 2 usage error',
+      ['Progress: a bar with ETA on a TTY (stderr), one line per clip otherwise. Run it again to resume.'],
+    ))
+    .action(async (manifest: string, opts: { out: string; config: 'tiny' | 'base'; concurrency: number; allowOutside?: boolean; quiet?: boolean; json?: boolean }) => {
       const tty = !opts.quiet && !opts.json && process.stderr.isTTY;
       const bar = tty ? new cliProgress.SingleBar({ format: 'ingest [{bar}] {value}/{total} | ETA {eta_formatted} | {errors} errors', stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
       let started = false, errors = 0;

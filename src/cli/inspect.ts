@@ -21,7 +21,7 @@
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { initBackend } from '../core/backend.ts';
 import { loadLatest } from '../core/checkpoint.ts';
@@ -34,6 +34,7 @@ import { decodeClip } from '../media/decode.ts';
 import { tokenizeClip } from '../media/tokenize.ts';
 import { AVM_PREFIX, ModelService } from '../model/model-service.ts';
 import { loadStateDict } from '../model/weights.ts';
+import { helpFooter } from './help.ts';
 
 /** The checkpoint blob that carries the model weights. */
 export const WEIGHTS_BLOB = 'weights.safetensors';
@@ -167,18 +168,16 @@ export function register(program: Command): void {
     .argument('<clip>', 'media file (video with audio)')
     .option('--checkpoint <dir>', `checkpoint folder (newest valid checkpoint; blob ${WEIGHTS_BLOB})`)
     .option('--weights <file>', 'model weights as a .safetensors file (instead of --checkpoint)')
-    .option('--config <name>', `model config when the weights do not name one: ${CONFIG_NAMES.join(' | ')}`)
+    .addOption(new Option('--config <name>', 'model config when the weights do not name one').choices(CONFIG_NAMES))
     .option('--out <dir>', 'folder for <clip-name>.frames.png and <clip-name>.spectrogram.png', '.')
-    .option('--json', 'print the result as JSON')
-    .addHelpText(
-      'after',
-      '\nExamples:\n  $ stella inspect data/synth/task0/test/t0-square-0-0.mp4 --checkpoint runs/stella/checkpoints --out pictures\n' +
-        '  $ stella inspect clip.mp4 --weights model.safetensors --config tiny --json',
-    )
+    .option('--json', 'print { clip, config, weights, frames, spectrogram, selectedVideo, selectedAudio } as JSON')
+    .addHelpText('after', helpFooter(
+      ['stella inspect .cache/corpus/tiny-seed2021-3x5-4+2/task0/test/t0-square-0-0.mp4 --checkpoint runs/stella-seed2021/checkpoints --out pictures',
+        'stella inspect clip.mp4 --weights model.safetensors --config tiny --json'],
+      '0 pictures written, 1 the clip or weights could not be read, 2 usage error (e.g. both or neither of --checkpoint/--weights)',
+    ))
     .action(async (clip: string, opts: { checkpoint?: string; weights?: string; config?: string; out: string; json?: boolean }) => {
-      if (opts.config !== undefined && !CONFIG_NAMES.includes(opts.config)) {
-        throw new InvalidArgumentError(`--config must be one of ${CONFIG_NAMES.join(', ')}, got '${opts.config}'`);
-      }
+      if (Boolean(opts.checkpoint) === Boolean(opts.weights)) throw new InvalidArgumentError('give exactly one of --checkpoint DIR or --weights FILE');
       const r = await inspectClip({ clip, checkpoint: opts.checkpoint, weights: opts.weights, config: opts.config, out: opts.out });
       if (opts.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
       else process.stdout.write(`${r.frames}\n${r.spectrogram}\n`);

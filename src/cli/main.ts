@@ -3,7 +3,7 @@
  * `register(program)`; this file only assembles them.
  */
 import 'reflect-metadata';
-import { Command } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, type OutputConfiguration } from 'commander';
 import { register as registerDoctor } from './doctor.ts';
 import { register as registerGraph } from '../graph/cli.ts';
 import { register as registerIngest } from './ingest.ts';
@@ -21,14 +21,25 @@ export const EXIT_CODES = {
   usage: 2,
 } as const;
 
-export function buildProgram(): Command {
+/**
+ * The program. Commander's own exit is replaced (inherited by every subcommand): help and version
+ * throw a CommanderError with exit code 0, usage errors (unknown option or command, missing or
+ * invalid argument) one with EXIT_CODES.usage, after commander has printed the message. `output`
+ * redirects what commander writes (tests capture it).
+ */
+export function buildProgram(output?: OutputConfiguration): Command {
   const program = new Command('stella')
     .description('STELLA continual audio-video pre-training as a reactive RxJS pipeline')
-    .showHelpAfterError()
+    .exitOverride((error) => {
+      throw error.exitCode === 0 ? error : new CommanderError(EXIT_CODES.usage, error.code, error.message);
+    })
+    .showHelpAfterError('(add --help for usage and examples)')
     .addHelpText(
       'after',
-      `\nExit codes: 0 success, 1 the run failed as a whole, 2 usage error.\nEnvironment: STELLA_BACKEND (tensorflow-gpu|tensorflow|wasm|cpu), STELLA_FFMPEG / FFMPEG_PATH.`,
+      `\nExamples:\n  $ stella run              # the main job on the generated corpus\n  $ stella doctor          # which tensor backend and ffmpeg\n  $ stella run --help      # every subcommand has --help with examples\n` +
+        `\nExit codes: 0 success, 1 the run failed as a whole, 2 usage error.\nEnvironment: STELLA_BACKEND (tensorflow-gpu|tensorflow|wasm|cpu), STELLA_FFMPEG / FFMPEG_PATH.`,
     );
+  if (output) program.configureOutput(output);
   for (const register of [registerRun, registerDoctor, registerIngest, registerCorpus, registerVerifyGolden, registerBench, registerInspect, registerGraph]) register(program);
   return program;
 }
@@ -38,7 +49,15 @@ if (isMain) {
   buildProgram()
     .parseAsync(process.argv)
     .catch((e: unknown) => {
-      process.stderr.write(`stella: ${(e as Error)?.message ?? e}\n`);
-      process.exitCode = EXIT_CODES.failure;
+      if (e instanceof InvalidArgumentError) {
+        // Thrown by an action checking its options: a usage error that commander has not printed.
+        process.stderr.write(`stella: ${e.message}\n`);
+        process.exitCode = EXIT_CODES.usage;
+      } else if (e instanceof CommanderError) {
+        process.exitCode = e.exitCode; // help (0) or a usage error commander has already printed (2)
+      } else {
+        process.stderr.write(`stella: ${(e as Error)?.message ?? e}\n`);
+        process.exitCode = EXIT_CODES.failure;
+      }
     });
 }

@@ -16,6 +16,7 @@ import { initBackend } from '../core/backend.ts';
 import { loadGolden } from '../core/golden.ts';
 import { verifyCase } from '../core/golden-cases.ts';
 import type { CaseResult } from '../core/golden-verify.ts';
+import { helpFooter } from './help.ts';
 
 export interface CaseLine {
   file: string;
@@ -50,13 +51,22 @@ export function formatCaseLine({ file, result }: CaseLine): string {
   return [head, ...(result.ok ? [] : result.failures.map((f) => `  ${f}`))].join('\n');
 }
 
+/** One case as plain JSON (an infinite error, from a case that could not run, becomes null). */
+export function caseJson({ file, result }: CaseLine): { file: string; ok: boolean; maxError: number | null; failures: string[] } {
+  return { file, ok: result.ok, maxError: Number.isFinite(result.maxError) ? result.maxError : null, failures: result.failures };
+}
+
 export function register(program: Command): void {
   program
     .command('verify-golden')
     .description('check this port against the golden reference cases in DIR')
     .argument('<dir>', 'folder holding the golden *.json cases (and their side files)')
-    .addHelpText('after', '\nExample:\n  $ stella verify-golden ../shared/golden')
-    .action(async (dir: string) => {
+    .option('--json', 'print [{ file, ok, maxError, failures }] instead of PASS/FAIL lines (maxError null when a case could not run)')
+    .addHelpText('after', helpFooter(
+      ['stella verify-golden ../shared/golden', 'stella verify-golden ../shared/golden --json'],
+      '0 every case passes, 1 any case fails or none is found or DIR is unreadable, 2 usage error',
+    ))
+    .action(async (dir: string, opts: { json?: boolean }) => {
       await initBackend();
       const lines = await verifyGoldenDir(dir);
       if (!lines.length) {
@@ -64,7 +74,8 @@ export function register(program: Command): void {
         process.exitCode = 1;
         return;
       }
-      for (const line of lines) process.stdout.write(formatCaseLine(line) + '\n');
+      if (opts.json) process.stdout.write(JSON.stringify(lines.map(caseJson), null, 2) + '\n');
+      else for (const line of lines) process.stdout.write(formatCaseLine(line) + '\n');
       process.exitCode = lines.every((l) => l.result.ok) ? 0 : 1;
     });
 }

@@ -2,11 +2,12 @@
  * `stella graph …`: run, check and list graphs.
  *
  *   stella graph run graphs/continual-pretrain.yaml --set nodes.batch.options.size=4 [--quiet] [--out runs/x]
- *   stella graph check graphs/ab-selectors.yaml     validates and prints the resolved graph
- *   stella graph stages                              lists stage types with their inputs/outputs
+ *   stella graph check graphs/ab-selectors.yaml [--json]   validates and prints the resolved graph
+ *   stella graph stages [--json]                            lists stage types with their inputs/outputs
  *
- * Exit codes: 0 done (also after a graceful stop, which prints how to resume), 1 the graph
- * failed or is invalid, 130 a second SIGINT during a stop.
+ * Exit codes: `graph run` 0 done (also after a graceful stop, which prints how to resume), 1 the
+ * graph failed while running, 2 usage error or an invalid graph file (as `stella run`), 130 a second
+ * SIGINT during a stop; `graph check` 0 valid, 1 invalid (the verdict), 2 usage error.
  */
 import type { Command } from 'commander';
 import { GraphConfigError } from './errors.ts';
@@ -15,19 +16,32 @@ import { runGraph } from './runner.ts';
 import { loadStageRegistry } from './stage.ts';
 import { createContainer } from './container.ts';
 import { StopController } from './stop.ts';
+import { helpFooter } from '../cli/help.ts';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
 export function register(program: Command): void {
-  const graph = program.command('graph').description('run, check and list YAML pipeline graphs (docs/graph.md)');
+  const graph = program
+    .command('graph')
+    .description('run, check and list YAML pipeline graphs (docs/graph.md)')
+    .addHelpText('after', helpFooter(
+      ['stella graph stages', 'stella graph check graphs/continual-pretrain.yaml', 'stella graph run graphs/continual-pretrain.yaml --quiet'],
+      '0 the subcommand succeeded, otherwise see its --help; 2 usage error',
+    ));
   graph
     .command('run <file>')
-    .description('run a graph; SIGINT/SIGTERM stop after the current step and checkpoint')
+    .description('run a graph as it is (no run keys, results.json or report: that is `stella run`); SIGINT/SIGTERM stop after the current step')
     .option('--set <key=value>', 'override a key (repeatable; +key=value adds one)', collect, [])
     .option('--out <dir>', 'write resolved.yaml and overrides.yaml here')
     .option('--quiet', 'no live display')
+    .addHelpText('after', helpFooter(
+      ['stella graph run graphs/continual-pretrain.yaml --set nodes.batch.options.size=2 --set nodes.source.options.epochs=1',
+        'STELLA_MANIFEST=data/synth/manifest.json stella graph run graphs/continual-pretrain.yaml --quiet --out runs/g'],
+      '0 done (also after a graceful stop), 1 the graph failed while running, 2 usage error or an invalid graph, 130 a second SIGINT during a stop',
+      ['Prints one JSON line at the end: { steps, evals, errors, metrics } (per-clip errors also on stderr).'],
+    ))
     .action(async (file: string, options: { set: string[]; out?: string; quiet?: boolean }) => {
-      const loaded = await loadGraph(file, { overrides: options.set }).catch(report);
+      const loaded = await loadGraph(file, { overrides: options.set }).catch((e) => report(e, 2));
       if (!loaded) return;
       const stop = new StopController();
       const unlisten = stop.listen(process, () => { process.stderr.write('stella: second signal, exiting now\n'); process.exit(130); });
@@ -43,25 +57,38 @@ export function register(program: Command): void {
     });
   graph
     .command('check <file>')
-    .description('validate a graph and print it resolved')
+    .description('validate a graph and print it resolved (interpolated, overrides applied, defaults filled in)')
     .option('--set <key=value>', 'override a key (repeatable)', collect, [])
-    .action(async (file: string, options: { set: string[] }) => {
-      const loaded = await loadGraph(file, { overrides: options.set }).catch(report);
-      if (loaded) process.stdout.write(loaded.resolvedYaml);
+    .option('--json', 'print the resolved graph as JSON instead of YAML')
+    .addHelpText('after', helpFooter(
+      ['stella graph check graphs/ab-selectors.yaml', 'stella graph check graphs/continual-pretrain.yaml --set nodes.batch.options.size=2 --json'],
+      '0 valid, 1 invalid (every problem is listed with its file:line:col), 2 usage error',
+    ))
+    .action(async (file: string, options: { set: string[]; json?: boolean }) => {
+      const loaded = await loadGraph(file, { overrides: options.set }).catch((e) => report(e, 1));
+      if (loaded) process.stdout.write(options.json ? JSON.stringify(loaded.spec, null, 2) + '\n' : loaded.resolvedYaml);
     });
   graph
     .command('stages')
-    .description('list stage types')
-    .action(async () => {
+    .description('list stage types with the item kinds they take and emit')
+    .option('--json', 'print [{ type, inputs, outputs, description }] as JSON')
+    .addHelpText('after', helpFooter(['stella graph stages', 'stella graph stages --json'], '0 listed, 1 a stage or plugin failed to load, 2 usage error'))
+    .action(async (options: { json?: boolean }) => {
       const registry = await loadStageRegistry(await createContainer());
-      for (const s of registry.all()) process.stdout.write(`${s.type.padEnd(14)} [${s.inputs.join(', ')}] → [${s.outputs.join(', ')}]  ${s.description}\n`);
+      if (options.json) {
+        const stages = registry.all().map((s) => ({ type: s.type, inputs: s.inputs, outputs: s.outputs, description: s.description }));
+        process.stdout.write(JSON.stringify(stages, null, 2) + '\n');
+      } else {
+        for (const s of registry.all()) process.stdout.write(`${s.type.padEnd(14)} [${s.inputs.join(', ')}] → [${s.outputs.join(', ')}]  ${s.description}\n`);
+      }
     });
 }
 
-function report(error: unknown): undefined {
+/** A GraphConfigError is printed and sets `exitCode`; anything else is rethrown. */
+function report(error: unknown, exitCode: number): undefined {
   if (error instanceof GraphConfigError) {
     process.stderr.write(`${error.message}\n`);
-    process.exitCode = 1;
+    process.exitCode = exitCode;
     return undefined;
   }
   throw error;
