@@ -16,7 +16,7 @@ import { modelConfig } from '../core/config.ts';
 import { writeFileAtomic } from '../core/atomic-write.ts';
 import { REPO_ROOT } from '../graph/container.ts';
 import { GraphConfigError } from '../graph/errors.ts';
-import { loadGraph } from '../graph/loader.ts';
+import { loadGraph, type LoadedGraph } from '../graph/loader.ts';
 import { Evaluator } from '../graph/roles.ts';
 import { runGraph, type RunResult } from '../graph/runner.ts';
 import { StopController, type SignalSource } from '../graph/stop.ts';
@@ -55,6 +55,8 @@ export interface RunOutcome {
 
 export async function runCommand(options: RunCommandOptions): Promise<RunOutcome> {
   const log = options.log ?? ((line: string) => process.stdout.write(line + '\n'));
+  // While the live bars show on a TTY, lines go above them instead (the display hands over a writer).
+  let print = log;
   const started = performance.now();
   // Resume: the saved parameters win; new --set values would change the run.
   const restored = options.resume ? await restoreRun(path.join(options.resume, 'checkpoints'), (m) => log(`warning: ${m}`)) : undefined;
@@ -83,15 +85,20 @@ export async function runCommand(options: RunCommandOptions): Promise<RunOutcome
   }
   session.checkpoints = new RunCheckpointer(session, {
     dir: path.join(outDir, 'checkpoints'), every: params.checkpoint.every, keep: params.checkpoint.keep, config,
-    run: { params, graph: graphFile, graphOverrides }, onWarning: (m) => log(`warning: ${m}`),
+    run: { params, graph: graphFile, graphOverrides }, onWarning: (m) => print(`warning: ${m}`),
   });
-  session.onEvaluation = (e) => { if (!options.quiet) log(retrievalTable(e, session.tasks)); };
+  session.onEvaluation = (e) => { if (!options.quiet) print(retrievalTable(e, session.tasks)); };
+  const total = options.quiet ? undefined : await plannedSteps(loaded);
+  const progress = total ? { label: 'train steps', total, done: () => session.losses.length } : undefined;
 
   const stop = new StopController();
   const unlisten = options.signals === null ? () => {} : stop.listen(options.signals ?? process);
   let result: RunResult;
   try {
-    result = await runGraph(loaded, { stop, signals: null, outDir, display: { mode: options.quiet ? 'quiet' : undefined } });
+    result = await runGraph(loaded, {
+      stop, signals: null, outDir,
+      display: { mode: options.quiet ? 'quiet' : undefined, progress, attachLog: (write) => { print = write ?? log; } },
+    });
   } finally {
     unlisten();
   }
@@ -142,6 +149,30 @@ async function dataManifest(p: RunParams, log: (l: string) => void): Promise<str
     }
   }
   return file;
+}
+
+/**
+ * Training steps the run will take, over all train nodes (for the ETA): per task, ⌊epochs × clips /
+ * batch size⌋ (⌈…⌉ without dropLast; a batch never spans tasks). Undefined when the graph is not a
+ * single source → … → batch chain or its manifest cannot be read; clips that fail to decode make
+ * the real count smaller.
+ */
+async function plannedSteps(loaded: LoadedGraph): Promise<number | undefined> {
+  const nodes = (type: string) => [...loaded.nodes.values()].filter((n) => n.stage.type === type);
+  const sources = nodes('source'), batches = nodes('batch'), trainers = nodes('train').length;
+  if (sources.length !== 1 || batches.length !== 1 || trainers === 0) return undefined;
+  const s = sources[0].options as { manifest: string; split: string; epochs: number; tasks: string[]; limit: number };
+  const b = batches[0].options as { size: number; dropLast: boolean };
+  const manifest = await loadManifest(s.manifest).catch(() => undefined);
+  if (!manifest) return undefined;
+  let steps = 0;
+  for (const task of manifest.tasks) {
+    if (s.tasks.length && !s.tasks.includes(task.name)) continue;
+    const rows = s.split === 'test' ? task.test.length : s.split === 'train' ? task.train.length : 0;
+    const clips = s.epochs * (s.limit > 0 ? Math.min(rows, s.limit) : rows);
+    steps += b.dropLast ? Math.floor(clips / b.size) : Math.ceil(clips / b.size);
+  }
+  return steps * trainers;
 }
 
 /** Multitask: every task's training clips as one task, beside the original manifest. */

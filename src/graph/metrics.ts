@@ -6,7 +6,10 @@
  *   the runner registers each edge's queue with `watchQueue`.
  * - `snapshot()` is plain JSON, saved in results.json.
  * - `MetricsDisplay` shows it live: a cli-progress multibar on a TTY, one plain line every
- *   `intervalMs` otherwise, nothing with `quiet`.
+ *   `intervalMs` otherwise, nothing with `quiet`. Given a `progress` source (a count with a known
+ *   total, e.g. training steps), it adds a bar (TTY) or a line suffix (plain) with the ETA: the
+ *   remaining count at the mean rate since the display started (so restored steps of a resumed run
+ *   do not count as fast ones).
  */
 import cliProgress from 'cli-progress';
 
@@ -91,10 +94,41 @@ export class GraphMetrics {
 
 export type DisplayMode = 'tty' | 'plain' | 'quiet';
 
+/** A count with a known total (e.g. training steps over the run), shown with its ETA. */
+export interface ProgressSource {
+  /** What is counted, e.g. 'steps'. */
+  label: string;
+  total: number;
+  /** Done so far; may start above 0 (a resumed run). */
+  done(): number;
+}
+
 export interface DisplayOptions {
   mode?: DisplayMode;
   intervalMs?: number;
   stream?: NodeJS.WriteStream | { write(text: string): unknown; isTTY?: boolean };
+  progress?: ProgressSource;
+  /**
+   * TTY mode: called at start with a writer that prints a line above the live bars (other output
+   * written meanwhile would tear the display), and with `undefined` at stop.
+   */
+  attachLog?: (write: ((line: string) => void) | undefined) => void;
+}
+
+/** Seconds left at the mean rate so far; undefined until something was done. */
+export function etaSeconds(elapsedMs: number, doneSinceStart: number, remaining: number): number | undefined {
+  if (remaining <= 0) return 0;
+  if (doneSinceStart <= 0 || elapsedMs <= 0) return undefined;
+  return (elapsedMs / 1000 / doneSinceStart) * remaining;
+}
+
+/** `1:02:03`, `2:03`, or `--:--` when unknown. */
+export function formatDuration(seconds: number | undefined): string {
+  if (seconds === undefined || !Number.isFinite(seconds)) return '--:--';
+  const s = Math.round(seconds);
+  const two = (n: number) => String(n).padStart(2, '0');
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+  return h > 0 ? `${h}:${two(m)}:${two(s % 60)}` : `${m}:${two(s % 60)}`;
 }
 
 /** Live view of a GraphMetrics. `stop()` prints a final line (except in quiet mode). */
@@ -102,6 +136,8 @@ export class MetricsDisplay {
   private timer: NodeJS.Timeout | undefined;
   private multibar: cliProgress.MultiBar | undefined;
   private readonly bars = new Map<string, cliProgress.SingleBar>();
+  private progressBar: cliProgress.SingleBar | undefined;
+  private progressStart = { ms: 0, done: 0 };
   readonly mode: DisplayMode;
 
   constructor(private readonly metrics: GraphMetrics, private readonly options: DisplayOptions = {}) {
@@ -114,19 +150,45 @@ export class MetricsDisplay {
     const stream = this.options.stream ?? process.stderr;
     if (this.mode === 'tty') {
       this.multibar = new cliProgress.MultiBar(
-        { format: ' {node} | {value} out / {received} in | err {errors} | {latency} ms', hideCursor: true, clearOnComplete: false, stream: stream as NodeJS.WriteStream },
+        { format: ' {node} | {value} out / {received} in | err {errors} | {latency} ms', hideCursor: true, clearOnComplete: false, forceRedraw: true, stream: stream as NodeJS.WriteStream },
         cliProgress.Presets.shades_grey,
       );
     }
+    const progress = this.options.progress;
+    if (progress) {
+      this.progressStart = { ms: performance.now(), done: progress.done() };
+      if (this.multibar) {
+        this.progressBar = this.multibar.create(Math.max(1, progress.total), Math.min(progress.done(), progress.total), this.progressPayload(), {
+          format: ` {label} [{bar}] {value}/{total} | {elapsedText} elapsed | ETA {etaText}`,
+        });
+      }
+    }
+    if (this.multibar) this.options.attachLog?.((line) => this.multibar?.log(line.endsWith('\n') ? line : `${line}\n`));
     this.timer = setInterval(() => this.render(), this.options.intervalMs ?? (this.mode === 'tty' ? 250 : 10_000));
     this.timer.unref();
     return this;
   }
 
+  /** The progress count, elapsed time and ETA (empty without a progress source). */
+  progressPayload(): { label: string; done: number; total: number; elapsedText: string; etaText: string } | Record<string, never> {
+    const p = this.options.progress;
+    if (!p) return {};
+    const done = Math.min(p.done(), p.total);
+    const elapsedMs = performance.now() - this.progressStart.ms;
+    const eta = etaSeconds(elapsedMs, done - this.progressStart.done, p.total - done);
+    return { label: p.label.padEnd(14), done, total: p.total, elapsedText: formatDuration(elapsedMs / 1000), etaText: formatDuration(eta) };
+  }
+
   private render() {
     if (this.mode === 'plain') {
-      (this.options.stream ?? process.stderr).write(`${this.metrics.summaryLine()}\n`);
+      const p = this.progressPayload();
+      const suffix = 'etaText' in p ? ` || ${p.label.trim()} ${p.done}/${p.total} ETA ${p.etaText}` : '';
+      (this.options.stream ?? process.stderr).write(`${this.metrics.summaryLine()}${suffix}\n`);
       return;
+    }
+    if (this.progressBar) {
+      const payload = this.progressPayload() as { done: number };
+      this.progressBar.update(payload.done, payload);
     }
     const snapshot = this.metrics.snapshot();
     for (const [node, s] of Object.entries(snapshot.stages)) {
@@ -142,6 +204,7 @@ export class MetricsDisplay {
     this.timer = undefined;
     if (this.mode === 'quiet') return;
     this.render();
+    this.options.attachLog?.(undefined);
     this.multibar?.stop();
     if (this.mode === 'plain') return;
   }
