@@ -4,6 +4,7 @@
  * (a `task-end` reaches every stage in order).
  *
  *   clip ──decode──▶ decoded ──tokenize──▶ tokenized ──batch──▶ batch ──train──▶ step
+ *   batch ──score──▶ scored ──replay-assess──▶ assessed ──sample──▶ selected ──train──▶ step
  *   task-end ─────────────────────(passed through by every stage)──────────evaluate──▶ eval
  *
  * Per-item failures never travel in the stream: they become a `StageError` on the graph's
@@ -12,6 +13,7 @@
  * Ref: DESIGN.md "What flows through the graph"; spec §1.5 (batching), §9.1 (evaluation at task end).
  */
 import type * as tf from '@tensorflow/tfjs';
+import type { Assessed, Scored, Selected, StepPhase } from '../method/phases.ts';
 
 /** One clip from the manifest. `index` is its position in the task's split (stable across epochs). */
 export interface ClipRef {
@@ -65,6 +67,27 @@ export interface Batch {
   dispose(): void;
 }
 
+/**
+ * A batch part-way through the STELLA step (src/method/phases.ts): the Batch plus the payload of the
+ * phases run so far. Owns both: whoever drops one must `dispose()` it (frees the batch's and the
+ * payload's tensors and lets the trainer's next step be scored; idempotent).
+ */
+export interface PhaseItem<K extends 'scored' | 'assessed' | 'selected', P extends StepPhase> {
+  kind: K;
+  task: number;
+  taskName: string;
+  batch: Batch;
+  phase: P;
+  dispose(): void;
+}
+/** After `score`: importance I, orders, summary queries, AVM pairs (spec §5.2 (1)–(4)). */
+export type ScoredItem = PhaseItem<'scored', Scored>;
+/** After `replay-assess`: + the replay rows drawn and RCA π (spec §5.2 (5)). */
+export type AssessedItem = PhaseItem<'assessed', Assessed>;
+/** After `sample`: + the kept patch ids of the current and replay rows (spec §5.2 (6)–(8)). */
+export type SelectedItem = PhaseItem<'selected', Selected>;
+export type AnyPhaseItem = ScoredItem | AssessedItem | SelectedItem;
+
 /** One optimisation step's outcome. */
 export interface StepResult {
   kind: 'step';
@@ -95,9 +118,14 @@ export interface StageError {
   message: string;
 }
 
-export type GraphItem = ClipRef | TaskEnd | DecodedClip | TokenizedClip | Batch | StepResult | EvalResult;
+export type GraphItem = ClipRef | TaskEnd | DecodedClip | TokenizedClip | Batch | ScoredItem | AssessedItem | SelectedItem | StepResult | EvalResult;
 export type ItemKind = GraphItem['kind'];
-export const ITEM_KINDS: readonly ItemKind[] = ['clip', 'task-end', 'decoded', 'tokenized', 'batch', 'step', 'eval'];
+export const ITEM_KINDS: readonly ItemKind[] = ['clip', 'task-end', 'decoded', 'tokenized', 'batch', 'scored', 'assessed', 'selected', 'step', 'eval'];
+export const PHASE_KINDS = ['scored', 'assessed', 'selected'] as const;
+
+export function isPhaseItem(item: unknown): item is AnyPhaseItem {
+  return !!item && typeof item === 'object' && (PHASE_KINDS as readonly string[]).includes((item as { kind?: string }).kind ?? '');
+}
 
 /** The clip fields of any clip-like item (drops payload and `kind`). */
 export function clipFields(item: ClipFields): ClipFields {
@@ -110,10 +138,10 @@ export function clipRefFromPath(path: string, index = 0): ClipRef {
   return { kind: 'clip', path, label: '', task: 0, taskName: 'task-0', split: 'train', index };
 }
 
-/** Frees what an item owns (a Batch's tensors); other kinds are plain data. */
+/** Frees what an item owns (a Batch's or a phase item's tensors); other kinds are plain data. */
 export function disposeItem(item: unknown): void {
-  if (item && typeof item === 'object' && (item as { kind?: string }).kind === 'batch') {
-    (item as Batch).dispose();
+  if (item && typeof item === 'object' && ((item as { kind?: string }).kind === 'batch' || isPhaseItem(item))) {
+    (item as Batch | AnyPhaseItem).dispose();
   }
 }
 

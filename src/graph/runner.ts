@@ -25,7 +25,8 @@ import { BoundedQueue, fromQueues, isPullable, pullable } from './bounded-queue.
 import { getRole } from './container.ts';
 import { DevicePool, WeightSync } from './device-pool.ts';
 import { messageOf } from './errors.ts';
-import { disposeItem, type Batch, type EvalResult, type GraphItem, type StageError, type StepResult } from './items.ts';
+import { clonePhase, disposePhase } from '../method/phases.ts';
+import { disposeItem, isPhaseItem, type Batch, type EvalResult, type GraphItem, type StageError, type StepResult } from './items.ts';
 import type { LoadedGraph } from './loader.ts';
 import { GraphMetrics, MetricsDisplay, type DisplayOptions, type MetricsSnapshot } from './metrics.ts';
 import { Checkpointer, Metrics, ModelService, Scorer, type StreamPosition } from './roles.ts';
@@ -244,6 +245,23 @@ export function cloneItem(item: GraphItem): GraphItem {
       },
     };
     return copy;
+  }
+  if (isPhaseItem(item)) {
+    // The copy owns its own tensors and random stream, but not the original's turn on the trainer.
+    const batch = cloneItem(item.batch) as Batch;
+    const phase = clonePhase(item.phase);
+    let disposed = false;
+    return {
+      ...item,
+      batch,
+      phase,
+      dispose() {
+        if (disposed) return;
+        disposed = true;
+        batch.dispose();
+        disposePhase(phase);
+      },
+    } as GraphItem;
   }
   return structuredClone(item);
 }

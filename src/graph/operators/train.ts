@@ -8,7 +8,12 @@
  * the run goes on. `task-end` calls the selector's `onTaskEnd` and passes on. On a graceful stop
  * the runner stops feeding this stage; the step in progress finishes.
  *
- * Inputs:  `batch`. Passes `task-end` through in order.
+ * Phase items (`scored`, `assessed`, `selected` from the `score` → `replay-assess` → `sample` stages)
+ * are trained the same way: the trainer's STELLA step continues from the item's phase (for `selected`:
+ * trains exactly the given selection), then the item is disposed, which hands the trainer's turn to the
+ * next scored batch. `batch` items run the whole (fused) step, as do all strategies without phases.
+ *
+ * Inputs:  `batch`, `scored`, `assessed`, `selected`. Passes `task-end` through in order.
  * Outputs: `step`.
  * Options (defaults): selector '' (none: the trainer's own default), selectorOptions {}, memory 64
  * (replay samples), lr 1e-4 (handed to the trainer with the node id through its optional `configure`).
@@ -27,7 +32,9 @@ import type { OperatorFunction } from 'rxjs';
 import { z } from 'zod';
 import { Rng as SeededRng } from '../../core/rng.ts';
 import { mapConcurrent } from '../concurrent-map.ts';
-import type { Batch, GraphItem, StageError, StepResult } from '../items.ts';
+import { withPhase } from '../../method/phases.ts';
+import { linkTrainNode } from '../../method/phases-host.ts';
+import { isPhaseItem, type Batch, type GraphItem, type StageError, type StepResult } from '../items.ts';
 import { Rng, Trainer, type Selector } from '../roles.ts';
 import { SelectorRegistry } from '../selector-registry.ts';
 import { defineStage } from '../stage.ts';
@@ -55,14 +62,15 @@ export function train(_options: z.input<typeof trainOptionsSchema>, deps: TrainD
   let step = 0;
   return mapConcurrent<GraphItem, StepResult>(
     async (item) => {
-      const batch = item as Batch;
+      const owner = item as Batch | Extract<GraphItem, { phase: unknown }>;
+      const batch = isPhaseItem(owner) ? withPhase(owner.batch, owner.phase) : owner;
       try {
         const outcome = await deps.trainer.step(batch, { step, selector: deps.selector, rng });
         step++;
         deps.selector?.afterStep?.(step);
         return { kind: 'step', step, task: batch.task, taskName: batch.taskName, batchSize: batch.clips.length, ...outcome };
       } finally {
-        batch.dispose();
+        owner.dispose();
       }
     },
     {
@@ -71,9 +79,9 @@ export function train(_options: z.input<typeof trainOptionsSchema>, deps: TrainD
       errors: deps.errors,
       passThrough: (item) => {
         if (item.kind === 'task-end') deps.selector?.onTaskEnd?.(item.task);
-        return item.kind !== 'batch';
+        return item.kind !== 'batch' && !isPhaseItem(item);
       },
-      pathOf: (item) => (item as Batch).clips?.[0]?.path ?? '',
+      pathOf: (item) => (isPhaseItem(item) ? item.batch : (item as Batch)).clips?.[0]?.path ?? '',
     },
   );
 }
@@ -81,18 +89,22 @@ export function train(_options: z.input<typeof trainOptionsSchema>, deps: TrainD
 export const stage = defineStage({
   type: 'train',
   description: 'Batch → StepResult through the Trainer role; selector picked by name',
-  inputs: ['batch'],
+  inputs: ['batch', 'scored', 'assessed', 'selected'],
   outputs: ['step'],
   optionsSchema: trainOptionsSchema,
   roles: [Trainer, Rng],
-  create: (deps, options) =>
-    train(options, {
+  create: (deps, options) => {
+    const selector = options.selector ? deps.get<SelectorRegistry>(SelectorRegistry).create(options.selector, options.selectorOptions) : undefined;
+    // The score / replay-assess / sample nodes serving this node find its trainer and selector by node id.
+    linkTrainNode(deps.container, deps.node, selector);
+    return train(options, {
       trainer: configured(deps.get<Trainer>(Trainer), { node: deps.node, memory: options.memory, lr: options.lr }),
-      selector: options.selector ? deps.get<SelectorRegistry>(SelectorRegistry).create(options.selector, options.selectorOptions) : undefined,
+      selector,
       rng: deps.get<SeededRng>(Rng).fork(deps.node),
       errors: deps.errors,
       stage: deps.node,
-    }),
+    });
+  },
 });
 
 /** Tells a trainer which node it serves and its options, when it wants to know (TrainerRole does). */

@@ -1,0 +1,79 @@
+/**
+ * `sample`: AssessedItem → SelectedItem — which patches of the current and replayed rows are trained on
+ * (spec §5.2 (6)–(8)): Bernoulli pruning by π, the importance-weighted video permutation and the audio
+ * chunk rule (`stellaSelection`; deterministic top-K at the first step), or, when the train node runs a
+ * plugin PatchSelector (`selector: center-bias`), that selector's kept ids.
+ *
+ * Behaviour: one item at a time, drawing from the step's stream (see `score`). The selector is the train
+ * node's (its `selector` option), so `train` trains exactly what was sampled here. Items of other kinds
+ * pass through untouched. A failed item is disposed and becomes a StageError.
+ *
+ * Inputs:  `assessed`. Passes `batch` and `task-end` through in order.
+ * Outputs: `selected`.
+ * Options (defaults): trainer '' (the graph's only train node).
+ * Roles: RunSession.
+ *
+ * Example node:
+ *   sample: { stage: sample }
+ *
+ * ## Example (plain RxJS)
+ * ```ts
+ * const host = trainerHost(strategyTrainer, 'stella');
+ * batches$.pipe(score({}, { host }), replayAssess({}, { host }), sample({}, { host }), train({}, { trainer }))
+ * ```
+ * Ref: spec §5.2 (6)–(8), §5.3, §11 Q10, Q12, Q19; src/method/phases.ts `samplePhase`.
+ */
+import type { OperatorFunction } from 'rxjs';
+import { z } from 'zod';
+import { samplePhase } from '../../method/phases.ts';
+import { hostForTrainNode, nextPhaseItem } from '../../method/phases-host.ts';
+import { RunSession, type RunSessionState } from '../../method/run-session.ts';
+import { mapConcurrent } from '../concurrent-map.ts';
+import type { AssessedItem, GraphItem } from '../items.ts';
+import { defineStage } from '../stage.ts';
+import type { PhaseStageDeps } from './replay-assess.ts';
+
+export const sampleOptionsSchema = z.object({
+  /** Train node whose strategy (and selector) samples; '' = the graph's only train node. */
+  trainer: z.string().default(''),
+});
+
+export function sample(_options: z.input<typeof sampleOptionsSchema>, deps: PhaseStageDeps): OperatorFunction<GraphItem, GraphItem> {
+  let host: ReturnType<Extract<PhaseStageDeps['host'], () => unknown>> | undefined;
+  return mapConcurrent<GraphItem, GraphItem>(
+    (item) => {
+      const assessed = item as AssessedItem;
+      try {
+        host ??= typeof deps.host === 'function' ? deps.host() : deps.host;
+        const strategy = host.phased();
+        if (!strategy) throw new Error(`the train node's strategy has no phases; 'assessed' items cannot be sampled`);
+        return nextPhaseItem(assessed, 'selected', samplePhase(strategy, assessed.phase, host.context()));
+      } catch (error) {
+        assessed.dispose();
+        throw error;
+      }
+    },
+    {
+      stage: deps.stage ?? 'sample',
+      concurrency: 1,
+      errors: deps.errors,
+      passThrough: (item) => item.kind !== 'assessed',
+      pathOf: (item) => (item as AssessedItem).batch?.clips?.[0]?.path ?? '',
+    },
+  );
+}
+
+export const stage = defineStage({
+  type: 'sample',
+  description: "assessed → selected: STELLA's patch sampling or the train node's plugin selector (spec §5.2 (6)–(8))",
+  inputs: ['assessed', 'batch'],
+  outputs: ['selected', 'batch'],
+  optionsSchema: sampleOptionsSchema,
+  roles: [RunSession],
+  create: (deps, options) =>
+    sample(options, {
+      host: () => hostForTrainNode(deps.container, deps.get<RunSessionState>(RunSession), options.trainer, deps.node).host,
+      errors: deps.errors,
+      stage: deps.node,
+    }),
+});

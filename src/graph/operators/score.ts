@@ -1,0 +1,166 @@
+/**
+ * `score`: Batch → ScoredItem — STELLA's no-gradient scoring (spec §5.2 (1)–(4)): AVM matching pairs,
+ * Mode A → Mode B → AVM attention → localized patch importance I_v, I_a, orders, summary queries.
+ *
+ * Behaviour: one batch at a time (concurrency 1), with the model of
+ * - the train node named in `trainer` (default: the graph's only train node). The step then continues
+ *   in `replay-assess` → `sample` → `train`, and a batch is scored only once the previous step of that
+ *   trainer is trained or dropped, so every phase sees the weights and random stream the fused step
+ *   would (bit-identical results). When the train node's strategy has no phases (finetune, er, der++,
+ *   lump, multitask, stella-plus) batches pass through untouched and `train` runs its fused step; on a
+ *   resumed run the batches the train node skips pass through untouched too;
+ * - or a model loaded from `checkpoint` (newest valid checkpoint in a folder; blob weights.safetensors)
+ *   or `weights` (a .safetensors file): scoring only, e.g. for `write-heatmaps` (graphs/score-only.yaml).
+ * A failed batch is disposed and becomes a StageError; on unsubscribe the batch being scored is freed.
+ *
+ * Inputs:  `batch`. Passes `task-end` through in order.
+ * Outputs: `scored` (and `batch` when passed through).
+ * Options (defaults): trainer '' (the only train node), checkpoint '' and weights '' (score with a
+ *   loaded model instead of a trainer; at most one), strategy 'stella' (scoring variant for a loaded
+ *   model: stella | lpis-only | rca-only | random).
+ * Roles: RunSession, RunConfig, Rng.
+ *
+ * Example node:
+ *   score: { stage: score, options: { trainer: train } }
+ *
+ * ## Example (plain RxJS)
+ * ```ts
+ * const host = trainerHost(strategyTrainer);           // or modelHost(modelService, rng)
+ * batches$.pipe(score({}, { host }), replayAssess({}, { host }), sample({}, { host }), train({}, { trainer }))
+ * ```
+ * Ref: spec §5.2 (1)–(4), §4.4; src/method/phases.ts.
+ */
+import { type OperatorFunction } from 'rxjs';
+import { z } from 'zod';
+import { loadLatest } from '../../core/checkpoint.ts';
+import type { ModelConfig } from '../../core/config.ts';
+import { Rng as SeededRng } from '../../core/rng.ts';
+import { parseSafetensors, readSafetensors, type NamedTensor } from '../../core/safetensors.ts';
+import { AVM_PREFIX, ModelService } from '../../model/model-service.ts';
+import { loadStateDict } from '../../model/weights.ts';
+import { scorePhase } from '../../method/phases.ts';
+import { hostForTrainNode, modelHost, phaseItem, resumeSkip, type PhaseHost } from '../../method/phases-host.ts';
+import { RunSession, type RunSessionState } from '../../method/run-session.ts';
+import { mapConcurrent } from '../concurrent-map.ts';
+import type { Batch, GraphItem, StageError } from '../items.ts';
+import { Rng, RunConfig } from '../roles.ts';
+import { defineStage } from '../stage.ts';
+
+export const scoreOptionsSchema = z.object({
+  /** Train node whose model, buffer and stream the step uses; '' = the graph's only train node. */
+  trainer: z.string().default(''),
+  /** Score with the newest valid checkpoint in this folder instead of a trainer. */
+  checkpoint: z.string().default(''),
+  /** Score with this .safetensors file instead of a trainer. */
+  weights: z.string().default(''),
+  /** Scoring variant for a loaded model. */
+  strategy: z.enum(['stella', 'lpis-only', 'rca-only', 'random']).default('stella'),
+}).refine((o) => !(o.checkpoint && o.weights), { message: "give at most one of 'checkpoint' and 'weights'" });
+
+export interface ScoreDeps {
+  /** The host, or how to find it at the first batch (stages are created before the trainers). */
+  host: PhaseHost | (() => PhaseHost | Promise<PhaseHost>);
+  /** Batches to pass through unscored first (a resumed train node skips them). */
+  skip?: number | (() => number);
+  errors?: { next(e: StageError): void };
+  stage?: string;
+  stopRequested?: () => boolean;
+}
+
+export function score(_options: z.input<typeof scoreOptionsSchema>, deps: ScoreDeps): OperatorFunction<GraphItem, GraphItem> {
+  let host: Promise<PhaseHost> | undefined;
+  let skip: number | undefined;
+  return mapConcurrent<GraphItem, GraphItem>(
+    async (item, signal) => {
+      const batch = item as Batch;
+      let release: (() => void) | undefined;
+      try {
+        const h = await (host ??= Promise.resolve(typeof deps.host === 'function' ? deps.host() : deps.host));
+        skip ??= typeof deps.skip === 'function' ? deps.skip() : deps.skip ?? 0;
+        if (skip > 0) { skip--; return batch; }
+        const strategy = h.phased();
+        if (!strategy) return batch;
+        release = await h.turn(() => signal.aborted || (deps.stopRequested?.() ?? false));
+        // Stopped while waiting: nothing downstream will train it; it stays queued and is freed at teardown.
+        if (!release) return batch;
+        const scored = scorePhase(strategy, batch, { ...h.context(), rng: h.streamCopy() });
+        return phaseItem('scored', batch, scored, release);
+      } catch (error) {
+        batch.dispose();
+        release?.();
+        throw error;
+      }
+    },
+    {
+      stage: deps.stage ?? 'score',
+      concurrency: 1,
+      errors: deps.errors,
+      passThrough: (item) => item.kind !== 'batch',
+      pathOf: (item) => (item as Batch).clips?.[0]?.path ?? '',
+    },
+  );
+}
+
+/** A ModelService with the weights of a checkpoint folder or a safetensors file (strict: every tensor). */
+export async function loadScoringModel(source: { checkpoint?: string; weights?: string }, config: ModelConfig, rng: SeededRng): Promise<ModelService> {
+  let tensors: Map<string, NamedTensor>, from: string, configName: string | undefined;
+  if (source.weights) {
+    const file = readSafetensors(source.weights);
+    tensors = file.tensors;
+    from = source.weights;
+    try {
+      configName = file.metadata.config ? (JSON.parse(file.metadata.config) as { name?: string }).name : undefined;
+    } catch {
+      configName = undefined; // metadata written by other tools need not be JSON
+    }
+  } else {
+    const ckpt = await loadLatest(source.checkpoint!);
+    const blob = ckpt.blobs['weights.safetensors'];
+    from = `${ckpt.path}/weights.safetensors`;
+    if (!blob) throw new Error(`score: checkpoint ${ckpt.path} has no 'weights.safetensors' blob (blobs: ${Object.keys(ckpt.blobs).join(', ') || 'none'})`);
+    tensors = parseSafetensors(blob, from).tensors;
+    configName = (ckpt.state.config as { model?: string } | undefined)?.model;
+  }
+  if (configName && configName !== config.name) throw new Error(`score: ${from} holds a '${configName}' model but the graph's config is '${config.name}'`);
+  const model = new ModelService({ config, rng });
+  try {
+    const avm = new Map<string, NamedTensor>(), backbone = new Map<string, NamedTensor>();
+    for (const [name, t] of tensors) (name.startsWith(AVM_PREFIX) ? avm : backbone).set(name, t);
+    loadStateDict(model.backbone, backbone, { source: from });
+    loadStateDict(model.avm, avm, { source: from });
+    return model;
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+}
+
+export const stage = defineStage({
+  type: 'score',
+  description: "Batch → scored: LPIS importance with a train node's model (or a checkpoint's); pass-through for strategies without phases",
+  inputs: ['batch'],
+  outputs: ['scored', 'batch'],
+  optionsSchema: scoreOptionsSchema,
+  roles: [RunSession, RunConfig, Rng],
+  create: (deps, options) => {
+    const session = deps.get<RunSessionState>(RunSession);
+    const loaded = options.checkpoint || options.weights;
+    let node = options.trainer;
+    return score(options, {
+      host: loaded
+        ? async () => {
+            const rng = deps.get<SeededRng>(Rng).fork(deps.node);
+            return modelHost(await loadScoringModel(options, deps.get<ModelConfig>(RunConfig), rng.fork('model')), rng.fork('pairs'), options.strategy);
+          }
+        : () => {
+            const found = hostForTrainNode(deps.container, session, options.trainer, deps.node);
+            node = found.node;
+            return found.host;
+          },
+      skip: () => (loaded ? 0 : resumeSkip(session, node)),
+      errors: deps.errors,
+      stage: deps.node,
+      stopRequested: deps.stopRequested,
+    });
+  },
+});
