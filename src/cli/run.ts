@@ -284,7 +284,7 @@ export function register(program: Command): void {
         'stella run --set selector=der++ --set train.epochs=2',
         'stella run --set data.tasks=2 --set data.classes=2 --set train.epochs=1 --out runs/small',
         'stella run --set data.manifest=data/vggsound.json --set config=base',
-        'stella run graphs/ab-selectors.yaml                # two selectors side by side',
+        'stella run graphs/continual-pretrain.yaml --set nodes.decode.options.concurrency=1   # a graph key',
         'stella run --resume runs/stella-seed2021           # continue after a stop or crash',
       ],
       '0 done (also after a graceful stop), 1 the run failed, 2 bad arguments (an unknown --set key, a bad value, an invalid graph)',

@@ -17,6 +17,7 @@ import { loadStageRegistry } from './stage.ts';
 import { createContainer } from './container.ts';
 import { StopController } from './stop.ts';
 import { helpFooter } from '../cli/help.ts';
+import { describeBackend, initBackend } from '../core/backend.ts';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -36,13 +37,16 @@ export function register(program: Command): void {
     .option('--quiet', 'no live display')
     .addHelpText('after', helpFooter(
       ['stella graph run graphs/continual-pretrain.yaml --set nodes.batch.options.size=2 --set nodes.source.options.epochs=1',
-        'STELLA_MANIFEST=data/synth/manifest.json stella graph run graphs/continual-pretrain.yaml --quiet --out runs/g'],
+        'STELLA_MANIFEST=data/synth/manifest.json stella graph run graphs/continual-pretrain.yaml --quiet --out runs/g',
+        'STELLA_DATA=data/synth STELLA_OUT=runs/ab stella graph run graphs/ab-selectors.yaml   # two selectors on the same batches'],
       '0 done (also after a graceful stop), 1 the graph failed while running, 2 usage error or an invalid graph, 130 a second SIGINT during a stop',
       ['Prints one JSON line at the end: { steps, evals, errors, metrics } (per-clip errors also on stderr).'],
     ))
     .action(async (file: string, options: { set: string[]; out?: string; quiet?: boolean }) => {
       const loaded = await loadGraph(file, { overrides: options.set }).catch((e) => report(e, 2));
       if (!loaded) return;
+      // The same resolution as `stella run` (tfjs would otherwise pick its plain JS backend), printed.
+      process.stderr.write(`${describeBackend(await initBackend())}\n`);
       const stop = new StopController();
       const unlisten = stop.listen(process, () => { process.stderr.write('stella: second signal, exiting now\n'); process.exit(130); });
       try {
