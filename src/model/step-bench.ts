@@ -1,12 +1,20 @@
 /**
- * Step-timing core shared by `stella bench step` and selector benchmarks.
+ * Step-timing core shared by `stella bench step` and the selector benchmarks.
  *
- * A *step selector* builds one training step over a ModelService (`full` = the Mode-C finetune step:
- * random masking, MAE audio + video + contrastive, all backbone parameters). Other selectors
- * register themselves by name with `registerStepSelector`. `benchStep` runs warm-up steps, then
- * times `steps` steps and reports the median, throughput, achieved GFLOP/s (analytic FLOPs of
- * forward + backward ≈ 3 × forward), peak tensor bytes and peak RSS.
- * Ref: DESIGN.md "Speed notes"; spec Appendix A.
+ * A *step selector* is a named factory of one training step with its own model (`full` here = the
+ * Mode-C finetune step: random masking, MAE audio + video + contrastive, all backbone parameters;
+ * src/cli/bench.ts registers every strategy and plugin selector through StrategyTrainer). Register more
+ * with `registerStepSelector(name, factory)`.
+ *
+ *   prepareBench(options)            builds the runner and runs `warmup` (default 2) untimed steps
+ *   benchStep(options)               → BenchResult over `steps` timed steps
+ *   benchSideBySide(variants, steps) → BenchResult[]: one step of each per round, order rotating
+ *
+ * BenchResult: median step ms, samples/s (current rows), achieved GFLOP/s (analytic forward + backward
+ * FLOPs ≈ 3 × forward, where the selector gives a count), rows trained per step (current + replay),
+ * peak tensor bytes (true high-water mark within a step via `measurePeakBytes`, net of other models
+ * in the process), resident tensor bytes, replay-buffer bytes and process peak RSS.
+ * Ref: DESIGN.md "Speed notes"; spec Appendix A; docs/benchmarks.md "Model step", "Selectors".
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../core/config.ts';
@@ -15,19 +23,31 @@ import { Rng } from '../core/rng.ts';
 import { ModelService } from './model-service.ts';
 
 export interface StepContext {
-  service: ModelService;
   config: ModelConfig;
   batch: number;
+  /** Draws for the runner's data and model (a fork per selector; the same seed gives the same runs). */
   rng: Rng;
-  /** Call at the point of the step where activations peak (end of the forward). */
-  notePeak(): void;
+  /** Plain tfjs matmuls instead of the fast path. */
+  naive: boolean;
+}
+
+/** What one step trained on (rows = current + replay rows in the training forward). */
+export interface StepInfo {
+  rows: number;
+  replayed: number;
+  /** Analytic FLOPs of this step when they depend on the rows trained (overrides flopsPerStep). */
+  flops?: number;
 }
 
 export interface StepRunner {
-  /** One optimisation step; returns the loss. */
-  step(): number;
-  /** Analytic FLOPs of one step (forward + backward). */
-  flopsPerStep: number;
+  /** One optimisation step. Every tensor it creates is gone when it returns, except resident state. */
+  step(): StepInfo;
+  /** Analytic FLOPs of one step (forward + backward); undefined when no count is written down. */
+  flopsPerStep?: number;
+  /** Why FLOPs are omitted (shown instead of GFLOP/s). */
+  flopsNote?: string;
+  /** Bytes of the replay buffer (typed arrays, outside tfjs), 0 without one. */
+  bufferBytes(): number;
   dispose(): void;
 }
 
@@ -41,6 +61,30 @@ export function registerStepSelector(name: string, factory: StepSelectorFactory)
 
 export function stepSelectorNames(): string[] {
   return [...selectors.keys()].sort();
+}
+
+/**
+ * High-water mark of `tf.memory().numBytes` while `fn` runs. tfjs only raises numBytes when it tracks
+ * a new tensor (engine.trackTensor), so a hook there sees every maximum, between kernels included; it
+ * costs one comparison per tensor. Nested calls are refused.
+ */
+export function measurePeakBytes<T>(fn: () => T): { result: T; peakBytes: number; startBytes: number; endBytes: number } {
+  const engine = tf.engine() as unknown as { trackTensor: (...a: unknown[]) => void; state: { numBytes: number } };
+  const own = Object.prototype.hasOwnProperty.call(engine, 'trackTensor');
+  if (own) throw new Error('measurePeakBytes: already measuring (nested calls are not supported)');
+  const original = engine.trackTensor;
+  const startBytes = engine.state.numBytes;
+  let peakBytes = startBytes;
+  engine.trackTensor = function (this: typeof engine, ...args: unknown[]) {
+    original.apply(this, args);
+    if (this.state.numBytes > peakBytes) peakBytes = this.state.numBytes;
+  };
+  try {
+    const result = fn();
+    return { result, peakBytes, startBytes, endBytes: engine.state.numBytes };
+  } finally {
+    delete (engine as { trackTensor?: unknown }).trackTensor;
+  }
 }
 
 /** Forward FLOPs of one pre-norm block on `tokens` tokens per row (linears + attention products). */
@@ -67,17 +111,19 @@ export function maeRandomForwardFlops(c: ModelConfig, batch: number): number {
 registerStepSelector('full', (ctx) => {
   const g = tokenGrid(ctx.config);
   const b = ctx.batch;
-  const video = tf.tensor3d(ctx.rng.fillUniform(new Float32Array(b * g.videoTokens * g.videoPatchDim)), [b, g.videoTokens, g.videoPatchDim]);
-  const audio = tf.tensor3d(ctx.rng.fillUniform(new Float32Array(b * g.audioTokens * g.audioPatchDim)), [b, g.audioTokens, g.audioPatchDim]);
+  const service = new ModelService({ config: ctx.config, rng: ctx.rng.fork('model'), fastMatmul: !ctx.naive });
+  const data = ctx.rng.fork('data');
+  const video = tf.tensor3d(data.fillUniform(new Float32Array(b * g.videoTokens * g.videoPatchDim)), [b, g.videoTokens, g.videoPatchDim]);
+  const audio = tf.tensor3d(data.fillUniform(new Float32Array(b * g.audioTokens * g.audioPatchDim)), [b, g.audioTokens, g.audioPatchDim]);
   const loss = () => {
-    const f = ctx.service.backbone.maeRandom(video, audio);
-    ctx.notePeak();
+    const f = service.backbone.maeRandom(video, audio);
     return tf.addN([f.maeAudioLoss, f.maeVideoLoss, f.contrastiveLoss]) as tf.Scalar;
   };
   return {
-    step: () => ctx.service.trainStep(loss, 'backbone'),
+    step: () => { service.trainStep(loss, 'backbone'); return { rows: b, replayed: 0 }; },
     flopsPerStep: 3 * maeRandomForwardFlops(ctx.config, b),
-    dispose: () => { video.dispose(); audio.dispose(); },
+    bufferBytes: () => 0,
+    dispose: () => { video.dispose(); audio.dispose(); service.dispose(); },
   };
 });
 
@@ -87,6 +133,7 @@ export interface BenchOptions {
   steps: number;
   batch: number;
   naive: boolean;
+  /** Untimed steps first (JIT, wasm heap growth, and a warm replay buffer). Default 2. */
   warmup?: number;
   seed?: number;
 }
@@ -99,10 +146,28 @@ export interface BenchResult {
   steps: number;
   stepMs: number[];
   medianMs: number;
+  /** Current rows per second (batch / median step). */
   samplesPerSecond: number;
-  gflops: number;
-  flopsPerStep: number;
+  /** Achieved GFLOP/s from the analytic count; undefined when the selector has none (see flopsNote). */
+  gflops?: number;
+  flopsPerStep?: number;
+  flopsNote?: string;
+  /** Rows in the training forward of the timed steps (current + replay) and how many were replayed. */
+  rows: number;
+  replayed: number;
+  /**
+   * Step peak: the high-water mark of tf.memory().numBytes within a step, minus what other models in
+   * the process hold (so side-by-side selectors do not see each other): resident bytes of this
+   * selector (weights, Adam moments, fixed inputs) + the largest rise within any timed step.
+   */
   peakTensorBytes: number;
+  /** This selector's resident tensor bytes between steps (weights, optimiser state, fixed inputs). */
+  residentTensorBytes: number;
+  /** Tensor bytes the timed steps left behind (0 unless the selector leaks or grows state). */
+  leakedTensorBytes: number;
+  /** Replay buffer bytes (typed arrays outside tfjs). */
+  bufferBytes: number;
+  /** Process peak RSS (getrusage maxRSS) after these steps: process-wide, shared by side-by-side selectors. */
   peakRssBytes: number;
 }
 
@@ -112,46 +177,79 @@ export function median(values: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-/** A prepared benchmark: `run(n)` times n more steps (lets callers interleave variants). */
-export function prepareBench(o: BenchOptions): { run(n: number): number[]; flopsPerStep: number; peakTensorBytes(): number; dispose(): void } {
+export interface PreparedBench {
+  /** Times n more steps (lets callers interleave selectors). */
+  run(n: number): number[];
+  summary(stepMs: number[]): BenchResult;
+  dispose(): void;
+}
+
+/** Builds the selector's runner and runs the warm-up steps; `run(n)` then times steps. */
+export function prepareBench(o: BenchOptions): PreparedBench {
   const factory = selectors.get(o.selector);
   if (!factory) throw new Error(`bench: unknown selector '${o.selector}' (known: ${stepSelectorNames().join(', ')})`);
-  const rng = Rng.fromSeed(o.seed ?? 2021);
-  const service = new ModelService({ config: o.config, rng: rng.fork('model'), fastMatmul: !o.naive });
-  let peak = 0;
-  const runner = factory({ service, config: o.config, batch: o.batch, rng: rng.fork('data'), notePeak: () => { peak = Math.max(peak, tf.memory().numBytes); } });
-  for (let i = 0; i < (o.warmup ?? 1); i++) runner.step();
+  const before = tf.memory().numBytes;
+  const runner = factory({ config: o.config, batch: o.batch, rng: Rng.fromSeed(o.seed ?? 2021), naive: o.naive });
+  let last: StepInfo = { rows: 0, replayed: 0 };
+  for (let i = 0; i < (o.warmup ?? 2); i++) last = runner.step();
+  // Weights, Adam moments (made on the first step) and fixed inputs: everything this selector keeps.
+  const resident = tf.memory().numBytes - before;
+  let rise = 0, leaked = 0;
   return {
     run(n) {
       const times: number[] = [];
       for (let i = 0; i < n; i++) {
         const t0 = performance.now();
-        runner.step();
+        const m = measurePeakBytes(() => runner.step());
         times.push(performance.now() - t0);
+        rise = Math.max(rise, m.peakBytes - m.startBytes);
+        leaked += m.endBytes - m.startBytes;
+        last = m.result;
       }
       return times;
     },
-    flopsPerStep: runner.flopsPerStep,
-    peakTensorBytes: () => peak,
-    dispose() { runner.dispose(); service.dispose(); },
-  };
-}
-
-export function summarize(o: BenchOptions, stepMs: number[], flopsPerStep: number, peakTensorBytes: number): BenchResult {
-  const medianMs = median(stepMs);
-  return {
-    config: o.config.name, selector: o.selector, batch: o.batch, naive: o.naive, steps: stepMs.length, stepMs,
-    medianMs, samplesPerSecond: (o.batch * 1000) / medianMs, gflops: flopsPerStep / medianMs / 1e6, flopsPerStep,
-    peakTensorBytes, peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    summary(stepMs) {
+      const medianMs = median(stepMs);
+      const flops = last.flops ?? runner.flopsPerStep;
+      return {
+        config: o.config.name, selector: o.selector, batch: o.batch, naive: o.naive, steps: stepMs.length, stepMs,
+        medianMs, samplesPerSecond: (o.batch * 1000) / medianMs,
+        gflops: flops === undefined ? undefined : flops / medianMs / 1e6, flopsPerStep: flops, flopsNote: runner.flopsNote,
+        rows: last.rows, replayed: last.replayed,
+        peakTensorBytes: resident + rise, residentTensorBytes: resident, leakedTensorBytes: leaked, bufferBytes: runner.bufferBytes(),
+        peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      };
+    },
+    dispose() { runner.dispose(); },
   };
 }
 
 export function benchStep(o: BenchOptions): BenchResult {
   const bench = prepareBench(o);
   try {
-    const times = bench.run(o.steps);
-    return summarize(o, times, bench.flopsPerStep, bench.peakTensorBytes());
+    return bench.summary(bench.run(o.steps));
   } finally {
     bench.dispose();
+  }
+}
+
+/**
+ * Several selectors side by side in one process: all prepared first, then `steps` rounds in which
+ * each selector takes one step (the order rotates per round), so they share the machine's load.
+ */
+export function benchSideBySide(variants: BenchOptions[], steps: number): BenchResult[] {
+  const prepared: PreparedBench[] = [];
+  try {
+    for (const v of variants) prepared.push(prepareBench(v));
+    const times = variants.map(() => [] as number[]);
+    for (let round = 0; round < steps; round++) {
+      for (let j = 0; j < prepared.length; j++) {
+        const k = (j + round) % prepared.length;
+        times[k].push(...prepared[k].run(1));
+      }
+    }
+    return prepared.map((p, k) => p.summary(times[k]));
+  } finally {
+    for (const p of prepared) p.dispose();
   }
 }
