@@ -70,7 +70,7 @@ export class ModelService {
     }
   }
 
-  /** Tensors held by the models and the optimizer (for leak checks: stable across steps). */
+  /** Tensors held by the models and the optimizer (for leak checks: stable across steps; Adam's moments are JS arrays). */
   heldTensorCount(): number {
     return this.backbone.params.variables.size + this.avm.params.variables.size + this.optimizer.momentTensorCount;
   }

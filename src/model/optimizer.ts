@@ -10,6 +10,13 @@
  * parameter with ≥ 2 dims (PyTorch shape) except `pos_embed_*`, `inter_pos_embed_*`,
  * `decoder_pos_embed_*`, `modality_*`, `decoder_modality_*`, `mask_token_*`; 1-D parameters get none.
  * State (`getState`/`setState`) is plain typed arrays in the variables' own layout, for checkpoints.
+ *
+ * Speed: the moments live in JS Float32Arrays and one pass per element does the whole update in
+ * float32 arithmetic (every operation rounded with `Math.fround`, in the order of the tensor
+ * formulation above, so the result is bit for bit what eight elementwise kernels per parameter
+ * gave). On wasm one kernel (`StellaAdamUpdate`) reads every gradient and parameter in place in the
+ * heap and writes the new parameters into fresh buffers (a fresh data id per step, as XNNPACK caches
+ * packed weights by data id); other backends read with `dataSync` and upload the new values.
  * Ref: spec §7.5; torch.optim.Adam.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -44,11 +51,78 @@ export interface AdamState {
   moments: Record<string, { shape: number[]; m: Float32Array; v: Float32Array }>;
 }
 
+/** Float32 constants of one step (each rounded as tfjs rounds a scalar operand). */
+interface StepConstants {
+  weightDecay: number;
+  beta1: number;
+  oneMinusBeta1: number;
+  beta2: number;
+  oneMinusBeta2: number;
+  sqrtBias2: number;
+  eps: number;
+  stepSize: number;
+}
+
+const f32 = Math.fround;
+
+/**
+ * One Adam update of n elements: reads θ and g, updates m and v in place, writes θ' to `out`. Each
+ * operation is rounded to float32 in the order of the tensor formulation (bit-identical to it).
+ */
+function adamUpdate(theta: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, out: Float32Array, decay: boolean, c: StepConstants): void {
+  const { weightDecay, beta1, oneMinusBeta1, beta2, oneMinusBeta2, sqrtBias2, eps, stepSize } = c;
+  const n = theta.length;
+  for (let i = 0; i < n; i++) {
+    const th = theta[i];
+    const g = decay ? f32(grad[i] + f32(th * weightDecay)) : grad[i];
+    const mi = f32(f32(m[i] * beta1) + f32(g * oneMinusBeta1));
+    const vi = f32(f32(v[i] * beta2) + f32(f32(g * g) * oneMinusBeta2));
+    m[i] = mi;
+    v[i] = vi;
+    const denom = f32(f32(f32(Math.sqrt(vi)) / sqrtBias2) + eps);
+    out[i] = th - f32(f32(mi / denom) * stepSize);
+  }
+}
+
+interface UpdateSlot {
+  m: Float32Array;
+  v: Float32Array;
+  decay: boolean;
+}
+
+const ADAM_UPDATE = 'StellaAdamUpdate';
+let adamKernelRegistered = false;
+
+/**
+ * Registers `StellaAdamUpdate` for wasm: inputs `theta{i}`, `grad{i}` for every slot i; returns the
+ * new parameter values (fresh buffers), reading inputs as heap views (no copies, one kernel call).
+ */
+function ensureAdamKernel(): void {
+  if (adamKernelRegistered) return;
+  adamKernelRegistered = true;
+  tf.registerKernel({
+    kernelName: ADAM_UPDATE,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the wasm backend's heap helpers are not in its typings
+      const wasm = backend as any;
+      const slots = attrs!.slots as unknown as UpdateSlot[];
+      const constants = attrs!.constants as unknown as StepConstants;
+      // Allocate every output first: an allocation may grow the heap and detach earlier views.
+      const outs: tf.TensorInfo[] = slots.map((_, i) => wasm.makeOutput((inputs[`theta${i}`] as tf.TensorInfo).shape, 'float32'));
+      slots.forEach((slot, i) => {
+        adamUpdate(wasm.typedArrayFromHeap(inputs[`theta${i}`]), wasm.typedArrayFromHeap(inputs[`grad${i}`]), slot.m, slot.v, wasm.typedArrayFromHeap(outs[i]), slot.decay, constants);
+      });
+      return outs;
+    },
+  });
+}
+
 export class Adam {
   readonly options: Required<z.output<typeof adamOptionsSchema>>;
   private step = 0;
-  private readonly m = new Map<string, tf.Variable>();
-  private readonly v = new Map<string, tf.Variable>();
+  /** Per key: moments in the variable's layout (created at the parameter's first gradient). */
+  private readonly moments = new Map<string, { m: Float32Array; v: Float32Array }>();
 
   constructor(readonly params: OptimizedParam[], options: AdamOptions = {}) {
     this.options = adamOptionsSchema.parse(options);
@@ -59,9 +133,14 @@ export class Adam {
     }
   }
 
-  /** Moment tensors held (two per parameter updated so far). */
+  /** Moment tensors held: none (the moments are JS arrays, outside the tensor engine). */
   get momentTensorCount(): number {
-    return this.m.size + this.v.size;
+    return 0;
+  }
+
+  /** Parameters that have moments (updated at least once, or restored). */
+  get momentCount(): number {
+    return this.moments.size;
   }
 
   get stepCount(): number {
@@ -70,34 +149,58 @@ export class Adam {
 
   /** Applies one update from gradients keyed like `params` (absent = no gradient, skipped). */
   apply(grads: Map<string, tf.Tensor>): void {
+    for (const p of this.params) {
+      const grad = grads.get(p.key);
+      if (grad && (grad.shape.length !== p.variable.shape.length || grad.shape.some((d, i) => d !== p.variable.shape[i]))) {
+        throw new Error(`Adam.apply: gradient of '${p.key}' has shape [${grad.shape}] but the parameter is [${p.variable.shape}]`);
+      }
+    }
     this.step += 1;
     const { lr, beta1, beta2, eps, weightDecay } = this.options;
     const bias1 = 1 - beta1 ** this.step;
     const bias2 = 1 - beta2 ** this.step;
+    const constants: StepConstants = {
+      weightDecay: f32(weightDecay), beta1: f32(beta1), oneMinusBeta1: f32(1 - beta1), beta2: f32(beta2), oneMinusBeta2: f32(1 - beta2),
+      sqrtBias2: f32(Math.sqrt(bias2)), eps: f32(eps), stepSize: f32(lr / bias1),
+    };
+    const updated: { p: OptimizedParam; grad: tf.Tensor; slot: UpdateSlot }[] = [];
     for (const p of this.params) {
-      const g0 = grads.get(p.key);
-      if (!g0) continue;
-      tf.tidy(() => {
-        const g = p.decay && weightDecay > 0 ? tf.add(g0, tf.mul(p.variable, weightDecay)) : g0;
-        let m = this.m.get(p.key), v = this.v.get(p.key);
-        if (!m || !v) {
-          m = tf.variable(tf.zerosLike(p.variable), false);
-          v = tf.variable(tf.zerosLike(p.variable), false);
-          this.m.set(p.key, m);
-          this.v.set(p.key, v);
-        }
-        m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
-        v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
-        const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(bias2)), eps);
-        p.variable.assign(tf.sub(p.variable, tf.mul(tf.div(m, denom), lr / bias1)));
+      const grad = grads.get(p.key);
+      if (!grad) continue;
+      let mo = this.moments.get(p.key);
+      if (!mo) {
+        mo = { m: new Float32Array(p.variable.size), v: new Float32Array(p.variable.size) };
+        this.moments.set(p.key, mo);
+      }
+      updated.push({ p, grad, slot: { ...mo, decay: p.decay && weightDecay > 0 } });
+    }
+    if (!updated.length) return;
+    const onHeap = tf.getBackend() === 'wasm' && updated.every((u) => u.grad.dtype === 'float32' && u.p.variable.dtype === 'float32');
+    let next: tf.Tensor[];
+    if (onHeap) {
+      ensureAdamKernel();
+      const inputs: Record<string, tf.Tensor> = {};
+      updated.forEach((u, i) => { inputs[`theta${i}`] = u.p.variable; inputs[`grad${i}`] = u.grad; });
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- attrs carry the JS moment arrays
+      next = tf.engine().runKernel(ADAM_UPDATE, inputs, { slots: updated.map((u) => u.slot), constants } as any) as unknown as tf.Tensor[];
+    } else {
+      next = updated.map(({ p, grad, slot }) => {
+        const out = new Float32Array(p.variable.size);
+        adamUpdate(p.variable.dataSync() as Float32Array, grad.dataSync() as Float32Array, slot.m, slot.v, out, slot.decay, constants);
+        return tf.tensor(out, p.variable.shape, 'float32');
       });
     }
+    updated.forEach((u, i) => {
+      u.p.variable.assign(next[i]);
+      next[i].dispose();
+    });
   }
 
   getState(): AdamState {
     const moments: AdamState['moments'] = {};
-    for (const [key, m] of this.m) {
-      moments[key] = { shape: m.shape.slice(), m: Float32Array.from(m.dataSync() as Float32Array), v: Float32Array.from(this.v.get(key)!.dataSync() as Float32Array) };
+    const shapes = new Map(this.params.map((p) => [p.key, p.variable.shape]));
+    for (const [key, mo] of this.moments) {
+      moments[key] = { shape: shapes.get(key)!.slice(), m: Float32Array.from(mo.m), v: Float32Array.from(mo.v) };
     }
     return { step: this.step, moments };
   }
@@ -110,22 +213,16 @@ export class Adam {
       if (mo.shape.length !== p.variable.shape.length || mo.shape.some((d, i) => d !== p.variable.shape[i])) {
         throw new Error(`Adam.setState: moments of '${key}' have shape [${mo.shape}] but the parameter is [${p.variable.shape}]`);
       }
+      if (mo.m.length !== p.variable.size || mo.v.length !== p.variable.size) {
+        throw new Error(`Adam.setState: moments of '${key}' hold ${mo.m.length}/${mo.v.length} values but the parameter has ${p.variable.size}`);
+      }
     }
-    this.disposeMoments();
+    this.moments.clear();
     this.step = state.step;
-    for (const [key, mo] of Object.entries(state.moments)) {
-      this.m.set(key, tf.variable(tf.tensor(mo.m, mo.shape), false));
-      this.v.set(key, tf.variable(tf.tensor(mo.v, mo.shape), false));
-    }
-  }
-
-  private disposeMoments(): void {
-    for (const t of [...this.m.values(), ...this.v.values()]) t.dispose();
-    this.m.clear();
-    this.v.clear();
+    for (const [key, mo] of Object.entries(state.moments)) this.moments.set(key, { m: Float32Array.from(mo.m), v: Float32Array.from(mo.v) });
   }
 
   dispose(): void {
-    this.disposeMoments();
+    this.moments.clear();
   }
 }
