@@ -8,7 +8,8 @@ import { REPO_ROOT } from '../helpers.ts';
 import { FakeEvaluator, FakeTrainer } from './fakes.ts';
 
 const values: Array<[symbol, unknown]> = [[Trainer, new FakeTrainer()], [Evaluator, new FakeEvaluator()]];
-const container = { values, autoloadPlugins: false };
+// The engine alone: no area modules (src/method binds the real selectors and trainer), fakes injected.
+const container = { values, autoloadPlugins: false, loadAreaModules: false };
 
 const BASE = `name: t
 nodes:
@@ -127,7 +128,7 @@ test('a YAML syntax error names its line', async (t) => {
 
 test('a missing role binding is reported before any data flows', async (t) => {
   const train = `${BASE}  - { from: batch, to: train }\n`.replace('edges:', '  train: { stage: train }\nedges:');
-  const e = await problem(train, { container: { autoloadPlugins: false } });
+  const e = await problem(train, { container: { autoloadPlugins: false, loadAreaModules: false } });
   t.regex(e.message, /stage 'train' needs role 'Trainer', which nothing binds/);
 });
 
