@@ -36,6 +36,8 @@ export interface PhaseHost {
   context(): PhaseContext;
   /** A copy of the live stream for a step's draws; the train phase writes its state back. */
   streamCopy(): Rng;
+  /** Steps the trainer has completed (0 for a model host), for messages. */
+  steps(): number;
   /** Waits for this host's turn; resolves with its release, or undefined when `stopped()` turned true first. */
   turn(stopped?: () => boolean): Promise<(() => void) | undefined>;
 }
@@ -87,6 +89,7 @@ export function trainerHost(trainer: StrategyTrainer, selector?: unknown): Phase
       return { model: trainer.model.backbone, avm: s.usesAvm ? trainer.model.avm : undefined, ...live() };
     },
     streamCopy: () => Rng.fromState(live().rng.state()),
+    steps: () => trainer['steps'] as number,
     turn: (stopped) => t.take(stopped),
   };
 }
@@ -99,6 +102,7 @@ export function modelHost(model: ModelService, rng: Rng, strategy: string | Stel
     phased: () => s,
     context: () => ({ model: model.backbone, avm: model.avm, rng }),
     streamCopy: () => rng,
+    steps: () => 0,
     turn: async () => () => {},
   };
 }

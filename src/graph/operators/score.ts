@@ -41,7 +41,9 @@ import { loadStateDict } from '../../model/weights.ts';
 import { scorePhase } from '../../method/phases.ts';
 import { hostForTrainNode, modelHost, phaseItem, resumeSkip, type PhaseHost } from '../../method/phases-host.ts';
 import { RunSession, type RunSessionState } from '../../method/run-session.ts';
+import { NonFiniteLossError } from '../../method/strategy.ts';
 import { mapConcurrent } from '../concurrent-map.ts';
+import { FatalStageError } from '../errors.ts';
 import type { Batch, GraphItem, StageError } from '../items.ts';
 import { Rng, RunConfig } from '../roles.ts';
 import { defineStage } from '../stage.ts';
@@ -88,6 +90,11 @@ export function score(_options: z.input<typeof scoreOptionsSchema>, deps: ScoreD
       } catch (error) {
         batch.dispose();
         release?.();
+        // As in the fused step (TrainerRole): a non-finite score means the model is broken; the run stops.
+        if (error instanceof NonFiniteLossError) {
+          const step = (await host!).steps() + 1;
+          throw new FatalStageError(deps.stage ?? 'score', `${error.message} (step ${step}, task '${batch.taskName}'); the run stops and its last checkpoint stays the newest good one`);
+        }
         throw error;
       }
     },
