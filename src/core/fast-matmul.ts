@@ -6,7 +6,8 @@
  * one, and every matmul gradient is a transposed one. An explicit `tf.transpose` is cheap, so each
  * product here is "reshape to 2-D, transpose explicitly, multiply", forward and backward
  * (`tf.customGrad`). Gathers get a ScatterNd gradient because wasm has no UnsortedSegmentSum.
- * Column sums (bias gradients) avoid wasm's axis-0 Sum (see `sumRows`).
+ * Column sums (bias gradients) avoid wasm's axis-0 Sum (see `sumRows`). `withSharedSaves` runs a
+ * training forward/backward without wasm's copy of every tensor saved for the gradient.
  *
  * `tensorOps(fast)` gives the model its primitives: `fast = false` is plain tfjs (the naive
  * baseline of `stella bench step --naive`); `fast = true` uses the forms above.
@@ -295,6 +296,49 @@ export function gatherRows(x: tf.Tensor2D, indices: tf.Tensor1D): tf.Tensor2D {
     };
   }) as any);
   return op(x) as tf.Tensor2D;
+}
+
+let sharedSavesDepth = 0;
+let sharedIdentityInstalled = false;
+
+/**
+ * Replaces wasm's Identity kernel by one that shares the input's buffer (as the cpu backend's does)
+ * while `sharedSavesDepth > 0`, and runs the original copy otherwise. tfjs clones every tensor a
+ * gradient saves (`Engine.saveTensorsForBackwardMode`, customGrad's `save`) through Identity, and
+ * wasm's Identity copies the whole buffer; tensors are immutable, so sharing is safe.
+ */
+function ensureSharedIdentityKernel(): void {
+  if (sharedIdentityInstalled) return;
+  sharedIdentityInstalled = true;
+  const original = tf.getKernel('Identity', 'wasm');
+  if (!original) return;
+  tf.unregisterKernel('Identity', 'wasm');
+  tf.registerKernel({
+    kernelName: 'Identity',
+    backendName: 'wasm',
+    kernelFunc: (args) => {
+      const x = args.inputs.x as tf.TensorInfo;
+      if (sharedSavesDepth === 0 || x.dtype === 'string') return original.kernelFunc(args);
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- incRef is not in the backend's public typings
+      (args.backend as any).incRef(x.dataId);
+      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+    },
+  });
+}
+
+/**
+ * Runs `fn` (a forward + backward) with the tensors that gradients save sharing their buffers
+ * instead of copying them (wasm only; other backends already share).
+ */
+export function withSharedSaves<T>(fn: () => T): T {
+  if (tf.getBackend() !== 'wasm') return fn();
+  ensureSharedIdentityKernel();
+  sharedSavesDepth++;
+  try {
+    return fn();
+  } finally {
+    sharedSavesDepth--;
+  }
 }
 
 /** The model's primitive products. */

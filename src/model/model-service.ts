@@ -6,6 +6,8 @@
  * 'avm' or 'all', default 'all'), applies Adam and returns the loss value. Everything created in
  * the step is disposed. Weights save/load by state_dict name as safetensors (backbone names plain,
  * AVM names under `avmatching_module.`); `optimizerState()`/`restoreOptimizer()` for checkpoints.
+ * With `fastMatmul` the step's forward/backward runs under `withSharedSaves` (tensors saved for the
+ * gradient share their buffers instead of wasm Identity copies); the plain model keeps tfjs as is.
  * Options: `config`, `rng`, `fastMatmul` (true), `normPixLoss` (true), `avmHeads` (config), `adam`.
  * Ref: spec §4.4 (AVM trained with the backbone's optimizer), §7.5.
  */
@@ -17,6 +19,7 @@ import { createAvm, type AvmModel } from './avm.ts';
 import { createCavBackbone, type CavBackboneModel } from './cav-backbone.ts';
 import { Adam, inDecayGroup, type AdamOptions, type AdamState, type OptimizedParam } from './optimizer.ts';
 import { loadStateDict, stateDict } from './weights.ts';
+import { withSharedSaves } from '../core/fast-matmul.ts';
 
 export type TrainableGroup = 'backbone' | 'avm' | 'all';
 
@@ -36,6 +39,8 @@ export class ModelService {
   readonly avm: AvmModel;
   readonly optimizer: Adam;
   private readonly groups: Record<'backbone' | 'avm', OptimizedParam[]>;
+  /** Fast path: tensors saved for the gradient share their buffers (no wasm Identity copies). */
+  private readonly sharedSaves: boolean;
 
   constructor(options: ModelServiceOptions) {
     const { config, rng } = options;
@@ -45,6 +50,7 @@ export class ModelService {
       [...module.params.entries].map(([name, info]) => ({ key: `${owner}/${name}`, variable: info.variable, decay: inDecayGroup(name, info.torchShape) }));
     this.groups = { backbone: collect('backbone', this.backbone), avm: collect('avm', this.avm) };
     this.optimizer = new Adam([...this.groups.backbone, ...this.groups.avm], options.adam);
+    this.sharedSaves = options.fastMatmul ?? true;
   }
 
   get config(): ModelConfig {
@@ -55,7 +61,8 @@ export class ModelService {
   trainStep(lossFn: () => tf.Scalar, vars: TrainableGroup = 'all'): number {
     const params = vars === 'all' ? [...this.groups.backbone, ...this.groups.avm] : this.groups[vars];
     if (!params) throw new Error(`ModelService.trainStep: vars must be 'backbone', 'avm' or 'all', got '${vars}'`);
-    const { value, grads } = tf.variableGrads(lossFn, params.map((p) => p.variable));
+    const variables = params.map((p) => p.variable);
+    const { value, grads } = this.sharedSaves ? withSharedSaves(() => tf.variableGrads(lossFn, variables)) : tf.variableGrads(lossFn, variables);
     try {
       const byKey = new Map<string, tf.Tensor>();
       for (const p of params) {

@@ -3,7 +3,7 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/core/backend.ts';
 import { Rng } from '../../src/core/rng.ts';
-import { addRowVector, blockDiagonalAttention, fastBatchMatMul, fastGatherRows, fastLinear2d, fastMatMul2d, gatherRows, splitRows, sumRows, tensorOps, transpose2d } from '../../src/core/fast-matmul.ts';
+import { addRowVector, blockDiagonalAttention, fastBatchMatMul, fastGatherRows, fastLinear2d, fastMatMul2d, gatherRows, splitRows, sumRows, tensorOps, transpose2d, withSharedSaves } from '../../src/core/fast-matmul.ts';
 
 test.before(async () => { await initBackend(); });
 
@@ -154,4 +154,33 @@ test('fastGatherRows equals tf.gather, sums repeated-row gradients and names a b
   const bad = tf.tensor1d([1, 4], 'int32');
   if (tf.getBackend() === 'wasm') t.throws(() => tf.tidy(() => fastGatherRows(x, bad)), { message: /index 4 at position 1 is outside \[0, 4\)/ });
   tf.dispose([x, idx, bad]);
+});
+
+test('withSharedSaves: gradients equal the copying run, saved tensors share buffers inside only, nothing leaks', (t) => {
+  const x = rand([16, 24]), w = rand([24, 8]), b = rand([8]);
+  const lossOf = (xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.square(tf.tanh(fastLinear2d(xx as tf.Tensor2D, ww as tf.Tensor2D, bb))));
+  const run = () => {
+    const g = tf.grads(lossOf)([x, w, b]);
+    const values = g.map((gi) => Array.from(gi.dataSync()));
+    tf.dispose(g);
+    return values;
+  };
+  const copied = run();
+  const before = tf.memory().numTensors;
+  const shared = withSharedSaves(run);
+  t.is(tf.memory().numTensors, before, 'no tensor leaks');
+  t.deepEqual(shared, copied);
+  const clonedInside = withSharedSaves(() => tf.clone(x));
+  const clonedOutside = tf.clone(x);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- dataId is internal
+  const dataId = (y: tf.Tensor) => (y as any).dataId;
+  if (tf.getBackend() === 'wasm') {
+    t.is(dataId(clonedInside), dataId(x), 'inside: the clone shares the buffer');
+    t.not(dataId(clonedOutside), dataId(x), 'outside: wasm copies as before');
+  }
+  const want = Array.from(x.dataSync());
+  x.dispose();
+  t.deepEqual(Array.from(clonedInside.dataSync()), want, 'the shared buffer outlives the disposed original');
+  t.deepEqual(Array.from(clonedOutside.dataSync()), want);
+  tf.dispose([clonedInside, clonedOutside, w, b]);
 });
