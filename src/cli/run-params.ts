@@ -8,8 +8,10 @@
 import { z } from 'zod';
 
 export const runParamsSchema = z.strictObject({
-  /** Strategy or plugin selector on the train node. */
+  /** Strategy or plugin selector on the train node (arm A in A/B graphs). */
   selector: z.string().min(1).default('stella'),
+  /** Arm B's selector in A/B graphs (graphs/ab-selectors.yaml). */
+  selectorB: z.string().min(1).default('random'),
   /** Model size: tiny | base. */
   config: z.enum(['tiny', 'base']).default('tiny'),
   seed: z.number().int().nonnegative().default(2021),
@@ -46,6 +48,7 @@ export type RunParams = z.output<typeof runParamsSchema>;
 export function graphEnv(p: RunParams, manifest: string, out: string): Record<string, string> {
   return {
     STELLA_SELECTOR: p.selector,
+    STELLA_SELECTOR_B: p.selectorB,
     STELLA_CONFIG: p.config,
     STELLA_SEED: String(p.seed),
     STELLA_MANIFEST: manifest,

@@ -124,7 +124,7 @@ export async function runCommand(options: RunCommandOptions): Promise<RunOutcome
     await mkdir(dir, { recursive: true });
     await writeFileAtomic(path.join(dir, 'results.json'), JSON.stringify(body, null, 2) + '\n');
     const clips = await reportClips(evaluator, trainer, params.report.clips, config.patchSize);
-    const report = await writeReport(dir, body, { losses: session.losses, clips, title: `${trainer.strategyName} on ${path.basename(path.dirname(manifest))}` });
+    const report = await writeReport(dir, body, { losses: session.losses.filter((l) => l.node === node), clips, title: `${trainer.strategyName} on ${path.basename(path.dirname(manifest))}` });
     log(`wrote ${path.join(dir, 'results.json')} and ${report.htmlPath}`);
     results[node] = body;
   }

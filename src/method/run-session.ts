@@ -9,7 +9,7 @@ import type { StrategyTrainer, TrainerState } from './strategy-trainer.ts';
 
 export const RunSession = Symbol('RunSession');
 
-export interface LossRecord { step: number; task: string; values: Record<string, number> }
+export interface LossRecord { step: number; task: string; values: Record<string, number>; /** Train node id. */ node: string }
 export interface TaskEvaluation { task: number; taskName: string; step: number; trainer: string; evaluation: Evaluation }
 
 /** What a checkpoint gives back to a resumed run. */

@@ -66,7 +66,7 @@ export class TrainerRole implements Trainer {
       }
       throw error;
     }
-    this.session.losses.push({ step, task: batch.taskName, values: out.losses });
+    this.session.losses.push({ step, task: batch.taskName, values: out.losses, node: this.node ?? 'train' });
     const policy = this.session.checkpoints;
     if (policy && policy.every > 0 && step % policy.every === 0) await policy.save('step', step);
     return out;

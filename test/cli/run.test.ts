@@ -111,3 +111,16 @@ test('a NaN loss stops the run naming the loss, and the newest checkpoint is the
   t.true(Number(latest.slice(5)) < badStep);
   t.false(existsSync(path.join(out, 'results.json')));
 });
+
+test('the A/B graph trains two models on the same batches and writes one results.json per arm', async (t) => {
+  const out = await tmp();
+  const outcome = await runCommand({ graph: path.join(REPO_ROOT, 'graphs/ab-selectors.yaml'), sets: [...SMALL, 'selectorB=finetune'], out, ...quiet });
+  t.deepEqual(Object.keys(outcome.results).sort(), ['train-a', 'train-b']);
+  const a = parseResults(JSON.parse(await readFile(path.join(out, 'train-a', 'results.json'), 'utf8')));
+  const b = parseResults(JSON.parse(await readFile(path.join(out, 'train-b', 'results.json'), 'utf8')));
+  t.is(a.selector, 'stella');
+  t.is(b.selector, 'finetune');
+  t.true(a.memory.bufferBytes > 0);
+  t.is(b.memory.bufferBytes, 0); // finetune keeps no replay buffer
+  t.true(existsSync(path.join(out, 'train-b', 'report.html')));
+});

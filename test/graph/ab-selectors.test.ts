@@ -9,9 +9,9 @@ import { initBackend } from '../../src/core/backend.ts';
 import { generateCorpus } from '../../src/media/corpus.ts';
 import { loadGraph } from '../../src/graph/loader.ts';
 import { runGraph } from '../../src/graph/runner.ts';
-import { SelectorContribution, Trainer, type Selector } from '../../src/graph/roles.ts';
+import { Evaluator, SelectorContribution, Trainer, type Selector } from '../../src/graph/roles.ts';
 import { REPO_ROOT } from '../helpers.ts';
-import { FakeTrainer } from './fakes.ts';
+import { FakeEvaluator, FakeTrainer } from './fakes.ts';
 
 test.before(async () => { await initBackend(); });
 
@@ -33,15 +33,15 @@ test.serial('both arms train on the same batches with their own selector; one re
     const { manifestPath } = await generateCorpus({ out: path.join(dir, 'corpus'), tasks: 1, classes: 2, train: 3, test: 0, seed: 9, durationSec: 2 });
     const trainer = new FakeTrainer(5);
     const graph = await loadGraph(path.join(REPO_ROOT, 'graphs/ab-selectors.yaml'), {
-      env: { STELLA_DATA: path.dirname(manifestPath), STELLA_OUT: path.join(dir, 'out'), SELECTOR_A: 'first-k' },
+      env: { STELLA_MANIFEST: manifestPath, STELLA_EVAL_MANIFEST: manifestPath, STELLA_OUT: path.join(dir, 'out'), STELLA_SELECTOR: 'first-k', STELLA_SELECTOR_B: 'center-bias', STELLA_EPOCHS: '1' },
       overrides: ['nodes.batch.options.size=2'],
-      container: { values: [[Trainer, trainer]], modules: [firstKModule] },
+      container: { values: [[Trainer, trainer], [Evaluator, new FakeEvaluator()]], modules: [firstKModule] },
     });
     const before = tf.memory().numTensors;
     const result = await runGraph(graph, { signals: null });
     t.deepEqual(result.errors, []);
-    const a = JSON.parse(await readFile(path.join(dir, 'out/a/results.json'), 'utf8'));
-    const b = JSON.parse(await readFile(path.join(dir, 'out/b/results.json'), 'utf8'));
+    const a = JSON.parse(await readFile(path.join(dir, 'out/train-a/steps.json'), 'utf8'));
+    const b = JSON.parse(await readFile(path.join(dir, 'out/train-b/steps.json'), 'utf8'));
     t.is(a.label, 'A');
     t.is(b.label, 'B');
     t.is(a.steps.length, 3);
