@@ -1,0 +1,81 @@
+import test from 'ava';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import * as tf from '@tensorflow/tfjs';
+import { lastValueFrom, tap } from 'rxjs';
+import { initBackend } from '../../src/core/backend.ts';
+import { modelConfig } from '../../src/core/config.ts';
+import { Rng } from '../../src/core/rng.ts';
+import { pullable } from '../../src/graph/bounded-queue.ts';
+import { disposeItem, type DecodedClip, type GraphItem } from '../../src/graph/items.ts';
+import { batch } from '../../src/graph/operators/batch.ts';
+import { score } from '../../src/graph/operators/score.ts';
+import { tokenize } from '../../src/graph/operators/tokenize.ts';
+import { modelHost } from '../../src/method/phases-host.ts';
+import { ModelService } from '../../src/model/model-service.ts';
+
+// A full garbage collection between RSS samples (node has no gc() without --expose-gc).
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+
+// 800 clips = 100 batches, not 10,000: scoring one batch of 8 takes ~0.5 s on the 2 shared cores, so 10,000
+// clips would take ~10 min. 100 batches still exposes any per-batch leak: one tensor per batch adds ~90
+// tensors to ~250 live ones, one batch's tensors per batch ~230 MB of RSS. STELLA_MEMORY_ITEMS=10000 for the long run.
+const ITEMS = Number(process.env.STELLA_MEMORY_ITEMS ?? 800);
+const BATCH = 8;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+test(`tokenize → batch → score over ${ITEMS.toLocaleString('en')} clips (${ITEMS / BATCH} batches; 10,000 takes ~10 min here): live tensors and RSS stay flat`, async (t) => {
+  t.timeout(240_000);
+  await initBackend();
+  const config = modelConfig('tiny');
+  const rng = Rng.fromSeed('memory-flat');
+  // Four synthetic decoded clips, replayed: decoding 10,000 files would measure ffmpeg, not the graph.
+  const clips = Array.from({ length: 4 }, () => ({
+    video: Float32Array.from({ length: config.numFrames * 3 * config.imageSize ** 2 }, () => rng.normal()),
+    fbank: Float32Array.from({ length: config.audioFrames * config.melBins }, () => rng.normal()),
+  }));
+  function* decoded(): Generator<DecodedClip> {
+    for (let i = 0; i < ITEMS; i++) {
+      yield { kind: 'decoded', path: `synthetic-${i}`, label: 'x', task: 0, taskName: 'task0', split: 'train', index: i, info: {}, ...clips[i % 4] };
+    }
+  }
+  const model = new ModelService({ config, rng: rng.fork('model') });
+  const host = modelHost(model, rng.fork('pairs'));
+  const batches = ITEMS / BATCH;
+  const warmUp = Math.floor(batches * 0.1), window = Math.max(10, Math.floor(batches * 0.05));
+  const samples: { batch: number; tensors: number; rss: number }[] = [];
+  let seen = 0, scored = 0;
+  const started = performance.now();
+  try {
+    await lastValueFrom(
+      (pullable(decoded()) as never as import('rxjs').Observable<GraphItem>).pipe(
+        tokenize({}, { config }) as never,
+        batch({ size: BATCH, dropLast: true }),
+        score({}, { host }),
+        tap((item: GraphItem) => {
+          if (item.kind === 'scored') scored++;
+          disposeItem(item);
+          seen++;
+          // Samples in the window after warm-up and in the last window.
+          if ((seen > warmUp && seen <= warmUp + window) || seen > batches - window) {
+            gc();
+            samples.push({ batch: seen, tensors: tf.memory().numTensors, rss: process.memoryUsage().rss });
+          }
+        }),
+      ),
+    );
+  } finally {
+    model.dispose();
+  }
+  t.log(`${ITEMS} clips, ${scored} batches scored in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  t.is(scored, batches);
+  const early = samples.filter((s) => s.batch <= warmUp + window), late = samples.filter((s) => s.batch > batches - window);
+  t.true(early.length >= 10 && late.length >= 10);
+  const tensors = [median(early.map((s) => s.tensors)), median(late.map((s) => s.tensors))];
+  const rss = [median(early.map((s) => s.rss)), median(late.map((s) => s.rss))];
+  t.log(`live tensors ${tensors[0]} → ${tensors[1]}; RSS ${(rss[0] / 2 ** 20).toFixed(1)} → ${(rss[1] / 2 ** 20).toFixed(1)} MiB`);
+  // Nothing may accumulate per batch: a leak of one tensor per batch would add ≥ batches·0.85 tensors.
+  t.true(Math.max(...late.map((s) => s.tensors)) <= tensors[0] * 1.05, `tensors ${tensors[0]} → max ${Math.max(...late.map((s) => s.tensors))}`);
+  t.true(rss[1] <= rss[0] * 1.05, `RSS ${rss[0]} → ${rss[1]}`);
+});
