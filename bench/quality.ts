@@ -10,7 +10,10 @@
  * (the tables), and prints the tables.
  *
  *   npm run bench:quality -- [--seeds 2021,2022,2023] [--selectors stella,der++,finetune]
- *                            [--set train.lr=1e-3]... [--jobs 2] [--out runs/quality] [--fresh]
+ *                            [--set train.lr=1e-3]... [--jobs 2] [--out runs/quality] [--fresh] [--table-only]
+ *
+ * `--table-only` runs nothing: it tabulates the runs already finished under `--out` (e.g. while a
+ * benchmark is still going).
  *
  * Defaults: all of STRATEGY_NAMES (multitask included: the upper bound), seeds 2021–2023, 2 jobs.
  * Ref: spec §9.2–9.3 (𝒜, ℱ), paper-results §3.1 and §3.3; docs/results.md.
@@ -36,11 +39,12 @@ const optionsSchema = z.object({
   jobs: z.number().int().positive(),
   out: z.string().min(1),
   fresh: z.boolean(),
+  tableOnly: z.boolean(),
 });
 type Options = z.output<typeof optionsSchema>;
 
 function parseArgs(argv: string[]): Options {
-  const o = { seeds: [2021, 2022, 2023], selectors: [...STRATEGY_NAMES], sets: [] as string[], jobs: 2, out: path.join('runs', 'quality'), fresh: false };
+  const o = { seeds: [2021, 2022, 2023], selectors: [...STRATEGY_NAMES], sets: [] as string[], jobs: 2, out: path.join('runs', 'quality'), fresh: false, tableOnly: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i], value = () => {
       const v = argv[++i];
@@ -53,7 +57,8 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--jobs') o.jobs = Number(value());
     else if (a === '--out') o.out = value();
     else if (a === '--fresh') o.fresh = true;
-    else throw new Error(`bench:quality: unknown argument '${a}' (options: --seeds, --selectors, --set, --jobs, --out, --fresh)`);
+    else if (a === '--table-only') o.tableOnly = true;
+    else throw new Error(`bench:quality: unknown argument '${a}' (options: --seeds, --selectors, --set, --jobs, --out, --fresh, --table-only)`);
   }
   const parsed = optionsSchema.safeParse(o);
   if (!parsed.success) throw new Error(`bench:quality: --${String(parsed.error.issues[0].path[0])}: ${parsed.error.issues[0].message}`);
@@ -93,6 +98,7 @@ async function runAll(o: Options, log: (l: string) => void): Promise<{ done: Don
       try {
         let wallSeconds = 0, reused = false;
         if (!o.fresh && existsSync(file)) reused = true;
+        else if (o.tableOnly) continue;
         else wallSeconds = await runOne(job, o.sets);
         const results = parseResults(JSON.parse(await readFile(file, 'utf8')));
         if (reused) wallSeconds = results.timing.wallSeconds;
@@ -180,16 +186,18 @@ async function main(): Promise<void> {
   const wallSeconds = (performance.now() - started) / 1000;
   const aggs = aggregate(done, o.selectors);
   const md = [
+    ...(o.tableOnly ? [`Runs finished so far: ${done.length} of ${o.selectors.length * o.seeds.length}.`] : []),
     `Setting: generated corpus (defaults of \`stella run\`), tiny config, seeds ${o.seeds.join(', ')}${o.sets.length ? `, --set ${o.sets.join(' ')}` : ''}.`,
-    `Wall time ${(wallSeconds / 60).toFixed(1)} min (${o.jobs} runs at a time); mean ± population std over seeds; ℱ = F_authors, F = textbook.`,
+    `${o.tableOnly ? '' : `Wall time ${(wallSeconds / 60).toFixed(1)} min (${o.jobs} runs at a time); `}runs' own wall time summed ${(done.reduce((t, d) => t + d.wallSeconds, 0) / 60).toFixed(1)} min; mean ± population std over seeds; ℱ = F_authors, F = textbook.`,
     '', tables(aggs),
     ...(failed.length ? ['', 'Failed runs:', ...failed.map((f) => `- ${f}`)] : []),
   ].join('\n');
-  await writeFile(path.join(o.out, 'quality.json'), JSON.stringify({
+  const stem = o.tableOnly ? 'quality-partial' : 'quality';
+  await writeFile(path.join(o.out, `${stem}.json`), JSON.stringify({
     options: o, wallSeconds, failed, aggregates: aggs,
     runs: done.map((d) => ({ selector: d.selector, seed: d.seed, dir: d.dir, wallSeconds: d.wallSeconds, reused: d.reused, summary: d.results.summary, memory: d.results.memory, timing: d.results.timing })),
   }, null, 2) + '\n');
-  await writeFile(path.join(o.out, 'quality.md'), md + '\n');
+  await writeFile(path.join(o.out, `${stem}.md`), md + '\n');
   log('\n' + md);
   if (failed.length) process.exitCode = 1;
 }
