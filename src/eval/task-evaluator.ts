@@ -14,6 +14,7 @@ import type { TaskEnd } from '../graph/items.ts';
 import type { Evaluator } from '../graph/roles.ts';
 import { loadManifest } from '../media/manifest.ts';
 import type { RunSessionState } from '../method/run-session.ts';
+import type { StrategyTrainer } from '../method/strategy-trainer.ts';
 import { ContinualEvaluator, type Evaluation } from './evaluator.ts';
 import { loadTestSet } from './test-set.ts';
 
@@ -43,8 +44,21 @@ export class TaskEvaluator implements Evaluator {
     return this.evaluator;
   }
 
+  attach(trainer: string | undefined): void {
+    this.session.evaluatedNodes.add(trainer ?? '');
+  }
+
   async evaluate(taskEnd: TaskEnd, context: EvaluateContext): Promise<Record<string, unknown>> {
     const [node, trainer] = this.session.trainer(context.trainer);
+    try {
+      return await this.evaluateNode(node, trainer, taskEnd, context);
+    } finally {
+      // The trainer waits for this before its next step, so the row is "after task t" exactly.
+      this.session.markEvaluated(node, taskEnd.task);
+    }
+  }
+
+  private async evaluateNode(node: string, trainer: StrategyTrainer, taskEnd: TaskEnd, context: EvaluateContext): Promise<Record<string, unknown>> {
     const restored = this.session.restored?.evaluations.find((e) => e.task === taskEnd.task && e.trainer === node);
     let evaluation: Evaluation;
     if (restored) {
@@ -53,7 +67,7 @@ export class TaskEvaluator implements Evaluator {
       const evaluator = await this.load(context.manifest);
       evaluation = evaluator.evaluate({ backbone: trainer.model.backbone, avm: trainer.model.avm });
     }
-    const record = { task: taskEnd.task, taskName: taskEnd.taskName, step: context.step, trainer: node, evaluation };
+    const record = { task: taskEnd.task, taskName: taskEnd.taskName, step: context.step, trainer: node, trainedSteps: restored?.trainedSteps ?? trainer.stepsDone, evaluation };
     this.session.evaluations.push(record);
     this.session.onEvaluation?.(record);
     if (!restored) await this.session.checkpoints?.save('task-end', context.step);

@@ -108,12 +108,16 @@ export interface TrainContext {
 /** Runs one optimisation step on a batch. Must not dispose the batch (the train stage does). */
 export interface Trainer {
   step(batch: Batch, context: TrainContext): Promise<Omit<StepResult, 'kind' | 'step' | 'task' | 'taskName' | 'batchSize'>>;
+  /** A task ended upstream of the evaluator (optional; TrainerRole holds its next step until the task is evaluated). */
+  onTaskEnd?(taskEnd: TaskEnd): void;
 }
 export const Trainer = Symbol('Trainer');
 
 /** Evaluates after a task (retrieval on the eval split etc.). */
 export interface Evaluator {
   evaluate(taskEnd: TaskEnd, context: { step: number; trainer?: string; manifest?: string }): Promise<EvalResult['metrics']>;
+  /** Called once per evaluate node with the train node it evaluates (undefined: the only one). */
+  attach?(trainer: string | undefined): void;
 }
 export const Evaluator = Symbol('Evaluator');
 

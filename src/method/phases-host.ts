@@ -77,8 +77,8 @@ export function trainerHost(trainer: StrategyTrainer, selector?: unknown): Phase
   const t = turns;
   let strategy: Strategy | undefined;
   const fixed = () => (strategy ??= trainer.use(selector as Parameters<StrategyTrainer['use']>[0]));
-  // The trainer keeps its buffer and stream private to its own step; the phases are that step, split.
-  const live = () => ({ rng: trainer['rng'] as Rng, buffer: trainer['buffer'] as PhaseContext['buffer'] });
+  // The phases are the trainer's own step, split: they use its live buffer and stream.
+  const live = () => ({ rng: trainer.randomStream, buffer: trainer.replayBuffer as PhaseContext['buffer'] });
   return {
     phased: () => {
       const s = fixed();
@@ -89,7 +89,7 @@ export function trainerHost(trainer: StrategyTrainer, selector?: unknown): Phase
       return { model: trainer.model.backbone, avm: s.usesAvm ? trainer.model.avm : undefined, ...live() };
     },
     streamCopy: () => Rng.fromState(live().rng.state()),
-    steps: () => trainer['steps'] as number,
+    steps: () => trainer.stepsDone,
     turn: (stopped) => t.take(stopped),
   };
 }

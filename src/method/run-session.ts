@@ -10,7 +10,15 @@ import type { StrategyTrainer, TrainerState } from './strategy-trainer.ts';
 export const RunSession = Symbol('RunSession');
 
 export interface LossRecord { step: number; task: string; values: Record<string, number>; /** Train node id. */ node: string }
-export interface TaskEvaluation { task: number; taskName: string; step: number; trainer: string; evaluation: Evaluation }
+export interface TaskEvaluation {
+  task: number;
+  taskName: string;
+  step: number;
+  trainer: string;
+  /** Optimisation steps the evaluated model had taken (all of tasks 0..task, none of the next). */
+  trainedSteps: number;
+  evaluation: Evaluation;
+}
 
 /** What a checkpoint gives back to a resumed run. */
 export interface RestoredRun {
@@ -38,6 +46,36 @@ export class RunSessionState {
   checkpoints: CheckpointPolicy | undefined;
   /** Manifest the evaluator reads test clips from (the run's data). */
   manifest: string | undefined;
+  /** Train nodes an evaluate node watches ('' = the only train node). */
+  readonly evaluatedNodes = new Set<string>();
+  private readonly evaluatedTasks = new Map<string, { promise: Promise<void>; resolve: () => void }>();
+
+  /** True when an evaluate node evaluates `node`'s model, so its training must pause at task ends. */
+  isEvaluated(node: string): boolean {
+    return this.evaluatedNodes.has(node) || (this.evaluatedNodes.has('') && this.trainers.size === 1);
+  }
+
+  /** Resolves once task `task` of `node` has been evaluated (or its evaluation failed). */
+  evaluated(node: string, task: number): Promise<void> {
+    return this.deferred(node, task).promise;
+  }
+
+  markEvaluated(node: string, task: number): void {
+    this.deferred(node, task).resolve();
+  }
+
+  private deferred(node: string, task: number) {
+    const key = `${node}#${task}`;
+    let d = this.evaluatedTasks.get(key);
+    if (!d) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => { resolve = r; });
+      d = { promise, resolve };
+      this.evaluatedTasks.set(key, d);
+    }
+    return d;
+  }
+
   /** Called after each task's evaluation (the CLI prints the retrieval row). */
   onEvaluation: ((e: TaskEvaluation) => void) | undefined;
   /** Task names in training order, for categories and the accuracy matrices. */

@@ -79,6 +79,24 @@ export class StrategyTrainer {
     return this.strategy?.name;
   }
 
+  /** Optimisation steps applied so far. */
+  get stepsDone(): number {
+    return this.steps;
+  }
+
+  /** The random stream the strategy draws from (the phase stages draw from a copy and write it back). */
+  get randomStream(): Rng {
+    return this.rng;
+  }
+
+  set randomStream(rng: Rng) {
+    this.rng = rng;
+  }
+
+  get replayBuffer(): ReplayBuffer | undefined {
+    return this.buffer;
+  }
+
   get bufferBytes(): number {
     return this.buffer?.bytes() ?? 0;
   }

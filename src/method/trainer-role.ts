@@ -11,7 +11,7 @@
 import type { ModelConfig } from '../core/config.ts';
 import type { Rng } from '../core/rng.ts';
 import { parseSafetensors } from '../core/safetensors.ts';
-import type { Batch, StepResult } from '../graph/items.ts';
+import type { Batch, StepResult, TaskEnd } from '../graph/items.ts';
 import type { Trainer, TrainContext } from '../graph/roles.ts';
 import { FatalStageError } from '../graph/errors.ts';
 import { NonFiniteLossError } from './strategy.ts';
@@ -28,6 +28,8 @@ export class TrainerRole implements Trainer {
   private trainer: StrategyTrainer | undefined;
   private node: string | undefined;
   private skip = 0;
+  /** Set at a task end that an evaluate node will evaluate: the next step waits for it. */
+  private evaluation: Promise<void> | undefined;
 
   constructor(private readonly session: RunSessionState, private readonly config: ModelConfig, private readonly root: Rng) {}
 
@@ -48,8 +50,18 @@ export class TrainerRole implements Trainer {
     this.trainer = trainer;
   }
 
+  onTaskEnd(taskEnd: TaskEnd): void {
+    const node = this.node ?? 'train';
+    if (this.session.isEvaluated(node)) this.evaluation = this.session.evaluated(node, taskEnd.task);
+  }
+
   async step(batch: Batch, context: TrainContext): Promise<Omit<StepResult, 'kind' | 'step' | 'task' | 'taskName' | 'batchSize'>> {
     if (!this.trainer) this.configure({ node: 'train' });
+    if (this.evaluation) {
+      // The model must not move until the evaluator has measured it "after task t" (and checkpointed).
+      await this.evaluation;
+      this.evaluation = undefined;
+    }
     if (this.skip > 0) {
       // Resuming: this batch was trained before the checkpoint.
       this.skip--;

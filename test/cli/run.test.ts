@@ -48,6 +48,9 @@ test('stella run writes results.json (T×T matrices, A/F, localisation), a repor
   t.true(existsSync(path.join(out, 'report.html')));
   t.true((await readdir(path.join(out, 'pictures'))).some((f) => f.endsWith('.png')));
   t.deepEqual(outcome.results.train.tasks, results.tasks);
+  // Each row is measured exactly after its task: 2 steps per task here, none of the next task's.
+  const steps = JSON.parse(await readFile(path.join(out, 'steps.json'), 'utf8')).steps as { task: number }[];
+  t.deepEqual(outcome.evaluations.map((e) => e.trainedSteps), [0, 1].map((task) => steps.filter((s) => s.task <= task).length));
 });
 
 test('a run killed with SIGKILL at a random step resumes to the same results and the same weights, bit for bit', async (t) => {

@@ -25,7 +25,8 @@ test('Mode C and Mode D: fast and plain models agree on values and on all parame
 
   const fast = createCavBackbone(c, { rng: Rng.fromSeed(7), fastMatmul: true });
   const plain = createCavBackbone(c, { rng: Rng.fromSeed(7), fastMatmul: false });
-  const run = (model: typeof fast, mode: 'C' | 'D') => tf.tidy(() => {
+  interface RunOutput { loss: number; decoder: Float32Array; grads: Map<string, Float32Array> }
+  const run = (model: typeof fast, mode: 'C' | 'D'): RunOutput => tf.tidy(() => {
     let decoder: Float32Array = new Float32Array();
     const loss = () => {
       const f = mode === 'C' ? model.maeRandomDetailed(video, audio, noise) : model.maeSelectedDetailed(videoSel, audioSel, avIds, vaIds, noiseSel);
@@ -34,8 +35,8 @@ test('Mode C and Mode D: fast and plain models agree on values and on all parame
     };
     const names = [...model.variables.keys()];
     const { value, grads } = tf.variableGrads(loss, names.map((n) => model.variables.get(n)!));
-    return { loss: value.dataSync()[0], decoder, grads: new Map(names.map((n) => [n, grads[model.variables.get(n)!.name].dataSync() as Float32Array])) };
-  });
+    return { loss: value.dataSync()[0], decoder, grads: new Map(names.map((n) => [n, grads[model.variables.get(n)!.name].dataSync() as Float32Array])) } as unknown as tf.TensorContainer;
+  }) as unknown as RunOutput;
   for (const mode of ['C', 'D'] as const) {
     const a = run(fast, mode), b = run(plain, mode);
     t.true(Math.abs(a.loss - b.loss) <= 1e-4 * Math.abs(b.loss), `Mode ${mode} loss ${a.loss} vs ${b.loss}`);

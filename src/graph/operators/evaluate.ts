@@ -80,5 +80,9 @@ export const stage = defineStage({
   outputs: ['eval', 'step'],
   optionsSchema: evaluateOptionsSchema,
   roles: [Evaluator],
-  create: (deps, options) => evaluate(options, { evaluator: deps.get<Evaluator>(Evaluator), errors: deps.errors, stage: deps.node }),
+  create: (deps, options) => {
+    const evaluator = deps.get<Evaluator>(Evaluator);
+    evaluator.attach?.(options.trainer);
+    return evaluate(options, { evaluator, errors: deps.errors, stage: deps.node });
+  },
 });

@@ -78,7 +78,10 @@ export function train(_options: z.input<typeof trainOptionsSchema>, deps: TrainD
       concurrency: 1,
       errors: deps.errors,
       passThrough: (item) => {
-        if (item.kind === 'task-end') deps.selector?.onTaskEnd?.(item.task);
+        if (item.kind === 'task-end') {
+          deps.selector?.onTaskEnd?.(item.task);
+          deps.trainer.onTaskEnd?.(item);
+        }
         return item.kind !== 'batch' && !isPhaseItem(item);
       },
       pathOf: (item) => (isPhaseItem(item) ? item.batch : (item as Batch)).clips?.[0]?.path ?? '',
