@@ -229,6 +229,7 @@ function buildResults(a: {
     memory: { bufferBytes: trainer.bufferBytes, peakTensorBytes: trainer.peakTensorBytes, peakRssBytes: trainer.peakRssBytes },
     timing: { wallSeconds: a.wallSeconds, stepMsMedian: median(stepMs) },
     errors: [...a.result.errors, ...a.session.testSetErrors],
+    metrics: a.result.metrics as unknown as Record<string, unknown>,
   });
 }
 

@@ -9,7 +9,7 @@
  *   localization: { video?: {meanAuc, clips, skipped}, audio?: { … } },
  *   memory: { bufferBytes, peakTensorBytes, peakRssBytes },
  *   timing: { wallSeconds, stepMsMedian },
- *   errors: [ { path, stage, message } ] }
+ *   errors: [ { path, stage, message } ], metrics?: { stages, queues, … } }
  * ```
  * `parseResults` validates a parsed JSON value and checks every matrix is T×T for T = tasks.length.
  * `meanAuc` is null when no clip had both positive and negative patches (JSON has no NaN).
@@ -50,6 +50,8 @@ export const resultsSchema = z
     }),
     timing: z.object({ wallSeconds: z.number().nonnegative(), stepMsMedian: z.number().nonnegative() }),
     errors: z.array(z.object({ path: z.string(), stage: z.string(), message: z.string() })),
+    /** The graph's per-stage counts, queue depths, latency and error counts at the end (src/graph/metrics.ts). */
+    metrics: z.record(z.string(), z.unknown()).optional(),
   })
   .superRefine((r, ctx) => {
     const T = r.tasks.length;

@@ -16,9 +16,9 @@ const SMALL = ['data.tasks=2', 'data.classes=2', 'data.train=2', 'data.test=1', 
 const quiet = { quiet: true, log: () => {}, signals: null } as const;
 const tmp = () => mkdtemp(path.join(os.tmpdir(), 'stella-run-'));
 
-/** What must match between two runs of the same seed (timing and memory naturally differ). */
+/** What must match between two runs of the same seed (timing, memory and stream counters naturally differ). */
 function comparable(r: ReturnType<typeof parseResults>) {
-  const { timing: _t, memory: _m, ...rest } = r;
+  const { timing: _t, memory: _m, metrics: _s, ...rest } = r;
   return rest;
 }
 
@@ -45,6 +45,9 @@ test('stella run writes results.json (T×T matrices, A/F, localisation), a repor
   t.true(results.memory.bufferBytes > 0 && results.memory.peakTensorBytes > 0);
   t.true(results.timing.stepMsMedian > 0);
   t.deepEqual(results.errors, []);
+  const stages = (results.metrics as { stages: Record<string, { emitted: number; errors: number }> }).stages;
+  t.is(stages.train.emitted, 4 + 2); // 4 steps and the 2 task ends it passes on
+  t.is(stages.decode.errors, 0);
   t.true(existsSync(path.join(out, 'report.html')));
   t.true((await readdir(path.join(out, 'pictures'))).some((f) => f.endsWith('.png')));
   t.deepEqual(outcome.results.train.tasks, results.tasks);
