@@ -12,9 +12,8 @@ import { parseResults } from '../../src/eval/results.ts';
 import { renderClipPictures } from '../../src/eval/pictures.ts';
 import { loadGraph } from '../../src/graph/loader.ts';
 import { runGraph } from '../../src/graph/runner.ts';
-import { unpatchifyAudio, unpatchifyVideo } from '../../src/graph/operators/write-heatmaps.ts';
 import { generateCorpus } from '../../src/media/corpus.ts';
-import { patchifyAudio, patchifyVideo } from '../../src/media/patchify.ts';
+import { patchifyAudio, patchifyVideo, unpatchifyAudio, unpatchifyVideo } from '../../src/media/patchify.ts';
 import { ModelService } from '../../src/model/model-service.ts';
 import { REPO_ROOT } from '../helpers.ts';
 
@@ -63,7 +62,7 @@ test.serial('strategies without phases (der++) pass through score/assess/sample 
   for (const node of ['score', 'assess', 'sample', 'train']) t.like(stages[node], { received: 6, emitted: 6, errors: 0 }, node);
 });
 
-test('write-heatmaps puts the tokens back in place: unpatchify inverts patchify', (t) => {
+test('unpatchify inverts patchify (write-heatmaps puts the tokens back in place)', (t) => {
   const rng = Rng.fromSeed('unpatchify');
   const frames = Float32Array.from({ length: 2 * 3 * 32 * 48 }, () => rng.normal());
   t.deepEqual(unpatchifyVideo(patchifyVideo(frames, 2, 32, 48), 2, 32, 48, 16), frames);

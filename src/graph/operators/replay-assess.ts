@@ -25,48 +25,17 @@
  * Ref: spec §5.2 (5), §6, §11 Q14, Q20; src/method/phases.ts `assessPhase`.
  */
 import type { OperatorFunction } from 'rxjs';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { assessPhase } from '../../method/phases.ts';
-import { hostForTrainNode, nextPhaseItem, type PhaseHost } from '../../method/phases-host.ts';
-import { RunSession, type RunSessionState } from '../../method/run-session.ts';
-import { mapConcurrent } from '../concurrent-map.ts';
-import type { GraphItem, ScoredItem, StageError } from '../items.ts';
+import { RunSession } from '../../method/run-session.ts';
+import type { GraphItem } from '../items.ts';
 import { defineStage } from '../stage.ts';
+import { phaseStageDeps, phaseStageOptionsSchema, phaseStep, type PhaseStageDeps } from './phase-step.ts';
 
-export const replayAssessOptionsSchema = z.object({
-  /** Train node whose replay buffer is drawn from; '' = the graph's only train node. */
-  trainer: z.string().default(''),
-});
-
-export interface PhaseStageDeps {
-  host: PhaseHost | (() => PhaseHost);
-  errors?: { next(e: StageError): void };
-  stage?: string;
-}
+export const replayAssessOptionsSchema = phaseStageOptionsSchema;
 
 export function replayAssess(_options: z.input<typeof replayAssessOptionsSchema>, deps: PhaseStageDeps): OperatorFunction<GraphItem, GraphItem> {
-  let host: PhaseHost | undefined;
-  return mapConcurrent<GraphItem, GraphItem>(
-    (item) => {
-      const scored = item as ScoredItem;
-      try {
-        host ??= typeof deps.host === 'function' ? deps.host() : deps.host;
-        const strategy = host.phased();
-        if (!strategy) throw new Error(`the train node's strategy has no phases; 'scored' items cannot be assessed`);
-        return nextPhaseItem(scored, 'assessed', assessPhase(strategy, scored.phase, host.context()));
-      } catch (error) {
-        scored.dispose();
-        throw error;
-      }
-    },
-    {
-      stage: deps.stage ?? 'replay-assess',
-      concurrency: 1,
-      errors: deps.errors,
-      passThrough: (item) => item.kind !== 'scored',
-      pathOf: (item) => (item as ScoredItem).batch?.clips?.[0]?.path ?? '',
-    },
-  );
+  return phaseStep('scored', 'assessed', assessPhase, deps, 'replay-assess');
 }
 
 export const stage = defineStage({
@@ -76,10 +45,5 @@ export const stage = defineStage({
   outputs: ['assessed', 'batch'],
   optionsSchema: replayAssessOptionsSchema,
   roles: [RunSession],
-  create: (deps, options) =>
-    replayAssess(options, {
-      host: () => hostForTrainNode(deps.container, deps.get<RunSessionState>(RunSession), options.trainer, deps.node).host,
-      errors: deps.errors,
-      stage: deps.node,
-    }),
+  create: (deps, options) => replayAssess(options, phaseStageDeps(deps, options)),
 });

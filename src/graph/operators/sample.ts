@@ -24,43 +24,17 @@
  * Ref: spec §5.2 (6)–(8), §5.3, §11 Q10, Q12, Q19; src/method/phases.ts `samplePhase`.
  */
 import type { OperatorFunction } from 'rxjs';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { samplePhase } from '../../method/phases.ts';
-import { hostForTrainNode, nextPhaseItem } from '../../method/phases-host.ts';
-import { RunSession, type RunSessionState } from '../../method/run-session.ts';
-import { mapConcurrent } from '../concurrent-map.ts';
-import type { AssessedItem, GraphItem } from '../items.ts';
+import { RunSession } from '../../method/run-session.ts';
+import type { GraphItem } from '../items.ts';
 import { defineStage } from '../stage.ts';
-import type { PhaseStageDeps } from './replay-assess.ts';
+import { phaseStageDeps, phaseStageOptionsSchema, phaseStep, type PhaseStageDeps } from './phase-step.ts';
 
-export const sampleOptionsSchema = z.object({
-  /** Train node whose strategy (and selector) samples; '' = the graph's only train node. */
-  trainer: z.string().default(''),
-});
+export const sampleOptionsSchema = phaseStageOptionsSchema;
 
 export function sample(_options: z.input<typeof sampleOptionsSchema>, deps: PhaseStageDeps): OperatorFunction<GraphItem, GraphItem> {
-  let host: ReturnType<Extract<PhaseStageDeps['host'], () => unknown>> | undefined;
-  return mapConcurrent<GraphItem, GraphItem>(
-    (item) => {
-      const assessed = item as AssessedItem;
-      try {
-        host ??= typeof deps.host === 'function' ? deps.host() : deps.host;
-        const strategy = host.phased();
-        if (!strategy) throw new Error(`the train node's strategy has no phases; 'assessed' items cannot be sampled`);
-        return nextPhaseItem(assessed, 'selected', samplePhase(strategy, assessed.phase, host.context()));
-      } catch (error) {
-        assessed.dispose();
-        throw error;
-      }
-    },
-    {
-      stage: deps.stage ?? 'sample',
-      concurrency: 1,
-      errors: deps.errors,
-      passThrough: (item) => item.kind !== 'assessed',
-      pathOf: (item) => (item as AssessedItem).batch?.clips?.[0]?.path ?? '',
-    },
-  );
+  return phaseStep('assessed', 'selected', samplePhase, deps, 'sample');
 }
 
 export const stage = defineStage({
@@ -70,10 +44,5 @@ export const stage = defineStage({
   outputs: ['selected', 'batch'],
   optionsSchema: sampleOptionsSchema,
   roles: [RunSession],
-  create: (deps, options) =>
-    sample(options, {
-      host: () => hostForTrainNode(deps.container, deps.get<RunSessionState>(RunSession), options.trainer, deps.node).host,
-      errors: deps.errors,
-      stage: deps.node,
-    }),
+  create: (deps, options) => sample(options, phaseStageDeps(deps, options)),
 });

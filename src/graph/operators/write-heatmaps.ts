@@ -32,6 +32,7 @@ import { filter, type OperatorFunction } from 'rxjs';
 import { z } from 'zod';
 import type { ModelConfig } from '../../core/config.ts';
 import { renderClipPictures } from '../../eval/pictures.ts';
+import { unpatchifyAudio, unpatchifyVideo } from '../../media/patchify.ts';
 import { mapConcurrent } from '../concurrent-map.ts';
 import { disposeItem, isPhaseItem, type AnyPhaseItem, type GraphItem, type StageError } from '../items.ts';
 import { RunConfig } from '../roles.ts';
@@ -48,40 +49,6 @@ export interface WriteHeatmapsDeps {
   stage?: string;
   /** Called with each written file (tests, the CLI). */
   onWrite?: (file: string) => void;
-}
-
-/** Video tokens [T·(H/P)·(W/P), 3·P·P] in (c, p, q) order → frames [T, 3, H, W] (inverse of patchifyVideo). */
-export function unpatchifyVideo(tokens: Float32Array, T: number, H: number, W: number, P: number, C = 3): Float32Array {
-  const gh = H / P, gw = W / P;
-  if (tokens.length !== T * C * H * W) throw new RangeError(`video tokens have ${tokens.length} values, expected ${T}·${C}·${H}·${W}`);
-  const frames = new Float32Array(T * C * H * W);
-  let o = 0;
-  for (let t = 0; t < T; t++)
-    for (let h = 0; h < gh; h++)
-      for (let w = 0; w < gw; w++)
-        for (let c = 0; c < C; c++) {
-          const plane = (t * C + c) * H * W;
-          for (let p = 0; p < P; p++) {
-            const row = plane + (h * P + p) * W + w * P;
-            for (let q = 0; q < P; q++) frames[row + q] = tokens[o++];
-          }
-        }
-  return frames;
-}
-
-/** Audio tokens [(time/P)·(mel/P), P·P] in (time, freq) order → fbank [time, mel] (inverse of patchifyAudio). */
-export function unpatchifyAudio(tokens: Float32Array, time: number, mel: number, P: number): Float32Array {
-  if (tokens.length !== time * mel) throw new RangeError(`audio tokens have ${tokens.length} values, expected ${time}·${mel}`);
-  const gt = time / P, gf = mel / P;
-  const fbank = new Float32Array(time * mel);
-  let o = 0;
-  for (let t = 0; t < gt; t++)
-    for (let f = 0; f < gf; f++)
-      for (let p = 0; p < P; p++) {
-        const row = (t * P + p) * mel + f * P;
-        for (let q = 0; q < P; q++) fbank[row + q] = tokens[o++];
-      }
-  return fbank;
 }
 
 export function writeHeatmaps(options: z.input<typeof writeHeatmapsOptionsSchema>, deps: WriteHeatmapsDeps): OperatorFunction<GraphItem, GraphItem> {
