@@ -118,7 +118,7 @@ worker thread (\`device: worker:0\`); ${rounds} rounds, order alternated, median
 npm run bench:pipeline -- --rounds ${rounds} --clips ${clips} --train-ms ${trainMs} --batch ${batchSize}
 \`\`\`
 
-Machine: ${os.cpus().length} shared cores, no GPU, ${backend.name} backend; other engineers' jobs were running, so
+Machine: ${os.cpus().length} shared cores, no GPU, ${backend.name} backend; other jobs were running, so
 absolute times are noisy.
 
 ${table}
