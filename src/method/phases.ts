@@ -33,7 +33,7 @@ import { matchingPairs, matchingLoss } from './avm-matching.ts';
 import { rehearsalPenalty } from './penalty.ts';
 import { FIELD, type ReplayDraw } from './replay-buffer.ts';
 import {
-  bufferStats, checkBatch, gatherSelected, requireAvm, requireBuffer, rowsTensor, sumLosses, valuesOf,
+  checkBatch, selectedStepReport, gatherSelected, requireAvm, requireBuffer, rowsTensor, sumLosses, valuesOf,
   type StepReport, type StrategyContext, type TrainBatch,
 } from './strategy.ts';
 import type { StellaFamilyStrategy } from './strategies/stella-family.ts';
@@ -304,14 +304,7 @@ export function trainSelectedPhase(strategy: StellaFamilyStrategy, input: Select
       [FIELD.importanceV]: current.importanceV, [FIELD.importanceA]: current.importanceA,
     }, N, selected.rng);
 
-    return {
-      losses, rows, current: N, replayed: M, kept: { video: kV, audio: kA },
-      selection: {
-        rows: N, Lv, La, kV, kA, importanceV: current.importanceV, importanceA: current.importanceA,
-        probV: current.probV, probA: current.probA, avIds: selected.avIds.slice(0, N * Lv), vaIds: selected.vaIds.slice(0, N * La), firstStep: selected.firstStep,
-      },
-      buffer: bufferStats(buffer),
-    };
+    return selectedStepReport({ losses, rows, N, M, Lv, La, kV, kA, current, avIds: selected.avIds, vaIds: selected.vaIds, firstStep: selected.firstStep, buffer });
   } finally {
     tf.dispose(owned);
     disposePhase(selected);

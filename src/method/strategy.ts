@@ -120,6 +120,23 @@ export function bufferStats(b: ReplayBuffer | undefined): StepReport['buffer'] {
   return b ? { size: b.size, seen: b.seen, bytes: b.bytes() } : undefined;
 }
 
+/** The StepReport of a selected-patch step (STELLA family, STELLA+): losses, row counts and the current rows' selection. */
+export function selectedStepReport(x: {
+  losses: Record<string, number>; rows: number; N: number; M: number; Lv: number; La: number; kV: number; kA: number;
+  current: { importanceV: Float32Array; importanceA: Float32Array; probV: Float32Array; probA: Float32Array };
+  avIds: Int32Array; vaIds: Int32Array; firstStep: boolean; buffer: ReplayBuffer;
+}): StepReport {
+  const { N, Lv, La, kV, kA, current } = x;
+  return {
+    losses: x.losses, rows: x.rows, current: N, replayed: x.M, kept: { video: kV, audio: kA },
+    selection: {
+      rows: N, Lv, La, kV, kA, importanceV: current.importanceV, importanceA: current.importanceA,
+      probV: current.probV, probA: current.probA, avIds: x.avIds.slice(0, N * Lv), vaIds: x.vaIds.slice(0, N * La), firstStep: x.firstStep,
+    },
+    buffer: bufferStats(x.buffer),
+  };
+}
+
 /** [R·L·D] typed rows → [R, L, D] tensor. */
 export function rowsTensor(data: Float32Array, R: number, L: number): tf.Tensor3D {
   return tf.tensor3d(data, [R, L, R === 0 ? 0 : data.length / (R * L)]);

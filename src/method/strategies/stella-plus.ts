@@ -25,7 +25,7 @@ import { rehearsalPenalty } from '../penalty.ts';
 import { FIELD, stellaPlusLayout, type BufferLayout } from '../replay-buffer.ts';
 import { stellaOptionsSchema, type StellaOptions } from './stella-family.ts';
 import {
-  bufferStats, checkBatch, gatherSelected, requireAvm, requireBuffer, rowsTensor, sumLosses, valuesOf,
+  checkBatch, selectedStepReport, gatherSelected, requireAvm, requireBuffer, rowsTensor, sumLosses, valuesOf,
   type StepReport, type Strategy, type StrategyContext, type TrainBatch,
 } from '../strategy.ts';
 
@@ -122,14 +122,7 @@ export class StellaPlusStrategy implements Strategy {
         [FIELD.logitsA]: logitsA, [FIELD.logitsV]: logitsV,
         [FIELD.audioQuery]: valuesOf(imp.queryA), [FIELD.videoQuery]: valuesOf(imp.queryV),
       }, N, ctx.rng);
-      return {
-        losses, rows, current: N, replayed: M, kept: { video: kV, audio: kA },
-        selection: {
-          rows: N, Lv, La, kV, kA, importanceV: current.importanceV, importanceA: current.importanceA,
-          probV: current.probV, probA: current.probA, avIds: sel.avIds.slice(0, N * Lv), vaIds: sel.vaIds.slice(0, N * La), firstStep: sel.firstStep,
-        },
-        buffer: bufferStats(buffer),
-      };
+      return selectedStepReport({ losses, rows, N, M, Lv, La, kV, kA, current, avIds: sel.avIds, vaIds: sel.vaIds, firstStep: sel.firstStep, buffer });
     } finally {
       tf.dispose(owned);
       for (const r of release) r();
