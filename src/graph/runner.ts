@@ -157,6 +157,7 @@ export async function runGraph(graph: LoadedGraph, options: RunOptions = {}): Pr
           metrics,
           stopRequested: () => stop.requested,
           container,
+          placement: { device: node.device, syncEvery: node.syncEvery },
         };
         const operator = node.device === 'cpu'
           ? node.stage.create(deps, node.options as never)

@@ -41,6 +41,8 @@ export interface StageDeps {
   stopRequested(): boolean;
   /** The run's container, for stages that need more than roles. */
   container: Container;
+  /** The node's `device` and `syncEvery` (set by the runner; stages that place their own work read it). */
+  placement?: { device: string; syncEvery: number };
 }
 
 export interface StageDefinition<Options extends z.ZodObject = z.ZodObject> {

@@ -40,6 +40,8 @@ export interface PhaseHost {
   steps(): number;
   /** Waits for this host's turn; resolves with its release, or undefined when `stopped()` turned true first. */
   turn(stopped?: () => boolean): Promise<(() => void) | undefined>;
+  /** The train node's model and its matmul choice (trainer hosts only), for a scorer replica to copy. */
+  trainedModel?(): { model: ModelService; fastMatmul: boolean };
 }
 
 /** One step at a time per trainer: FIFO waiters, released when the step's item is trained or dropped. */
@@ -91,6 +93,7 @@ export function trainerHost(trainer: StrategyTrainer, selector?: unknown): Phase
     streamCopy: () => Rng.fromState(live().rng.state()),
     steps: () => trainer.stepsDone,
     turn: (stopped) => t.take(stopped),
+    trainedModel: () => ({ model: trainer.model, fastMatmul: trainer.options.fastMatmul }),
   };
 }
 

@@ -30,7 +30,7 @@
  * ```
  * Ref: spec §5.2 (1)–(4), §4.4; src/method/phases.ts.
  */
-import { type OperatorFunction } from 'rxjs';
+import { finalize, type OperatorFunction } from 'rxjs';
 import { z } from 'zod';
 import { loadLatest } from '../../core/checkpoint.ts';
 import type { ModelConfig } from '../../core/config.ts';
@@ -38,7 +38,8 @@ import { Rng as SeededRng } from '../../core/rng.ts';
 import { parseSafetensors, readSafetensors, type NamedTensor } from '../../core/safetensors.ts';
 import { AVM_PREFIX, ModelService } from '../../model/model-service.ts';
 import { loadStateDict } from '../../model/weights.ts';
-import { scorePhase } from '../../method/phases.ts';
+import { scorePhase, type PhaseContext } from '../../method/phases.ts';
+import { ScorerReplica } from '../../method/scorer-replica.ts';
 import { hostForTrainNode, modelHost, phaseItem, resumeSkip, type PhaseHost } from '../../method/phases-host.ts';
 import { RunSession, type RunSessionState } from '../../method/run-session.ts';
 import { NonFiniteLossError } from '../../method/strategy.ts';
@@ -67,12 +68,30 @@ export interface ScoreDeps {
   errors?: { next(e: StageError): void };
   stage?: string;
   stopRequested?: () => boolean;
+  /**
+   * The node's `syncEvery`: 0 (default) scores with the trainer's live model; K ≥ 1 scores with a
+   * replica whose weights are copied before the first step and after every K-th (src/method/scorer-replica.ts).
+   */
+  syncEvery?: number;
+  /** Called with the running count after each weight copy to the replica. */
+  onSync?: (syncs: number) => void;
 }
 
 export function score(_options: z.input<typeof scoreOptionsSchema>, deps: ScoreDeps): OperatorFunction<GraphItem, GraphItem> {
   let host: Promise<PhaseHost> | undefined;
   let skip: number | undefined;
-  return mapConcurrent<GraphItem, GraphItem>(
+  const syncEvery = deps.syncEvery ?? 0;
+  if (!Number.isInteger(syncEvery) || syncEvery < 0) throw new RangeError(`${deps.stage ?? 'score'}: syncEvery must be an integer ≥ 0, got ${syncEvery}`);
+  let replica: ScorerReplica | undefined;
+  /** K ≥ 1: the trainer's context with the replica's backbone and AVM, refreshed when the schedule says so. */
+  const replicaContext = (h: PhaseHost, ctx: PhaseContext): PhaseContext => {
+    const source = h.trainedModel?.();
+    if (!source) throw new Error(`${deps.stage ?? 'score'}: syncEvery ${syncEvery} needs a train node's model to copy (not 'checkpoint' or 'weights')`);
+    replica ??= new ScorerReplica(source.model.config, { syncEvery, fastMatmul: source.fastMatmul });
+    if (replica.syncFrom(source.model, h.steps())) deps.onSync?.(replica.schedule.syncs);
+    return { ...ctx, model: replica.model.backbone, avm: ctx.avm ? replica.model.avm : undefined };
+  };
+  const scoring = mapConcurrent<GraphItem, GraphItem>(
     async (item, signal) => {
       const batch = item as Batch;
       let release: (() => void) | undefined;
@@ -85,7 +104,8 @@ export function score(_options: z.input<typeof scoreOptionsSchema>, deps: ScoreD
         release = await h.turn(() => signal.aborted || (deps.stopRequested?.() ?? false));
         // Stopped while waiting: nothing downstream will train it; it stays queued and is freed at teardown.
         if (!release) return batch;
-        const scored = scorePhase(strategy, batch, { ...h.context(), rng: h.streamCopy() });
+        const ctx: PhaseContext = { ...h.context(), rng: h.streamCopy() };
+        const scored = scorePhase(strategy, batch, syncEvery > 0 ? replicaContext(h, ctx) : ctx);
         return phaseItem('scored', batch, scored, release);
       } catch (error) {
         batch.dispose();
@@ -106,6 +126,7 @@ export function score(_options: z.input<typeof scoreOptionsSchema>, deps: ScoreD
       pathOf: (item) => (item as Batch).clips?.[0]?.path ?? '',
     },
   );
+  return (source) => scoring(source).pipe(finalize(() => { replica?.dispose(); replica = undefined; }));
 }
 
 /** A ModelService with the weights of a checkpoint folder or a safetensors file (strict: every tensor). */
@@ -168,6 +189,8 @@ export const stage = defineStage({
       errors: deps.errors,
       stage: deps.node,
       stopRequested: deps.stopRequested,
+      syncEvery: deps.placement?.syncEvery ?? 0,
+      onSync: (syncs) => deps.metrics.gauge(`${deps.node}.weightSyncs`, syncs),
     });
   },
 });
