@@ -34,6 +34,8 @@ import { transferablesOf, type GraphItem, type StageError } from './items.ts';
 import type { ModelService } from './roles.ts';
 import type { StageDefinition } from './stage.ts';
 
+type WorkerSpec = NonNullable<StageDefinition['worker']>;
+
 const HOST = new URL('./worker-host.ts', import.meta.url);
 const TSX_API = import.meta.resolve('tsx/esm/api');
 
@@ -76,10 +78,10 @@ class DeviceHandle {
     else this.endpoint.send(message as never);
   }
 
-  load(key: string, stage: StageDefinition, options: Record<string, unknown>, context: { config: ModelConfig; seed: number | string; node: string }) {
+  load(key: string, worker: WorkerSpec, options: Record<string, unknown>, context: { config: ModelConfig; seed: number | string; node: string }) {
     if (this.loaded.has(key)) return;
     this.loaded.add(key);
-    this.post({ type: 'load', key, module: stage.worker!.module, export: stage.worker!.export, backend: stage.worker!.backend ?? true, options, context });
+    this.post({ type: 'load', key, module: worker.module, export: worker.export, backend: worker.backend ?? true, options, context });
   }
 
   run(key: string, item: GraphItem): Promise<GraphItem> {
@@ -90,7 +92,11 @@ class DeviceHandle {
     });
   }
 
-  pushWeights(weights: Map<string, Float32Array>) { this.post({ type: 'weights', weights }); }
+  /** Posts weights to the device; with `transfer` their buffers move (the caller must not use them after). */
+  pushWeights(weights: Map<string, Float32Array>, transfer = false) {
+    const buffers = transfer ? [...weights.values()].map((a) => a.buffer).filter((b): b is ArrayBuffer => b instanceof ArrayBuffer) : [];
+    this.post({ type: 'weights', weights }, [...new Set(buffers)]);
+  }
 
   async close() {
     if (this.endpoint instanceof Worker) await this.endpoint.terminate();
@@ -145,7 +151,7 @@ export class DevicePool {
       throw new Error(`node '${node}': stage '${stage.type}' offers no worker task, so it cannot run on '${device}' (use device: cpu)`);
     }
     const handle = this.handle(device);
-    handle.load(node, stage, options, { config: this.settings.config, seed: this.settings.seed, node });
+    handle.load(node, stage.worker, options, { config: this.settings.config, seed: this.settings.seed, node });
     return mapConcurrent<GraphItem, GraphItem>((item) => handle.run(node, item), {
       stage: node,
       concurrency,
@@ -154,7 +160,17 @@ export class DevicePool {
     });
   }
 
-  pushWeights(device: string, weights: Map<string, Float32Array>) { this.handle(device).pushWeights(weights); }
+  pushWeights(device: string, weights: Map<string, Float32Array>, transfer = false) { this.handle(device).pushWeights(weights, transfer); }
+
+  /**
+   * One worker task on `device` for a stage that places its own work (`placesItself`, e.g. `score`):
+   * `run(item)` posts an item (typed arrays transferred) and resolves with the task's output.
+   */
+  task(node: string, device: string, worker: WorkerSpec, options: Record<string, unknown> = {}): { run(item: GraphItem): Promise<GraphItem> } {
+    const handle = this.handle(device);
+    handle.load(node, worker, options, { config: this.settings.config, seed: this.settings.seed, node });
+    return { run: (item) => handle.run(node, item) };
+  }
 
   async close(): Promise<void> {
     await Promise.all([...this.devices.values()].map((d) => d.close()));

@@ -157,9 +157,9 @@ export async function runGraph(graph: LoadedGraph, options: RunOptions = {}): Pr
           metrics,
           stopRequested: () => stop.requested,
           container,
-          placement: { device: node.device, syncEvery: node.syncEvery },
+          placement: { device: node.device, syncEvery: node.syncEvery, pool },
         };
-        const operator = node.device === 'cpu'
+        const operator = node.device === 'cpu' || node.stage.placesItself
           ? node.stage.create(deps, node.options as never)
           : pool.operator(id, node.stage, node.options, node.device, Number(node.options.concurrency ?? 2), errorChannel);
         output$ = operator(input$);

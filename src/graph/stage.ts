@@ -42,7 +42,7 @@ export interface StageDeps {
   /** The run's container, for stages that need more than roles. */
   container: Container;
   /** The node's `device` and `syncEvery` (set by the runner; stages that place their own work read it). */
-  placement?: { device: string; syncEvery: number };
+  placement?: { device: string; syncEvery: number; pool?: import('./device-pool.ts').DevicePool };
 }
 
 export interface StageDefinition<Options extends z.ZodObject = z.ZodObject> {
@@ -64,6 +64,8 @@ export interface StageDefinition<Options extends z.ZodObject = z.ZodObject> {
     /** Whether the task uses tensors, so the worker must initialise a tfjs backend first (default true). */
     backend?: boolean;
   };
+  /** The stage places its own work on `device` (create gets `placement` with the pool) instead of a worker task per item. */
+  readonly placesItself?: boolean;
 }
 
 /**
@@ -77,6 +79,9 @@ export interface WorkerTaskContext {
   seed: number | string;
   /** Node id, for rng forks that match the in-thread run. */
   node: string;
+  /** The latest weights pushed to this worker (WeightSync) and their sequence number, as of the item's arrival. */
+  weights?: Map<string, Float32Array>;
+  weightsVersion?: number;
 }
 
 /** Binds extra stages from plugins. */

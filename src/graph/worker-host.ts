@@ -28,12 +28,13 @@ const send = (message: unknown, transfer: ArrayBuffer[] = []) => {
 const tasks = new Map<string, Promise<{ run: WorkerTask; options: Record<string, unknown>; context: WorkerTaskContext }>>();
 /** Latest weights pushed by a WeightSync, for tasks that read the model. */
 export let syncedWeights: Map<string, Float32Array> | undefined;
+let weightsVersion = 0;
 let backend: Promise<unknown> | undefined;
 /** Loaded on first need, so a worker that only decodes never pays for tfjs. */
 const ensureBackend = () => (backend ??= import('../core/backend.ts').then((b) => b.initBackend()));
 
 async function handle(message: Incoming) {
-  if (message.type === 'weights') { syncedWeights = message.weights; return; }
+  if (message.type === 'weights') { syncedWeights = message.weights; weightsVersion++; return; }
   if (message.type === 'load') {
     tasks.set(message.key, (async () => {
       if (message.backend) await ensureBackend();
@@ -45,10 +46,12 @@ async function handle(message: Incoming) {
     return;
   }
   const { id, key, item } = message;
+  // The weights as of this item's arrival: a later push must not change what it is scored with.
+  const weights = { weights: syncedWeights, weightsVersion };
   try {
     const task = await tasks.get(key);
     if (!task) throw new Error(`no task '${key}' loaded in this worker`);
-    const out = await task.run(item, task.options, task.context);
+    const out = await task.run(item, task.options, { ...task.context, ...weights });
     send({ id, ok: true, item: out }, transferablesOf(out));
   } catch (error) {
     const fatal = (error as Error)?.name === 'FatalStageError';

@@ -143,8 +143,11 @@ function consuming<T>(input: StepPhase, fn: () => T): T {
   }
 }
 
-/** (1)–(4) and the Mode-B half of (3): importance, order and summary queries of the current rows. */
-export function scorePhase(strategy: StellaFamilyStrategy, batch: TrainBatch, ctx: PhaseContext): Scored {
+/**
+ * (1)–(4) and the Mode-B half of (3): importance, order and summary queries of the current rows.
+ * `score` computes the tensors (default `scoreBatch`; a scorer on a worker thread passes its result).
+ */
+export function scorePhase(strategy: StellaFamilyStrategy, batch: TrainBatch, ctx: PhaseContext, score: typeof scoreBatch = scoreBatch): Scored {
   const o = strategy.options, variant = strategy.variant;
   const config = ctx.model.config;
   const g = tokenGrid(config);
@@ -157,7 +160,7 @@ export function scorePhase(strategy: StellaFamilyStrategy, batch: TrainBatch, ct
   if (strategy.usesAvm) {
     const avm = requireAvm(ctx as StrategyContext, strategy.name);
     const pairs = matchingPairs(N, ctx.rng);
-    const s = scoreBatch(ctx.model, avm, batch.video, batch.audio, pairs.videoIndex, { temperature: o.temperature, coreVideoRatio: o.coreVideoRatio, coreAudioRatio: o.coreAudioRatio });
+    const s = score(ctx.model, avm, batch.video, batch.audio, pairs.videoIndex, { temperature: o.temperature, coreVideoRatio: o.coreVideoRatio, coreAudioRatio: o.coreAudioRatio });
     const imp = s.importance;
     scored = {
       phase: 'scored', ...base, labels: pairs.labels, matching: s.matching, importance: imp, keysV: s.keysV, keysA: s.keysA,

@@ -30,6 +30,8 @@ async function run(extra: string[]) {
 
 let baseline: ReturnType<typeof run> | undefined;
 const inStep = () => (baseline ??= run([]));
+let everyTwo: ReturnType<typeof run> | undefined;
+const stale2 = () => (everyTwo ??= run(['nodes.score.syncEvery=2']));
 
 test('SyncSchedule: K = 2 copies before steps 1 and 3 of 4 (⌈4 / 2⌉); K = 0 before every step', (t) => {
   const two = new SyncSchedule(2);
@@ -72,13 +74,27 @@ test.serial('syncEvery 1 scores with a replica synced every step: the same resul
 });
 
 test.serial('syncEvery 2: ⌈4 / 2⌉ = 2 copies; step 1 is scored with the same weights, later steps with stale ones', async (t) => {
-  const [live, stale] = await Promise.all([inStep(), run(['nodes.score.syncEvery=2'])]);
+  const [live, stale] = await Promise.all([inStep(), stale2()]);
   t.is(stale.steps.metrics.gauges['score.weightSyncs'], 2);
   t.is(stale.steps.steps.length, 4);
   t.deepEqual(stale.steps.steps[0].losses, live.steps.steps[0].losses);
   // Step 2 is scored with step 0's weights: the AVM matching term sees other embeddings.
   t.notDeepEqual(stale.steps.steps[1].losses, live.steps.steps[1].losses);
   t.false(stale.weights.equals(live.weights));
+});
+
+test.serial('device worker:1, syncEvery 0: the replica on a worker thread (synced every step) gives the in-thread results and weights, bit for bit', async (t) => {
+  const [live, worker] = await Promise.all([inStep(), run(['nodes.score.device=worker:1'])]);
+  t.is(worker.steps.metrics.gauges['score.weightSyncs'], 4);
+  t.deepEqual(worker.steps.steps.map((s) => s.losses), live.steps.steps.map((s) => s.losses));
+  t.true(worker.weights.equals(live.weights));
+});
+
+test.serial('device worker:1, syncEvery 2 equals the in-thread replica with syncEvery 2', async (t) => {
+  const [here, worker] = await Promise.all([stale2(), run(['nodes.score.device=worker:1', 'nodes.score.syncEvery=2'])]);
+  t.is(worker.steps.metrics.gauges['score.weightSyncs'], 2);
+  t.deepEqual(worker.steps.steps.map((s) => s.losses), here.steps.steps.map((s) => s.losses));
+  t.true(worker.weights.equals(here.weights));
 });
 
 for (const bad of ['-1', '1.5']) {

@@ -39,7 +39,12 @@ import { parseSafetensors, readSafetensors, type NamedTensor } from '../../core/
 import { AVM_PREFIX, ModelService } from '../../model/model-service.ts';
 import { loadStateDict } from '../../model/weights.ts';
 import { scorePhase, type PhaseContext } from '../../method/phases.ts';
-import { ScorerReplica } from '../../method/scorer-replica.ts';
+import { exportModelWeights, ScorerReplica, SyncSchedule } from '../../method/scorer-replica.ts';
+import { matchingPairs } from '../../method/avm-matching.ts';
+import type { StellaFamilyStrategy } from '../../method/strategies/stella-family.ts';
+import type { TrainBatch } from '../../method/strategy.ts';
+import { WeightSync, type DevicePool } from '../device-pool.ts';
+import { scoredFromArrays, type ScoreRequest, type ScoreResult } from './score-worker.ts';
 import { hostForTrainNode, modelHost, phaseItem, resumeSkip, type PhaseHost } from '../../method/phases-host.ts';
 import { RunSession, type RunSessionState } from '../../method/run-session.ts';
 import { NonFiniteLossError } from '../../method/strategy.ts';
@@ -75,7 +80,16 @@ export interface ScoreDeps {
   syncEvery?: number;
   /** Called with the running count after each weight copy to the replica. */
   onSync?: (syncs: number) => void;
+  /**
+   * Where the replica lives: 'cpu' (default: in this thread) or a pool device ('worker:N', 'gpu:N'),
+   * where it is synced before every step when syncEvery is 0 (strictly in step) and every K-th otherwise.
+   */
+  device?: string;
+  pool?: DevicePool;
 }
+
+/** The worker task that scores with the replica on a pool device. */
+const SCORE_WORKER = { module: new URL('./score-worker.ts', import.meta.url).href, export: 'scoreOnWorker' };
 
 export function score(_options: z.input<typeof scoreOptionsSchema>, deps: ScoreDeps): OperatorFunction<GraphItem, GraphItem> {
   let host: Promise<PhaseHost> | undefined;
@@ -91,6 +105,40 @@ export function score(_options: z.input<typeof scoreOptionsSchema>, deps: ScoreD
     if (replica.syncFrom(source.model, h.steps())) deps.onSync?.(replica.schedule.syncs);
     return { ...ctx, model: replica.model.backbone, avm: ctx.avm ? replica.model.avm : undefined };
   };
+  const device = deps.device ?? 'cpu';
+  if (device !== 'cpu' && !deps.pool) throw new Error(`${deps.stage ?? 'score'}: device '${device}' needs the run's device pool`);
+  let remote: { run(item: GraphItem): Promise<GraphItem>; schedule: SyncSchedule; sync: WeightSync } | undefined;
+  /** Scores on the pool device: weights pushed when due, then one request; the tensors come back as arrays. */
+  const scoreRemotely = async (h: PhaseHost, strategy: StellaFamilyStrategy, batch: TrainBatch, ctx: PhaseContext) => {
+    if (!strategy.usesAvm) return scorePhase(strategy, batch, ctx); // no model is read
+    const source = h.trainedModel?.();
+    if (!source) throw new Error(`${deps.stage ?? 'score'}: device '${device}' needs a train node's model to copy (not 'checkpoint' or 'weights')`);
+    remote ??= {
+      ...deps.pool!.task(deps.stage ?? 'score', device, SCORE_WORKER),
+      schedule: new SyncSchedule(syncEvery),
+      // The schedule decides when; WeightSync exports and posts (buffers transferred) and counts.
+      sync: new WeightSync({ exportWeights: () => exportModelWeights(source.model) }, 1, (w) => deps.pool!.pushWeights(device, w, true)),
+    };
+    if (remote.schedule.due(h.steps())) {
+      await remote.sync.afterStep(h.steps());
+      deps.onSync?.(remote.sync.syncs);
+    }
+    // The pairs scorePhase will draw (a copy of the stream at the same state draws the same ones).
+    const pairs = matchingPairs(batch.video.shape[0], SeededRng.fromState(ctx.rng.state()));
+    const o = strategy.options;
+    const request: ScoreRequest = {
+      kind: 'score-request', video: batch.video.dataSync().slice() as Float32Array, audio: batch.audio.dataSync().slice() as Float32Array,
+      videoShape: batch.video.shape, audioShape: batch.audio.shape, videoIndex: pairs.videoIndex.slice(), // moved there; kept here for the check
+      temperature: o.temperature, coreVideoRatio: o.coreVideoRatio, coreAudioRatio: o.coreAudioRatio, fastMatmul: source.fastMatmul,
+    };
+    const result = (await remote.run(request as unknown as GraphItem)) as unknown as ScoreResult;
+    return scorePhase(strategy, batch, ctx, (_model, _avm, _video, _audio, videoIndex) => {
+      if (videoIndex.length !== pairs.videoIndex.length || videoIndex.some((v, i) => v !== pairs.videoIndex[i])) {
+        throw new Error(`${deps.stage ?? 'score'}: the matching pairs drawn differ from those scored on ${device}`);
+      }
+      return scoredFromArrays(result);
+    });
+  };
   const scoring = mapConcurrent<GraphItem, GraphItem>(
     async (item, signal) => {
       const batch = item as Batch;
@@ -105,7 +153,9 @@ export function score(_options: z.input<typeof scoreOptionsSchema>, deps: ScoreD
         // Stopped while waiting: nothing downstream will train it; it stays queued and is freed at teardown.
         if (!release) return batch;
         const ctx: PhaseContext = { ...h.context(), rng: h.streamCopy() };
-        const scored = scorePhase(strategy, batch, syncEvery > 0 ? replicaContext(h, ctx) : ctx);
+        const scored = device !== 'cpu'
+          ? await scoreRemotely(h, strategy, batch, ctx)
+          : scorePhase(strategy, batch, syncEvery > 0 ? replicaContext(h, ctx) : ctx);
         return phaseItem('scored', batch, scored, release);
       } catch (error) {
         batch.dispose();
@@ -170,9 +220,13 @@ export const stage = defineStage({
   outputs: ['scored', 'batch'],
   optionsSchema: scoreOptionsSchema,
   roles: [RunSession, RunConfig, Rng],
+  // On worker:N / gpu:N the stage stays here (turns, stream, buffer) and sends only the scoring there.
+  placesItself: true,
   create: (deps, options) => {
     const session = deps.get<RunSessionState>(RunSession);
     const loaded = options.checkpoint || options.weights;
+    const device = deps.placement?.device ?? 'cpu';
+    if (loaded && device !== 'cpu') throw new Error(`node '${deps.node}': device '${device}' scores with a replica of a train node's model; with 'checkpoint' or 'weights' use device: cpu`);
     let node = options.trainer;
     return score(options, {
       host: loaded
@@ -190,6 +244,8 @@ export const stage = defineStage({
       stage: deps.node,
       stopRequested: deps.stopRequested,
       syncEvery: deps.placement?.syncEvery ?? 0,
+      device: deps.placement?.device ?? 'cpu',
+      pool: deps.placement?.pool,
       onSync: (syncs) => deps.metrics.gauge(`${deps.node}.weightSyncs`, syncs),
     });
   },
