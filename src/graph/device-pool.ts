@@ -14,7 +14,9 @@
  * Weights for a model-reading node on another device: `WeightSync` exports the ModelService's
  * weights every K train steps (`syncEvery: K` on the node) and posts them to that device.
  * K = 0 (the default) means strictly in step: the node must share the trainer's device and
- * reads the live model, so no sync is needed or done.
+ * reads the live model, so no sync is needed or done. A stage that `placesItself` (score) gets the
+ * pool and runs one worker task with `task(...)`, pushing weights itself (`pushWeights(…, transfer)`);
+ * the worker hands the latest weights and their version to the task in its context.
  *
  * ## Example
  * ```ts

@@ -7,7 +7,8 @@
  *
  * Messages in:  { type: 'load', key, module, export, options, context }
  *               { type: 'run', id, key, item }
- *               { type: 'weights', weights }        (kept for tasks that read synced weights)
+ *               { type: 'weights', weights }        (kept for tasks that read synced weights: the task's
+ *                                                    context gets `weights` and `weightsVersion` as of the item's arrival)
  * Messages out: { type: 'ready' } | { id, ok: true, item } | { id, ok: false, message, fatal }
  */
 import { parentPort } from 'node:worker_threads';

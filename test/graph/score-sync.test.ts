@@ -7,6 +7,7 @@ import { initBackend } from '../../src/core/backend.ts';
 import { modelConfig } from '../../src/core/config.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { loadGraph } from '../../src/graph/loader.ts';
+import { stage as scoreStage } from '../../src/graph/operators/score.ts';
 import { exportModelWeights, importModelWeights, SyncSchedule } from '../../src/method/scorer-replica.ts';
 import { ModelService } from '../../src/model/model-service.ts';
 import { REPO_ROOT } from '../helpers.ts';
@@ -95,6 +96,12 @@ test.serial('device worker:1, syncEvery 2 equals the in-thread replica with sync
   t.is(worker.steps.metrics.gauges['score.weightSyncs'], 2);
   t.deepEqual(worker.steps.steps.map((s) => s.losses), here.steps.steps.map((s) => s.losses));
   t.true(worker.weights.equals(here.weights));
+});
+
+test('a score node with checkpoint or weights cannot move to a worker (it has no trainer to copy)', (t) => {
+  const deps = { node: 'score', get: () => ({}), placement: { device: 'worker:1', syncEvery: 0 } } as unknown as Parameters<typeof scoreStage.create>[0];
+  const error = t.throws(() => scoreStage.create(deps, { trainer: '', checkpoint: 'runs/x/checkpoints', weights: '', strategy: 'stella' }));
+  t.regex(error!.message, /node 'score': device 'worker:1' scores with a replica of a train node's model; with 'checkpoint' or 'weights' use device: cpu/);
 });
 
 for (const bad of ['-1', '1.5']) {

@@ -18,6 +18,11 @@
  * Options (defaults): trainer '' (the only train node), checkpoint '' and weights '' (score with a
  *   loaded model instead of a trainer; at most one), strategy 'stella' (scoring variant for a loaded
  *   model: stella | lpis-only | rca-only | random).
+ * Node keys: `syncEvery` K (0): K ≥ 1 scores with a replica of the trainer's backbone + AVM copied
+ *   before the first step and after every K-th (src/method/scorer-replica.ts; gauge `<node>.weightSyncs`).
+ *   `device` (cpu): worker:N / gpu:N puts that replica in the pool device (score-worker.ts), where
+ *   K = 0 copies before every step (bit for bit the in-thread run). The stage itself stays in the main
+ *   thread (`placesItself`). A pool device with `checkpoint`/`weights` is refused.
  * Roles: RunSession, RunConfig, Rng.
  *
  * Example node:
