@@ -100,22 +100,26 @@ function checkG6Paths(check: CaseChecker, c: GoldenCase, model: CavBackboneModel
       audio: c.get('rm.noise_a').data as Float32Array,
       video: c.get('rm.noise_v').data as Float32Array,
     });
-    const p = `${prefix}rm.`;
-    closeCheck(check, `${p}mae_audio_loss`, f32(rm.maeAudioLoss), c.get(`${p}mae_audio_loss`).data, LOSS);
-    closeCheck(check, `${p}mae_frame_loss`, f32(rm.maeVideoLoss), c.get(`${p}mae_frame_loss`).data, LOSS);
-    closeCheck(check, `${p}contrastive_loss`, f32(rm.contrastiveLoss), c.get(`${p}contrastive_loss`).data, LOSS);
-    closeCheck(check, `${p}audio_output`, f32(rm.audioOutput), c.get(`${p}audio_output`).data, EMB);
-    closeCheck(check, `${p}video_output`, f32(rm.videoOutput), c.get(`${p}video_output`).data, EMB);
-    if (!prefix) {
-      closeCheck(check, 'rm.mae_audio_loss_no_norm_pix', f32(rm.maeAudioLossAlt), c.get('rm.mae_audio_loss_no_norm_pix').data, LOSS);
-      closeCheck(check, 'rm.mae_frame_loss_no_norm_pix', f32(rm.maeVideoLossAlt), c.get('rm.mae_frame_loss_no_norm_pix').data, LOSS);
-      closeCheck(check, 'rm.contrastive_logits', f32(rm.contrastiveLogits), c.get('rm.contrastive_logits').data, EMB);
-      closeCheck(check, 'rm.decoder_a', f32(rm.decoderA), c.get('rm.decoder_a').data, EMB);
-      closeCheck(check, 'rm.decoder_v', f32(rm.decoderV), c.get('rm.decoder_v').data, EMB);
-      check.exact('rm.input_mask_a', countMismatches(rm.inputMaskA, c.get('rm.input_mask_a').data));
-      check.exact('rm.input_mask_v', countMismatches(rm.inputMaskV, c.get('rm.input_mask_v').data));
-    }
+    // The perturbed-weights variant repeats only the losses and outputs of the random-masking forward.
+    checkTrainForward(check, c, `${prefix}rm.`, rm, !prefix);
   });
+}
+
+/** One training forward (`rm.` random masking or `gm.` selected patches) against its golden tensors. */
+function checkTrainForward(check: CaseChecker, c: GoldenCase, p: string, f: ReturnType<CavBackboneModel['maeRandomDetailed']>, full: boolean): void {
+  closeCheck(check, `${p}mae_audio_loss`, f32(f.maeAudioLoss), c.get(`${p}mae_audio_loss`).data, LOSS);
+  closeCheck(check, `${p}mae_frame_loss`, f32(f.maeVideoLoss), c.get(`${p}mae_frame_loss`).data, LOSS);
+  closeCheck(check, `${p}contrastive_loss`, f32(f.contrastiveLoss), c.get(`${p}contrastive_loss`).data, LOSS);
+  closeCheck(check, `${p}audio_output`, f32(f.audioOutput), c.get(`${p}audio_output`).data, EMB);
+  closeCheck(check, `${p}video_output`, f32(f.videoOutput), c.get(`${p}video_output`).data, EMB);
+  if (!full) return;
+  closeCheck(check, `${p}mae_audio_loss_no_norm_pix`, f32(f.maeAudioLossAlt), c.get(`${p}mae_audio_loss_no_norm_pix`).data, LOSS);
+  closeCheck(check, `${p}mae_frame_loss_no_norm_pix`, f32(f.maeVideoLossAlt), c.get(`${p}mae_frame_loss_no_norm_pix`).data, LOSS);
+  closeCheck(check, `${p}contrastive_logits`, f32(f.contrastiveLogits), c.get(`${p}contrastive_logits`).data, EMB);
+  closeCheck(check, `${p}decoder_a`, f32(f.decoderA), c.get(`${p}decoder_a`).data, EMB);
+  closeCheck(check, `${p}decoder_v`, f32(f.decoderV), c.get(`${p}decoder_v`).data, EMB);
+  check.exact(`${p}input_mask_a`, countMismatches(f.inputMaskA, c.get(`${p}input_mask_a`).data));
+  check.exact(`${p}input_mask_v`, countMismatches(f.inputMaskV, c.get(`${p}input_mask_v`).data));
 }
 
 function checkG6Selected(check: CaseChecker, c: GoldenCase, model: CavBackboneModel, video: tf.Tensor3D, audio: tf.Tensor3D): void {
@@ -140,18 +144,7 @@ function checkG6Selected(check: CaseChecker, c: GoldenCase, model: CavBackboneMo
       tf.tensor2d(vaIds.data as Int32Array, [n, la], 'int32'),
       { audio: c.get('gm.noise_a').data as Float32Array, video: c.get('gm.noise_v').data as Float32Array },
     );
-    closeCheck(check, 'gm.mae_audio_loss', f32(gm.maeAudioLoss), c.get('gm.mae_audio_loss').data, LOSS);
-    closeCheck(check, 'gm.mae_frame_loss', f32(gm.maeVideoLoss), c.get('gm.mae_frame_loss').data, LOSS);
-    closeCheck(check, 'gm.mae_audio_loss_no_norm_pix', f32(gm.maeAudioLossAlt), c.get('gm.mae_audio_loss_no_norm_pix').data, LOSS);
-    closeCheck(check, 'gm.mae_frame_loss_no_norm_pix', f32(gm.maeVideoLossAlt), c.get('gm.mae_frame_loss_no_norm_pix').data, LOSS);
-    closeCheck(check, 'gm.contrastive_loss', f32(gm.contrastiveLoss), c.get('gm.contrastive_loss').data, LOSS);
-    closeCheck(check, 'gm.contrastive_logits', f32(gm.contrastiveLogits), c.get('gm.contrastive_logits').data, EMB);
-    closeCheck(check, 'gm.audio_output', f32(gm.audioOutput), c.get('gm.audio_output').data, EMB);
-    closeCheck(check, 'gm.video_output', f32(gm.videoOutput), c.get('gm.video_output').data, EMB);
-    closeCheck(check, 'gm.decoder_a', f32(gm.decoderA), c.get('gm.decoder_a').data, EMB);
-    closeCheck(check, 'gm.decoder_v', f32(gm.decoderV), c.get('gm.decoder_v').data, EMB);
-    check.exact('gm.input_mask_a', countMismatches(gm.inputMaskA, c.get('gm.input_mask_a').data));
-    check.exact('gm.input_mask_v', countMismatches(gm.inputMaskV, c.get('gm.input_mask_v').data));
+    checkTrainForward(check, c, 'gm.', gm, true);
     check.exact('gm.target_mask_a', countMismatches(gm.inputMaskA.map((m) => 1 - m), c.get('gm.target_mask_a').data));
     check.exact('gm.target_mask_v', countMismatches(gm.inputMaskV.map((m) => 1 - m), c.get('gm.target_mask_v').data));
   });
