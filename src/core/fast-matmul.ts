@@ -142,35 +142,43 @@ export function fastLinear2d(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor): tf.
 }
 
 const SPLIT_ROWS = 'StellaSplitRows';
-let splitRowsRegistered = false;
+
+/**
+ * A wasm kernel (and its gradient) registered on first use; returns the function that ensures it.
+ * tfjs refuses a second registration under one name, and the kernels are only wanted on wasm.
+ */
+export function wasmKernelOnce(kernelName: string, kernelFunc: tf.KernelFunc, gradFunc?: tf.GradFunc): () => void {
+  let registered = false;
+  return () => {
+    if (registered) return;
+    registered = true;
+    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
+    if (gradFunc) tf.registerGradient({ kernelName, gradFunc });
+  };
+}
 
 /**
  * Registers `StellaSplitRows` for wasm: x [P·R, ...] → P contiguous pieces, each one memcpy inside the
  * wasm heap. wasm's own Slice/SplitV/Unpack first copy the whole input out of the heap per piece
  * (backend readSync), which made per-row products cost more than they saved. Gradient: concat.
  */
-function ensureSplitRowsKernel(): void {
-  if (splitRowsRegistered) return;
-  splitRowsRegistered = true;
-  tf.registerKernel({
-    kernelName: SPLIT_ROWS,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the wasm backend's heap helpers are not in its typings
-      const wasm = backend as any;
-      const x = inputs.x as tf.TensorInfo;
-      const pieces = attrs?.pieces as number;
-      const shape = [x.shape[0] / pieces, ...x.shape.slice(1)];
-      // Allocate first: an allocation may grow the heap and detach earlier views.
-      const outs: tf.TensorInfo[] = Array.from({ length: pieces }, () => wasm.makeOutput(shape, x.dtype));
-      const source = wasm.typedArrayFromHeap(x) as Float32Array;
-      const n = source.length / pieces;
-      outs.forEach((out, i) => (wasm.typedArrayFromHeap(out) as Float32Array).set(source.subarray(i * n, (i + 1) * n)));
-      return outs;
-    },
-  });
-  tf.registerGradient({ kernelName: SPLIT_ROWS, gradFunc: (dy) => ({ x: () => tf.concat(dy as tf.Tensor[], 0) }) });
-}
+const ensureSplitRowsKernel = wasmKernelOnce(
+  SPLIT_ROWS,
+  ({ inputs, backend, attrs }) => {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the wasm backend's heap helpers are not in its typings
+    const wasm = backend as any;
+    const x = inputs.x as tf.TensorInfo;
+    const pieces = attrs?.pieces as number;
+    const shape = [x.shape[0] / pieces, ...x.shape.slice(1)];
+    // Allocate first: an allocation may grow the heap and detach earlier views.
+    const outs: tf.TensorInfo[] = Array.from({ length: pieces }, () => wasm.makeOutput(shape, x.dtype));
+    const source = wasm.typedArrayFromHeap(x) as Float32Array;
+    const n = source.length / pieces;
+    outs.forEach((out, i) => (wasm.typedArrayFromHeap(out) as Float32Array).set(source.subarray(i * n, (i + 1) * n)));
+    return outs;
+  },
+  (dy) => ({ x: () => tf.concat(dy as tf.Tensor[], 0) }),
+);
 
 /** x [P·R, C] → P tensors [R, C] (contiguous row blocks); gradient concatenates. */
 export function splitRows(x: tf.Tensor2D, pieces: number): tf.Tensor2D[] {
@@ -238,39 +246,30 @@ export function blockDiagonalAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Ten
 }
 
 const GATHER_ROWS = 'StellaGatherRows';
-let gatherRowsRegistered = false;
 
 /**
  * Registers `StellaGatherRows` for wasm: out[i] = x[indices[i]] for x [N, D], one heap memcpy per row
  * (wasm's GatherV2 measured ~4 ms for 1024 rows of 64 floats here; this is ~20× less).
  */
-function ensureGatherRowsKernel(): void {
-  if (gatherRowsRegistered) return;
-  gatherRowsRegistered = true;
-  tf.registerKernel({
-    kernelName: GATHER_ROWS,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend }) => {
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the wasm backend's heap helpers are not in its typings
-      const wasm = backend as any;
-      const x = inputs.x as tf.TensorInfo;
-      const indices = inputs.indices as tf.TensorInfo;
-      const [n, d] = x.shape;
-      const m = indices.shape[0];
-      const out = wasm.makeOutput([m, d], x.dtype);
-      // Views after the allocation (it may grow the heap).
-      const source = wasm.typedArrayFromHeap(x) as Float32Array;
-      const target = wasm.typedArrayFromHeap(out) as Float32Array;
-      const ids = wasm.typedArrayFromHeap(indices) as Int32Array;
-      for (let i = 0; i < m; i++) {
-        const row = ids[i];
-        if (!(row >= 0 && row < n)) throw new Error(`gatherRows: index ${row} at position ${i} is outside [0, ${n})`);
-        target.set(source.subarray(row * d, row * d + d), i * d);
-      }
-      return out;
-    },
-  });
-}
+const ensureGatherRowsKernel = wasmKernelOnce(GATHER_ROWS, ({ inputs, backend }) => {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the wasm backend's heap helpers are not in its typings
+  const wasm = backend as any;
+  const x = inputs.x as tf.TensorInfo;
+  const indices = inputs.indices as tf.TensorInfo;
+  const [n, d] = x.shape;
+  const m = indices.shape[0];
+  const out = wasm.makeOutput([m, d], x.dtype);
+  // Views after the allocation (it may grow the heap).
+  const source = wasm.typedArrayFromHeap(x) as Float32Array;
+  const target = wasm.typedArrayFromHeap(out) as Float32Array;
+  const ids = wasm.typedArrayFromHeap(indices) as Int32Array;
+  for (let i = 0; i < m; i++) {
+    const row = ids[i];
+    if (!(row >= 0 && row < n)) throw new Error(`gatherRows: index ${row} at position ${i} is outside [0, ${n})`);
+    target.set(source.subarray(row * d, row * d + d), i * d);
+  }
+  return out;
+});
 
 /** gatherRows on the fast path: same values and gradient, a heap-memcpy kernel on wasm. */
 export function fastGatherRows(x: tf.Tensor2D, indices: tf.Tensor1D): tf.Tensor2D {

@@ -21,6 +21,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
+import { wasmKernelOnce } from '../core/fast-matmul.ts';
 
 export const adamOptionsSchema = z.object({
   lr: z.number().positive().default(1e-4),
@@ -91,32 +92,23 @@ interface UpdateSlot {
 }
 
 const ADAM_UPDATE = 'StellaAdamUpdate';
-let adamKernelRegistered = false;
 
 /**
  * Registers `StellaAdamUpdate` for wasm: inputs `theta{i}`, `grad{i}` for every slot i; returns the
  * new parameter values (fresh buffers), reading inputs as heap views (no copies, one kernel call).
  */
-function ensureAdamKernel(): void {
-  if (adamKernelRegistered) return;
-  adamKernelRegistered = true;
-  tf.registerKernel({
-    kernelName: ADAM_UPDATE,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the wasm backend's heap helpers are not in its typings
-      const wasm = backend as any;
-      const slots = attrs!.slots as unknown as UpdateSlot[];
-      const constants = attrs!.constants as unknown as StepConstants;
-      // Allocate every output first: an allocation may grow the heap and detach earlier views.
-      const outs: tf.TensorInfo[] = slots.map((_, i) => wasm.makeOutput((inputs[`theta${i}`] as tf.TensorInfo).shape, 'float32'));
-      slots.forEach((slot, i) => {
-        adamUpdate(wasm.typedArrayFromHeap(inputs[`theta${i}`]), wasm.typedArrayFromHeap(inputs[`grad${i}`]), slot.m, slot.v, wasm.typedArrayFromHeap(outs[i]), slot.decay, constants);
-      });
-      return outs;
-    },
+const ensureAdamKernel = wasmKernelOnce(ADAM_UPDATE, ({ inputs, backend, attrs }) => {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the wasm backend's heap helpers are not in its typings
+  const wasm = backend as any;
+  const slots = attrs!.slots as unknown as UpdateSlot[];
+  const constants = attrs!.constants as unknown as StepConstants;
+  // Allocate every output first: an allocation may grow the heap and detach earlier views.
+  const outs: tf.TensorInfo[] = slots.map((_, i) => wasm.makeOutput((inputs[`theta${i}`] as tf.TensorInfo).shape, 'float32'));
+  slots.forEach((slot, i) => {
+    adamUpdate(wasm.typedArrayFromHeap(inputs[`theta${i}`]), wasm.typedArrayFromHeap(inputs[`grad${i}`]), slot.m, slot.v, wasm.typedArrayFromHeap(outs[i]), slot.decay, constants);
   });
-}
+  return outs;
+});
 
 export class Adam {
   readonly options: Required<z.output<typeof adamOptionsSchema>>;
