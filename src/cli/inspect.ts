@@ -32,8 +32,7 @@ import { ContinualEvaluator } from '../eval/evaluator.ts';
 import { renderClipPictures } from '../eval/pictures.ts';
 import { decodeClip } from '../media/decode.ts';
 import { tokenizeClip } from '../media/tokenize.ts';
-import { AVM_PREFIX, ModelService } from '../model/model-service.ts';
-import { loadStateDict } from '../model/weights.ts';
+import { ModelService } from '../model/model-service.ts';
 import { helpFooter } from './help.ts';
 
 /** The checkpoint blob that carries the model weights. */
@@ -112,14 +111,6 @@ function resolveConfig(fromWeights: string | undefined, fromFlag: string | undef
   return modelConfig(name);
 }
 
-/** Writes backbone and AVM tensors (AVM under `avmatching_module.`) into a fresh model; strict. */
-function loadInto(model: ModelService, tensors: Map<string, NamedTensor>, source: string): void {
-  const avm = new Map<string, NamedTensor>(), backbone = new Map<string, NamedTensor>();
-  for (const [name, t] of tensors) (name.startsWith(AVM_PREFIX) || name.startsWith('module.' + AVM_PREFIX) ? avm : backbone).set(name, t);
-  loadStateDict(model.backbone, backbone, { source });
-  loadStateDict(model.avm, avm, { source });
-}
-
 export async function inspectClip(options: InspectOptions): Promise<InspectResult> {
   const parsed = inspectOptionsSchema.safeParse(options);
   if (!parsed.success) throw new Error(`inspect: ${z.prettifyError(parsed.error)}`);
@@ -130,7 +121,7 @@ export async function inspectClip(options: InspectOptions): Promise<InspectResul
   await initBackend();
   const model = new ModelService({ config, rng: Rng.fromSeed('inspect') });
   try {
-    loadInto(model, weights.tensors, weights.source);
+    model.loadTensors(weights.tensors, { source: weights.source });
     const decoded = await decodeClip(o.clip, { config, mode: 'eval' });
     const { videoPatches, audioPatches } = tokenizeClip(decoded, config);
     const clip = { path: o.clip, label: '', task: '', taskIndex: 0, videoPatches, audioPatches };

@@ -15,8 +15,6 @@ import type { Batch, StepResult, TaskEnd } from '../graph/items.ts';
 import type { Trainer, TrainContext } from '../graph/roles.ts';
 import { FatalStageError } from '../graph/errors.ts';
 import { NonFiniteLossError } from './strategy.ts';
-import { AVM_PREFIX } from '../model/model-service.ts';
-import { loadStateDict } from '../model/weights.ts';
 import type { RunSessionState } from './run-session.ts';
 import { StrategyTrainer, type TrainerOptions } from './strategy-trainer.ts';
 
@@ -41,8 +39,7 @@ export class TrainerRole implements Trainer {
     const restored = this.session.restored?.trainers[node];
     if (restored) {
       const tensors = parseSafetensors(restored.weights, `${this.session.restored!.from}: weights of '${node}'`).tensors;
-      loadStateDict(trainer.model.backbone, new Map([...tensors].filter(([k]) => !k.startsWith(AVM_PREFIX))), { source: this.session.restored!.from });
-      loadStateDict(trainer.model.avm, new Map([...tensors].filter(([k]) => k.startsWith(AVM_PREFIX))), { source: this.session.restored!.from });
+      trainer.model.loadTensors(tensors, { source: this.session.restored!.from });
       trainer.restore(restored.state);
       this.skip = this.session.restored!.steps;
     }

@@ -93,14 +93,18 @@ export class ModelService {
 
   /** Loads backbone and/or AVM tensors from one safetensors file (prefixes as in checkpoints). */
   loadWeights(file: string, { strict = true }: { strict?: boolean } = {}): void {
-    const all = readSafetensors(file).tensors;
+    this.loadTensors(readSafetensors(file).tensors, { strict, source: file });
+  }
+
+  /** Loads a state dict (AVM names under `avmatching_module.`); errors name `source` and the tensor. */
+  loadTensors(tensors: Map<string, NamedTensor>, { strict = true, source }: { strict?: boolean; source: string }): void {
     const avm = new Map<string, NamedTensor>(), backbone = new Map<string, NamedTensor>();
-    for (const [name, t] of all) {
+    for (const [name, t] of tensors) {
       if (name.startsWith(AVM_PREFIX) || name.startsWith('module.' + AVM_PREFIX)) avm.set(name, t);
       else backbone.set(name, t);
     }
-    loadStateDict(this.backbone, backbone, { strict, source: file });
-    if (avm.size || strict) loadStateDict(this.avm, avm, { strict, source: file });
+    loadStateDict(this.backbone, backbone, { strict, source });
+    if (avm.size || strict) loadStateDict(this.avm, avm, { strict, source });
   }
 
   /** The model's own random stream (masking noise), for exact resume. */

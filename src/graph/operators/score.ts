@@ -41,8 +41,7 @@ import { loadLatest } from '../../core/checkpoint.ts';
 import type { ModelConfig } from '../../core/config.ts';
 import { Rng as SeededRng } from '../../core/rng.ts';
 import { parseSafetensors, readSafetensors, type NamedTensor } from '../../core/safetensors.ts';
-import { AVM_PREFIX, ModelService } from '../../model/model-service.ts';
-import { loadStateDict } from '../../model/weights.ts';
+import { ModelService } from '../../model/model-service.ts';
 import { scorePhase, type PhaseContext } from '../../method/phases.ts';
 import { exportModelWeights, ScorerReplica, SyncSchedule } from '../../method/scorer-replica.ts';
 import { matchingPairs } from '../../method/avm-matching.ts';
@@ -207,10 +206,7 @@ export async function loadScoringModel(source: { checkpoint?: string; weights?: 
   if (configName && configName !== config.name) throw new Error(`score: ${from} holds a '${configName}' model but the graph's config is '${config.name}'`);
   const model = new ModelService({ config, rng });
   try {
-    const avm = new Map<string, NamedTensor>(), backbone = new Map<string, NamedTensor>();
-    for (const [name, t] of tensors) (name.startsWith(AVM_PREFIX) ? avm : backbone).set(name, t);
-    loadStateDict(model.backbone, backbone, { source: from });
-    loadStateDict(model.avm, avm, { source: from });
+    model.loadTensors(tensors, { source: from });
     return model;
   } catch (error) {
     model.dispose();
