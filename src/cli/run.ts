@@ -30,6 +30,7 @@ import { parseResults, type Results } from '../eval/results.ts';
 import { writeReport } from '../eval/report.ts';
 import type { ClipPictureInput } from '../eval/pictures.ts';
 import type { TaskEvaluator } from '../eval/task-evaluator.ts';
+import { median } from '../model/step-bench.ts';
 import { graphEnv, parseRunSets, RunParamError, runParamsSchema, type RunParams } from './run-params.ts';
 import { helpFooter } from './help.ts';
 
@@ -203,12 +204,6 @@ async function jointManifest(file: string): Promise<string> {
   return out;
 }
 
-function median(xs: number[]): number {
-  if (xs.length === 0) return 0;
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
 function buildResults(a: {
   backend: BackendInfo; params: RunParams; graphFile: string; config: string; session: RunSessionState; node: string;
   stages: TaskEvaluation[]; result: RunResult; wallSeconds: number; multitask: boolean;
@@ -227,7 +222,7 @@ function buildResults(a: {
     tasks,
     ...final,
     memory: { bufferBytes: trainer.bufferBytes, peakTensorBytes: trainer.peakTensorBytes, peakRssBytes: trainer.peakRssBytes },
-    timing: { wallSeconds: a.wallSeconds, stepMsMedian: median(stepMs) },
+    timing: { wallSeconds: a.wallSeconds, stepMsMedian: stepMs.length ? median(stepMs) : 0 },
     errors: [...a.result.errors, ...a.session.testSetErrors],
     metrics: a.result.metrics as unknown as Record<string, unknown>,
   });
