@@ -32,8 +32,17 @@ import { Rng } from '../core/rng.ts';
 import { frameTimes } from './decode.ts';
 import { resolveFfmpeg } from './ffmpeg.ts';
 
+/** Bumped whenever the same options give different clips; part of the corpus cache key. */
+export const CORPUS_VERSION = 2;
+
 export const corpusOptionsSchema = z.object({
   out: z.string().min(1),
+  /**
+   * `continual`: `tasks` tasks of `classes` classes each (the continual protocol's data).
+   * `pretrain`: one task of `classes` pre-training classes that share no class with the continual
+   * corpus, on textured backgrounds (the backbone and AVM pre-training stages' data).
+   */
+  kind: z.enum(['continual', 'pretrain']).default('continual'),
   seed: z.number().int().default(2021),
   tasks: z.number().int().positive().default(3),
   /** Classes per task (disjoint across tasks). */
@@ -41,7 +50,7 @@ export const corpusOptionsSchema = z.object({
   /** Training clips per class. */
   train: z.number().int().nonnegative().default(4),
   /** Test clips per class (each with ground truth). */
-  test: z.number().int().nonnegative().default(2),
+  test: z.number().int().nonnegative().default(6),
   size: z.enum(['tiny', 'base']).default('tiny'),
   durationSec: z.number().min(1).max(30).default(4),
   fps: z.number().int().min(4).max(30).default(10),
@@ -54,10 +63,14 @@ export type CorpusOptions = z.input<typeof corpusOptionsSchema>;
 const SAMPLE_RATE = 16000;
 const SHAPES = ['square', 'circle', 'triangle', 'diamond', 'cross'] as const;
 type Shape = (typeof SHAPES)[number];
+/** Hue steps of the attribute world (a class's hue index picks its colour and its pitch). */
+export const WORLD_HUES = 24;
 
 interface ClassSpec {
   name: string;
   shape: Shape;
+  /** Hue index in [0, WORLD_HUES). */
+  hue: number;
   rgb: [number, number, number];
   f0: number;
   harmonics: number;
@@ -75,25 +88,63 @@ function hsvToRgb(h: number, s: number, v: number): [number, number, number] {
   return [Math.round(r * 255), Math.round(g * 255), Math.round(b * 255)];
 }
 
+/**
+ * The attribute world both corpus kinds draw their classes from. A class is a (shape, hue) pair and
+ * its sound follows from it by fixed rules: pitch from hue (3 octaves over the hue circle), timbre
+ * (number of harmonics) and rhythm (onset interval, event length) from shape. Because the rules are
+ * shared, what a model learns on the pre-training classes carries over to the continual classes it has
+ * never seen, as a pre-trained checkpoint's knowledge carries over to new VGGSound categories.
+ */
+export function worldClass(name: string, shapeIndex: number, hue: number): ClassSpec {
+  const shape = SHAPES[shapeIndex % SHAPES.length];
+  const s = SHAPES.indexOf(shape);
+  return {
+    name,
+    shape,
+    hue,
+    rgb: hsvToRgb(hue / WORLD_HUES, 0.85, 0.95),
+    f0: 150 * Math.pow(2, (3 * hue) / WORLD_HUES),
+    harmonics: 1 + s,
+    interval: 0.3 + 0.1 * s,
+    eventSec: 0.12 + 0.02 * (s % 3),
+  };
+}
+
+/** Hue of continual class g: spread so that classes of one task are far apart on the hue circle. */
+const continualHue = (g: number) => (g * 5) % WORLD_HUES;
+
+/** The continual tasks' classes: `tasks` × `classes`, disjoint across tasks. */
 export function classSpecs(tasks: number, classes: number): ClassSpec[][] {
-  const total = tasks * classes;
   return Array.from({ length: tasks }, (_, task) =>
     Array.from({ length: classes }, (_, k) => {
       const g = task * classes + k;
-      const shape = SHAPES[g % SHAPES.length];
-      return {
-        name: `t${task}-${shape}-${g}`,
-        shape,
-        // Hues interleaved so neighbouring classes differ strongly.
-        rgb: hsvToRgb(((g * 7) % total) / total, 0.85, 0.95),
-        f0: 180 * Math.pow(2, (3.2 * g) / Math.max(1, total - 1)),
-        harmonics: 1 + (g % 4),
-        interval: 0.3 + 0.12 * ((g * 3) % 5),
-        eventSec: 0.12 + 0.02 * (g % 3),
-      };
+      return worldClass(`t${task}-${SHAPES[g % SHAPES.length]}-${g}`, g % SHAPES.length, continualHue(g));
     }),
   );
 }
+
+/**
+ * Pre-training classes: `count` (shape, hue) pairs of the world that no continual class of the
+ * default corpus (3 tasks × 5 classes, and any layout up to `reserved` classes) uses, spread over all
+ * hues and shapes so the pitch and timbre rules are seen over their whole range.
+ */
+export function pretrainClassSpecs(count: number, reserved = 15): ClassSpec[] {
+  const taken = new Set(Array.from({ length: reserved }, (_, g) => `${g % SHAPES.length}/${continualHue(g)}`));
+  const free: Array<[number, number]> = [];
+  for (let hue = 0; hue < WORLD_HUES; hue++)
+    for (let s = 0; s < SHAPES.length; s++) if (!taken.has(`${s}/${hue}`)) free.push([s, hue]);
+  if (count > free.length) throw new RangeError(`pretraining corpus: at most ${free.length} classes are free of the continual classes, asked for ${count}`);
+  // Stride through the free pairs so any prefix covers hues and shapes evenly; a stride coprime with
+  // their count visits each pair once.
+  let stride = 11;
+  while (gcd(stride, free.length) !== 1) stride++;
+  return Array.from({ length: count }, (_, k) => {
+    const [s, hue] = free[(k * stride) % free.length];
+    return worldClass(`p-${SHAPES[s]}-h${hue}`, s, hue);
+  });
+}
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 
 function inside(shape: Shape, u: number, v: number): boolean {
   // u, v in [-1, 1] relative to the box centre.
@@ -142,10 +193,12 @@ interface ClipPlan {
   segments: Box[];
   onsets: number[];
   background: [number, number, number];
+  /** Low-contrast stripes over the background (pre-training kind): spatial frequency, angle, phase, amplitude. */
+  texture?: { cycles: number; angle: number; phase: number; amplitude: number };
   noiseSeed: number;
 }
 
-function planClip(rng: Rng, id: string, file: string, split: 'train' | 'test', cls: ClassSpec, others: ClassSpec[], o: ResolvedCorpusOptions): ClipPlan {
+function planClip(rng: Rng, id: string, file: string, split: 'train' | 'test', cls: ClassSpec, others: ClassSpec[], o: ResolvedCorpusOptions, textured = false): ClipPlan {
   const side = o.frameSize;
   const size = Math.round(side * (0.2 + 0.06 * rng.uniform()));
   const nDistractors = 1 + rng.int(2);
@@ -161,7 +214,9 @@ function planClip(rng: Rng, id: string, file: string, split: 'train' | 'test', c
   const onsets: number[] = [];
   for (let t = 0.05 + rng.uniform() * 0.2; t < o.durationSec - cls.eventSec; t += cls.interval * (0.9 + 0.2 * rng.uniform())) onsets.push(t);
   const shade = 20 + rng.int(30);
-  return { id, file, label: cls.name, split, cls, distractors, segments, onsets, background: [shade, shade, shade + 10], noiseSeed: rng.nextUint32() };
+  const plan: ClipPlan = { id, file, label: cls.name, split, cls, distractors, segments, onsets, background: [shade, shade, shade + 10], noiseSeed: rng.nextUint32() };
+  if (textured) plan.texture = { cycles: 2 + rng.uniform() * 6, angle: rng.uniform() * Math.PI, phase: rng.uniform() * 2 * Math.PI, amplitude: 6 + rng.int(14) };
+  return plan;
 }
 
 const segmentAt = (t: number) => Math.floor(t + 0.5);
@@ -170,9 +225,19 @@ const pulsing = (plan: ClipPlan, t: number) => plan.onsets.some((on) => t >= on 
 function renderVideo(plan: ClipPlan, o: ResolvedCorpusOptions): Buffer {
   const side = o.frameSize, n = Math.round(o.durationSec * o.fps), bytes = side * side * 3;
   const out = Buffer.alloc(n * bytes);
+  const background = Buffer.alloc(bytes);
+  for (let y = 0, p = 0; y < side; y++)
+    for (let x = 0; x < side; x++, p++) {
+      let d = 0;
+      if (plan.texture) {
+        const { cycles, angle, phase, amplitude } = plan.texture;
+        d = amplitude * Math.sin((2 * Math.PI * cycles * (x * Math.cos(angle) + y * Math.sin(angle))) / side + phase);
+      }
+      for (let c = 0; c < 3; c++) background[p * 3 + c] = Math.max(0, Math.min(255, Math.round(plan.background[c] + d)));
+    }
   for (let f = 0; f < n; f++) {
     const frame = out.subarray(f * bytes, (f + 1) * bytes);
-    for (let p = 0; p < side * side; p++) frame.set(plan.background, p * 3);
+    background.copy(frame);
     for (const d of plan.distractors) drawShape(frame, side, d.cls.shape, d.box, d.cls.rgb);
     const t = f / o.fps;
     const box = plan.segments[segmentAt(t)];
@@ -278,17 +343,19 @@ async function encodeClip(ffmpegPath: string, plan: ClipPlan, o: ResolvedCorpusO
 type ResolvedCorpusOptions = z.output<typeof corpusOptionsSchema> & { frameSize: number };
 
 /** Writes the corpus under `options.out`; returns the folder and the manifest path. */
-export async function generateCorpus(options: CorpusOptions): Promise<{ dir: string; manifestPath: string }> {
+export async function generateCorpus(options: CorpusOptions, onProgress?: (done: number, total: number) => void): Promise<{ dir: string; manifestPath: string }> {
   const parsed = corpusOptionsSchema.parse(options);
+  const pretrain = parsed.kind === 'pretrain';
+  if (pretrain && parsed.tasks !== 1 && options.tasks !== undefined) throw new RangeError(`pretraining corpus: it is one task of ${parsed.classes} classes; 'tasks' must be 1, got ${parsed.tasks}`);
   const o: ResolvedCorpusOptions = { ...parsed, frameSize: parsed.frameSize ?? (parsed.size === 'tiny' ? 96 : 288) };
   const cfg = modelConfig(o.size);
   const dir = path.resolve(o.out);
   const root = Rng.fromSeed(o.seed);
-  const specs = classSpecs(o.tasks, o.classes);
+  const specs = pretrain ? [pretrainClassSpecs(o.classes)] : classSpecs(o.tasks, o.classes);
   const plans: ClipPlan[] = [];
-  const manifest = { seed: o.seed, source: 'synthetic', tasks: [] as unknown[] };
-  for (let task = 0; task < o.tasks; task++) {
-    const name = `task${task}`;
+  const manifest = { seed: o.seed, source: pretrain ? 'synthetic-pretrain' : 'synthetic', tasks: [] as unknown[] };
+  for (let task = 0; task < specs.length; task++) {
+    const name = pretrain ? 'pretrain' : `task${task}`;
     await mkdir(path.join(dir, name, 'train'), { recursive: true });
     await mkdir(path.join(dir, name, 'test'), { recursive: true });
     const entry = { name, classes: specs[task].map((c) => c.name), train: [] as unknown[], test: [] as unknown[] };
@@ -297,7 +364,7 @@ export async function generateCorpus(options: CorpusOptions): Promise<{ dir: str
         for (let i = 0; i < (split === 'train' ? o.train : o.test); i++) {
           const id = `${name}/${split}/${cls.name}-${i}`;
           const rel = `${id}.mp4`;
-          const plan = planClip(root.fork(id), id, path.join(dir, rel), split, cls, specs[task].filter((_, j) => j !== k), o);
+          const plan = planClip(root.fork(id), id, path.join(dir, rel), split, cls, specs[task].filter((_, j) => j !== k), o, pretrain);
           plans.push(plan);
           if (split === 'train') entry.train.push({ path: rel, label: cls.name });
           else entry.test.push({ path: rel, label: cls.name, groundTruth: `${id}.gt.json` });
@@ -307,11 +374,12 @@ export async function generateCorpus(options: CorpusOptions): Promise<{ dir: str
     manifest.tasks.push(entry);
   }
   const { path: ffmpegPath } = await resolveFfmpeg();
-  let next = 0;
+  let next = 0, done = 0;
   const worker = async () => {
     while (next < plans.length) {
       const plan = plans[next++];
       await encodeClip(ffmpegPath, plan, o);
+      onProgress?.(++done, plans.length);
       if (plan.split === 'test') {
         await writeFile(path.join(dir, `${plan.id}.gt.json`), JSON.stringify(groundTruth(plan, o, cfg), null, 1) + '\n');
       }

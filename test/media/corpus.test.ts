@@ -2,7 +2,7 @@ import test from 'ava';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MODEL_CONFIGS, tokenGrid } from '../../src/core/config.ts';
-import { classSpecs, generateCorpus } from '../../src/media/corpus.ts';
+import { classSpecs, generateCorpus, pretrainClassSpecs } from '../../src/media/corpus.ts';
 import { decodeClip, IMAGENET_MEAN, IMAGENET_STD } from '../../src/media/decode.ts';
 import { loadManifest } from '../../src/media/manifest.ts';
 import { tokenizeClip } from '../../src/media/tokenize.ts';
@@ -75,4 +75,41 @@ test('ground truth marks the patches where the sounding object and its sound act
     t.true(quiet.length > 0);
     t.true(mean(gt.audioPatches) > mean(quiet) + 0.15, `${entry.label}: sound patches ${mean(gt.audioPatches)} vs same band elsewhere ${mean(quiet)}`);
   }
+});
+
+test('one attribute world: pitch follows hue, timbre and rhythm follow shape, for continual and pre-training classes alike', (t) => {
+  const all = [...classSpecs(3, 5).flat(), ...pretrainClassSpecs(32)];
+  for (const a of all)
+    for (const b of all) {
+      if (a.hue === b.hue) t.is(a.f0, b.f0, `${a.name} / ${b.name}`);
+      if (a.shape === b.shape) t.deepEqual([a.harmonics, a.interval, a.eventSec], [b.harmonics, b.interval, b.eventSec]);
+      if (a.hue !== b.hue) t.not(a.f0, b.f0);
+    }
+});
+
+test('pre-training classes share no (shape, hue) with the continual classes and cover every shape and most hues', (t) => {
+  const continual = new Set(classSpecs(3, 5).flat().map((c) => `${c.shape}/${c.hue}`));
+  const pre = pretrainClassSpecs(32);
+  const keys = pre.map((c) => `${c.shape}/${c.hue}`);
+  t.is(new Set(keys).size, 32);
+  t.is(new Set(pre.map((c) => c.name)).size, 32);
+  t.deepEqual(keys.filter((k) => continual.has(k)), []);
+  t.is(new Set(pre.map((c) => c.shape)).size, 5);
+  t.true(new Set(pre.map((c) => c.hue)).size >= 20, `${new Set(pre.map((c) => c.hue)).size} hues`);
+  t.throws(() => pretrainClassSpecs(106), { message: /at most 105 classes are free of the continual classes, asked for 106/ });
+});
+
+test('kind=pretrain writes one task of pre-training classes on textured backgrounds, with held-out ground truth', async (t) => {
+  const dir = await tempDir('corpus-pre');
+  const { manifestPath } = await generateCorpus({ out: dir, kind: 'pretrain', seed: 5, classes: 3, train: 1, test: 1 });
+  const m = await loadManifest(manifestPath);
+  t.deepEqual(m.tasks.map((task) => task.name), ['pretrain']);
+  t.deepEqual(m.tasks[0].classes, pretrainClassSpecs(3).map((c) => c.name));
+  t.is(m.tasks[0].train.length, 3);
+  t.true(m.tasks[0].test.every((e) => e.groundTruth));
+  // Textured: the background varies across the frame (a flat background has one shade plus codec noise).
+  const d = await decodeClip(m.tasks[0].train[0].path, { config: MODEL_CONFIGS.tiny, mode: 'eval' });
+  const S = MODEL_CONFIGS.tiny.imageSize, row = Array.from({ length: S }, (_, x) => d.video[x]); // frame 0, red channel, top row
+  t.true(Math.max(...row) - Math.min(...row) > 0.1, `top row spans ${Math.min(...row)}..${Math.max(...row)}`);
+  await t.throwsAsync(generateCorpus({ out: dir, kind: 'pretrain', tasks: 2, classes: 3 }), { message: /one task of 3 classes; 'tasks' must be 1, got 2/ });
 });
