@@ -15,7 +15,7 @@
  * `--table-only` runs nothing: it tabulates the runs already finished under `--out` (e.g. while a
  * benchmark is still going).
  *
- * Defaults: all of STRATEGY_NAMES (multitask included: the upper bound), seeds 2021–2023, 2 jobs.
+ * Defaults: all of CONTINUAL_STRATEGY_NAMES (multitask included: the upper bound), seeds 2021–2023, 2 jobs.
  * Ref: spec §9.2–9.3 (𝒜, ℱ), paper-results §3.1 and §3.3; docs/results.md.
  */
 import { spawn } from 'node:child_process';
@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { meanStd } from '../src/eval/continual-metrics.ts';
 import { parseResults, type Results } from '../src/eval/results.ts';
-import { STRATEGY_NAMES } from '../src/method/strategy-registry.ts';
+import { CONTINUAL_STRATEGY_NAMES } from '../src/method/strategy-registry.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The comparisons that matter first, then the rest (an interrupted run still answers the key question). */
@@ -44,7 +44,7 @@ const optionsSchema = z.object({
 type Options = z.output<typeof optionsSchema>;
 
 function parseArgs(argv: string[]): Options {
-  const o = { seeds: [2021, 2022, 2023], selectors: [...STRATEGY_NAMES], sets: [] as string[], jobs: 2, out: path.join('runs', 'quality'), fresh: false, tableOnly: false };
+  const o = { seeds: [2021, 2022, 2023], selectors: [...CONTINUAL_STRATEGY_NAMES], sets: [] as string[], jobs: 2, out: path.join('runs', 'quality'), fresh: false, tableOnly: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i], value = () => {
       const v = argv[++i];
@@ -176,7 +176,7 @@ export function tables(aggs: SelectorAggregate[]): string {
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
-  const unknown = o.selectors.filter((s) => !STRATEGY_NAMES.includes(s));
+  const unknown = o.selectors.filter((s) => !CONTINUAL_STRATEGY_NAMES.includes(s));
   if (unknown.length) process.stderr.write(`bench:quality: ${unknown.join(', ')} not built in; passing to stella run as plugin selector(s)\n`);
   const log = (l: string) => process.stdout.write(l + '\n');
   mkdirSync(o.out, { recursive: true });

@@ -31,6 +31,8 @@ export const trainerOptionsSchema = z.object({
   normPixLoss: z.boolean().default(true),
   /** Adam learning rate (spec §7.5: 1e-4, for fine-tuning a pre-trained ViT-B). */
   lr: z.number().positive().default(1e-4),
+  /** Contrastive term weight (spec §7.2: 0.1). Pre-training the tiny model from scratch raises it (models/README.md). */
+  contrastiveWeight: z.number().nonnegative().default(0.1),
 });
 export type TrainerOptions = z.input<typeof trainerOptionsSchema>;
 
@@ -70,7 +72,7 @@ export class StrategyTrainer {
 
   constructor(readonly config: ModelConfig, rng: Rng, options: TrainerOptions = {}) {
     this.options = trainerOptionsSchema.parse(options);
-    this.model = new ModelService({ config, rng: rng.fork('model'), fastMatmul: this.options.fastMatmul, normPixLoss: this.options.normPixLoss, adam: { lr: this.options.lr } });
+    this.model = new ModelService({ config, rng: rng.fork('model'), fastMatmul: this.options.fastMatmul, normPixLoss: this.options.normPixLoss, contrastiveWeight: this.options.contrastiveWeight, adam: { lr: this.options.lr } });
     this.rng = rng.fork('steps');
   }
 
@@ -128,11 +130,11 @@ export class StrategyTrainer {
       avm: strategy.usesAvm ? this.model.avm : undefined,
       buffer: this.buffer,
       rng: this.rng,
-      trainStep: (lossFn) => this.model.trainStep(() => {
+      trainStep: (lossFn, vars) => this.model.trainStep(() => {
         const loss = lossFn();
         forwardBytes = Math.max(forwardBytes, tf.memory().numBytes);
         return loss;
-      }),
+      }, vars),
     });
     const stepMs = performance.now() - start;
     this.steps++;

@@ -29,7 +29,11 @@ export interface StrategyContext {
   avm?: AvmModule;
   buffer?: ReplayBuffer;
   rng: Rng;
-  trainStep(lossFn: () => tf.Scalar): number;
+  /**
+   * Differentiates `lossFn` and applies the optimiser; `vars` limits the update to one group
+   * ('avm' keeps the backbone frozen, as in AVM pre-training; default 'all').
+   */
+  trainStep(lossFn: () => tf.Scalar, vars?: 'backbone' | 'avm' | 'all'): number;
 }
 
 /** Selection of the current rows, for reports and importance overlays (STELLA variants only). */

@@ -22,13 +22,15 @@ import { addRowVector, fastGatherRows, gatherRows, tensorOps, type TensorOps } f
 import type { Rng } from '../core/rng.ts';
 import type { CavBackbone, IntermediateCodes, JointEmbeddings, MaskingNoise, RetrievalEmbeddings, TrainForward } from './types.ts';
 import { addBlock, addLayerNorm, addLinear, block, layerNorm, linear, normalValues, ParamStore, uniformValues } from './layers.ts';
-import { contrastiveLoss, maeLoss } from './losses.ts';
+import { CONTRASTIVE_TAU, CONTRASTIVE_WEIGHT, contrastiveLoss, maeLoss } from './losses.ts';
 import { audioPosEmbed, videoPosEmbed } from './pos-embed.ts';
 
 export interface CavBackboneOptions {
   rng: Rng;
   fastMatmul?: boolean;
   normPixLoss?: boolean;
+  /** Weight of the contrastive term (spec §7.2: 0.1); pre-training the tiny model may raise it. */
+  contrastiveWeight?: number;
 }
 
 /** A training forward plus what the golden checks and diagnostics look at. */
@@ -106,6 +108,7 @@ export class CavBackboneModel implements CavBackbone {
   readonly params: ParamStore;
   readonly ops: TensorOps;
   readonly normPixLoss: boolean;
+  readonly contrastiveWeight: number;
   /** Masking-noise stream; its state is part of a checkpoint (ModelService.rngState). */
   readonly maskingRng: Rng;
   private readonly grid: ReturnType<typeof tokenGrid>;
@@ -113,6 +116,7 @@ export class CavBackboneModel implements CavBackbone {
   constructor(readonly config: ModelConfig, options: CavBackboneOptions) {
     this.ops = tensorOps(options.fastMatmul ?? true);
     this.normPixLoss = options.normPixLoss ?? true;
+    this.contrastiveWeight = options.contrastiveWeight ?? CONTRASTIVE_WEIGHT;
     this.maskingRng = options.rng.fork('masking');
     this.grid = tokenGrid(config);
     this.params = buildParams(config, options.rng.fork('init'));
@@ -304,7 +308,7 @@ export class CavBackboneModel implements CavBackbone {
       const cv = layerNorm(this.params, 'norm_v', this.blocks('blocks_u', this.sharedDepth, xv, c.numHeads, 'v'), c.layerNormEps, this.ops);
       const audioOutput = tf.mean(ca, 1) as tf.Tensor2D;
       const videoOutput = tf.mean(cv, 1) as tf.Tensor2D;
-      const contrastive = contrastiveLoss(audioOutput, videoOutput);
+      const contrastive = contrastiveLoss(audioOutput, videoOutput, CONTRASTIVE_TAU, this.contrastiveWeight);
 
       const joint = this.blocks('blocks_u', this.sharedDepth, tf.concat([xa, xv], 1), c.numHeads);
       const y = linear(this.ops, this.params, 'decoder_embed', layerNorm(this.params, 'norm', joint, c.layerNormEps, this.ops));

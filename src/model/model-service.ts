@@ -28,11 +28,20 @@ export interface ModelServiceOptions {
   rng: Rng;
   fastMatmul?: boolean;
   normPixLoss?: boolean;
+  /** Contrastive term weight (spec 0.1). */
+  contrastiveWeight?: number;
   avmHeads?: number;
   adam?: AdamOptions;
 }
 
 export const AVM_PREFIX = 'avmatching_module.';
+
+/** A state dict split into backbone tensors and AVM tensors (names under `avmatching_module.`). */
+export function splitBackboneAvm(tensors: Map<string, NamedTensor>): { backbone: Map<string, NamedTensor>; avm: Map<string, NamedTensor> } {
+  const avm = new Map<string, NamedTensor>(), backbone = new Map<string, NamedTensor>();
+  for (const [name, t] of tensors) (name.startsWith(AVM_PREFIX) || name.startsWith('module.' + AVM_PREFIX) ? avm : backbone).set(name, t);
+  return { backbone, avm };
+}
 
 export class ModelService {
   readonly backbone: CavBackboneModel;
@@ -44,7 +53,7 @@ export class ModelService {
 
   constructor(options: ModelServiceOptions) {
     const { config, rng } = options;
-    this.backbone = createCavBackbone(config, { rng: rng.fork('backbone'), fastMatmul: options.fastMatmul, normPixLoss: options.normPixLoss });
+    this.backbone = createCavBackbone(config, { rng: rng.fork('backbone'), fastMatmul: options.fastMatmul, normPixLoss: options.normPixLoss, contrastiveWeight: options.contrastiveWeight });
     this.avm = createAvm(config.embedDim, options.avmHeads ?? config.avmHeads, { rng: rng.fork('avm'), fastMatmul: options.fastMatmul });
     const collect = (owner: string, module: CavBackboneModel | AvmModel): OptimizedParam[] =>
       [...module.params.entries].map(([name, info]) => ({ key: `${owner}/${name}`, variable: info.variable, decay: inDecayGroup(name, info.torchShape) }));
@@ -97,14 +106,10 @@ export class ModelService {
   }
 
   /** Loads a state dict (AVM names under `avmatching_module.`); errors name `source` and the tensor. */
-  loadTensors(tensors: Map<string, NamedTensor>, { strict = true, source }: { strict?: boolean; source: string }): void {
-    const avm = new Map<string, NamedTensor>(), backbone = new Map<string, NamedTensor>();
-    for (const [name, t] of tensors) {
-      if (name.startsWith(AVM_PREFIX) || name.startsWith('module.' + AVM_PREFIX)) avm.set(name, t);
-      else backbone.set(name, t);
-    }
+  loadTensors(tensors: Map<string, NamedTensor>, { strict = true, source, parts = 'all' }: { strict?: boolean; source: string; parts?: 'all' | 'backbone' }): void {
+    const { backbone, avm } = splitBackboneAvm(tensors);
     loadStateDict(this.backbone, backbone, { strict, source });
-    if (avm.size || strict) loadStateDict(this.avm, avm, { strict, source });
+    if (parts === 'all' && (avm.size || strict)) loadStateDict(this.avm, avm, { strict, source });
   }
 
   /** The model's own random stream (masking noise), for exact resume. */

@@ -30,13 +30,13 @@ function setup(strategy: Strategy, seed: string, capacity = 16) {
   const ctx: StrategyContext = {
     model: service.backbone, avm: service.avm, rng: rng.fork('method'),
     buffer: layout ? new ReplayBuffer(capacity, layout) : undefined,
-    trainStep: (f) => service.trainStep(f),
+    trainStep: (f, vars) => service.trainStep(f, vars),
   };
   return { service, ctx, rng: rng.fork('data') };
 }
 
 test('registry knows every strategy and refuses unknown names and options with the valid choices', (t) => {
-  t.deepEqual([...STRATEGY_NAMES].sort(), ['der++', 'er', 'finetune', 'lpis-only', 'lump', 'multitask', 'random', 'rca-only', 'stella', 'stella-plus']);
+  t.deepEqual([...STRATEGY_NAMES].sort(), ['avm-pretrain', 'cav-pretrain', 'der++', 'er', 'finetune', 'lpis-only', 'lump', 'multitask', 'random', 'rca-only', 'stella', 'stella-plus']);
   t.throws(() => createStrategy('mir'), { message: /unknown strategy 'mir'; choose one of: stella, stella-plus, .*rca-only/ });
   t.throws(() => createStrategy('stella', { alhpa: 1 }), { message: /strategy 'stella': invalid options/ });
   t.true(createStrategy('stella').usesAvm);

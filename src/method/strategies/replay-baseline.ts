@@ -25,7 +25,7 @@ import {
   type StepReport, type Strategy, type StrategyContext, type TrainBatch,
 } from '../strategy.ts';
 
-export type ReplayBaselineKind = 'finetune' | 'multitask' | 'er' | 'der++' | 'lump';
+export type ReplayBaselineKind = 'finetune' | 'multitask' | 'cav-pretrain' | 'er' | 'der++' | 'lump';
 
 export const replayBaselineOptionsSchema = z.object({
   /** DER++ penalty weight per modality. */
@@ -44,7 +44,7 @@ export class ReplayBaselineStrategy implements Strategy {
   }
 
   bufferLayout(config: ModelConfig): BufferLayout | undefined {
-    if (this.name === 'finetune' || this.name === 'multitask') return undefined;
+    if (this.name === 'finetune' || this.name === 'multitask' || this.name === 'cav-pretrain') return undefined;
     return patchLayout(config, { logits: this.name === 'der++' });
   }
 
