@@ -163,7 +163,7 @@ export function register(program: Command): void {
     .option('--out <dir>', 'folder for <clip-name>.frames.png and <clip-name>.spectrogram.png', '.')
     .option('--json', 'print { clip, config, weights, frames, spectrogram, selectedVideo, selectedAudio } as JSON')
     .addHelpText('after', helpFooter(
-      ['stella inspect .cache/corpus/tiny-seed2021-3x5-4+2/task0/test/t0-square-0-0.mp4 --checkpoint runs/stella-seed2021/checkpoints --out pictures',
+      ['stella inspect .cache/corpus/tiny-seed2021-3x5-4+6-v2/task0/test/t0-square-0-0.mp4 --checkpoint runs/stella-seed2021/checkpoints --out pictures',
         'stella inspect clip.mp4 --weights model.safetensors --config tiny --json'],
       '0 pictures written, 1 the clip or weights could not be read, 2 usage error (e.g. both or neither of --checkpoint/--weights)',
     ))

@@ -22,16 +22,24 @@ export const runParamsSchema = z.strictObject({
     tasks: z.number().int().positive().default(3),
     classes: z.number().int().positive().default(5),
     train: z.number().int().positive().default(4),
-    test: z.number().int().positive().default(2),
-  }).default({ manifest: '', tasks: 3, classes: 5, train: 4, test: 2 }),
+    test: z.number().int().positive().default(6),
+  }).default({ manifest: '', tasks: 3, classes: 5, train: 4, test: 6 }),
+  /** Training keys; unset = the graph's own default (continual-pretrain: 4 epochs, batch 4, memory 64, lr 1e-4). */
   train: z.strictObject({
-    epochs: z.number().int().positive().default(4),
-    batchSize: z.number().int().positive().default(4),
+    epochs: z.number().int().positive().optional(),
+    batchSize: z.number().int().positive().optional(),
     /** Replay memory in samples. */
-    memory: z.number().int().positive().default(64),
-    /** Adam learning rate. The spec's 1e-4 fine-tunes a pre-trained ViT-B; the tiny model starts from scratch. */
-    lr: z.number().positive().default(1e-4),
-  }).default({ epochs: 4, batchSize: 4, memory: 64, lr: 1e-4 }),
+    memory: z.number().int().positive().optional(),
+    /** Adam learning rate (the spec's 1e-4 continues from pre-trained weights). */
+    lr: z.number().positive().optional(),
+  }).default({}),
+  /**
+   * Weights the model starts from: 'shipped' (models/<config>-pretrained.safetensors, the continual
+   * graphs' default), 'none' (from scratch), or a .safetensors / .pth file. Unset = the graph's default.
+   */
+  init: z.string().min(1).optional(),
+  /** The AVM's start: 'pretrained' (from init's file; spec §11 Q3) or 'random' (N(0, 0.02²), the authors' commands). */
+  avmInit: z.enum(['pretrained', 'random']).optional(),
   checkpoint: z.strictObject({
     /** Save every N steps (also at each task end and on a graceful stop). */
     every: z.number().int().nonnegative().default(10),
@@ -53,12 +61,17 @@ export function graphEnv(p: RunParams, manifest: string, out: string): Record<st
     STELLA_SEED: String(p.seed),
     STELLA_MANIFEST: manifest,
     STELLA_EVAL_MANIFEST: manifest,
-    STELLA_EPOCHS: String(p.train.epochs),
-    STELLA_BATCH: String(p.train.batchSize),
-    STELLA_MEMORY: String(p.train.memory),
-    STELLA_LR: String(p.train.lr),
     STELLA_OUT: out,
+    // Unset keys stay unset, so the graph's own default applies (a pre-training graph has other defaults).
+    ...defined({
+      STELLA_EPOCHS: p.train.epochs, STELLA_BATCH: p.train.batchSize, STELLA_MEMORY: p.train.memory, STELLA_LR: p.train.lr,
+      STELLA_INIT: p.init, STELLA_AVM_INIT: p.avmInit,
+    }),
   };
+}
+
+function defined(values: Record<string, string | number | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(v)]));
 }
 
 const GRAPH_KEYS = /^\+?(nodes|edges|defaults|plugins|name|seed|config)(\.|=)/;
@@ -93,6 +106,7 @@ export class RunParamError extends Error {}
 
 const RUN_TOP_LEVEL: Record<string, true> = { seed: true, config: true };
 
+
 function coerce(value: string): unknown {
   if (/^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(value)) return Number(value);
   if (value === 'true' || value === 'false') return value === 'true';
@@ -116,6 +130,6 @@ function knownPath(path: string[]): boolean {
   return false;
 }
 
-function listKeys(shape = shapeOf(runParamsSchema), prefix = ''): string[] {
+export function listKeys(shape = shapeOf(runParamsSchema), prefix = ''): string[] {
   return Object.entries(shape ?? {}).flatMap(([k, v]) => (shapeOf(v) ? listKeys(shapeOf(v), `${prefix}${k}.`) : [`${prefix}${k}`]));
 }

@@ -21,7 +21,7 @@ import { loadGraph, type LoadedGraph } from '../graph/loader.ts';
 import { Evaluator } from '../graph/roles.ts';
 import { runGraph, type RunResult } from '../graph/runner.ts';
 import { StopController, type SignalSource } from '../graph/stop.ts';
-import { generateCorpus } from '../media/corpus.ts';
+import { CORPUS_VERSION, generateCorpus } from '../media/corpus.ts';
 import { loadManifest } from '../media/manifest.ts';
 import { RunSession, type RunSessionState, type TaskEvaluation } from '../method/run-session.ts';
 import { RunCheckpointer, restoreRun } from '../method/run-checkpointer.ts';
@@ -31,7 +31,9 @@ import { writeReport } from '../eval/report.ts';
 import type { ClipPictureInput } from '../eval/pictures.ts';
 import type { TaskEvaluator } from '../eval/task-evaluator.ts';
 import { median } from '../model/step-bench.ts';
-import { graphEnv, parseRunSets, RunParamError, runParamsSchema, type RunParams } from './run-params.ts';
+import type { ResolvedInit } from '../method/model-init.ts';
+import { serializeSafetensors } from '../core/safetensors.ts';
+import { graphEnv, listKeys, parseRunSets, RunParamError, runParamsSchema, type RunParams } from './run-params.ts';
 import { helpFooter } from './help.ts';
 
 export const DEFAULT_GRAPH = path.join(REPO_ROOT, 'graphs', 'continual-pretrain.yaml');
@@ -126,6 +128,8 @@ export async function runCommand(options: RunCommandOptions): Promise<RunOutcome
     const body = buildResults({ backend, params, graphFile, config: config.name, session, node, stages, result, wallSeconds, multitask: params.selector === 'multitask' });
     await mkdir(dir, { recursive: true });
     await writeFileAtomic(path.join(dir, 'results.json'), JSON.stringify(body, null, 2) + '\n');
+    // The final model where people look for it (and what `init=` and `stella inspect --weights` take).
+    await writeFileAtomic(path.join(dir, 'weights.safetensors'), serializeSafetensors(trainer.model.weights(), { config: JSON.stringify(config), node, selector: body.selector, steps: String(trainer.stepsDone) }));
     const clips = await reportClips(evaluator, trainer, params.report.clips, config.patchSize);
     const report = await writeReport(dir, body, { losses: session.losses.filter((l) => l.node === node), clips, title: `${trainer.strategyName} on ${path.basename(path.dirname(manifest))}` });
     log(`wrote ${path.join(dir, 'results.json')} and ${report.htmlPath}`);
@@ -142,7 +146,7 @@ const generating: Record<string, Promise<void>> = {};
 async function dataManifest(p: RunParams, log: (l: string) => void): Promise<string> {
   if (p.data.manifest) return path.resolve(p.data.manifest);
   const d = p.data;
-  const dir = path.join(REPO_ROOT, '.cache', 'corpus', `${p.config}-seed${p.seed}-${d.tasks}x${d.classes}-${d.train}+${d.test}`);
+  const dir = path.join(REPO_ROOT, '.cache', 'corpus', `${p.config}-seed${p.seed}-${d.tasks}x${d.classes}-${d.train}+${d.test}-v${CORPUS_VERSION}`);
   const file = path.join(dir, 'manifest.json');
   if (!existsSync(file)) {
     generating[dir] ??= (async () => {
@@ -225,7 +229,15 @@ function buildResults(a: {
     timing: { wallSeconds: a.wallSeconds, stepMsMedian: stepMs.length ? median(stepMs) : 0 },
     errors: [...a.result.errors, ...a.session.testSetErrors],
     metrics: a.result.metrics as unknown as Record<string, unknown>,
+    init: relativeInit(a.session.inits.get(a.node)),
   });
+}
+
+/** The init as results.json shows it: files inside the repository relative to it, so results compare across clones. */
+function relativeInit(init: ResolvedInit | undefined): ResolvedInit | undefined {
+  if (!init || init.backbone === 'none') return init;
+  const rel = path.relative(REPO_ROOT, init.backbone);
+  return { ...init, backbone: rel.startsWith('..') ? init.backbone : rel };
 }
 
 /** Test clips with frames kept by the evaluator, with the final model's importance and selection. */
@@ -259,10 +271,13 @@ export function retrievalTable(e: TaskEvaluation, tasks: readonly string[]): str
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
-/** `key=default` for every run key, from the schema (so the help cannot drift from it). */
-function runKeyDefaults(value: unknown = runParamsSchema.parse({}), prefix = ''): string[] {
-  if (value && typeof value === 'object') return Object.entries(value).flatMap(([k, v]) => runKeyDefaults(v, `${prefix}${k}.`));
-  return [`${prefix.slice(0, -1)}=${value === '' ? "''" : String(value)}`];
+/** `key=default` for every run key, from the schema (so the help cannot drift from it); `(graph)` = the graph's default. */
+function runKeyDefaults(): string[] {
+  const defaults = runParamsSchema.parse({}) as Record<string, unknown>;
+  return listKeys().map((key) => {
+    const value = key.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], defaults);
+    return `${key}=${value === undefined ? '(graph)' : value === '' ? "''" : String(value)}`;
+  });
 }
 
 function wrap(words: string[], indent: string, width = 100): string[] {

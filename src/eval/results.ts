@@ -9,7 +9,8 @@
  *   localization: { video?: {meanAuc, clips, skipped}, audio?: { … } },
  *   memory: { bufferBytes, peakTensorBytes, peakRssBytes },
  *   timing: { wallSeconds, stepMsMedian },
- *   errors: [ { path, stage, message } ], metrics?: { stages, queues, … } }
+ *   errors: [ { path, stage, message } ], metrics?: { stages, queues, … },
+ *   init?: { backbone: file | 'none', avm: 'pretrained' | 'random', sha256?, note? } }
  * ```
  * `parseResults` validates a parsed JSON value and checks every matrix is T×T for T = tasks.length.
  * `meanAuc` is null when no clip had both positive and negative patches (JSON has no NaN).
@@ -52,6 +53,13 @@ export const resultsSchema = z
     errors: z.array(z.object({ path: z.string(), stage: z.string(), message: z.string() })),
     /** The graph's per-stage counts, queue depths, latency and error counts at the end (src/graph/metrics.ts). */
     metrics: z.record(z.string(), z.unknown()).optional(),
+    /** The weights the model started from (src/method/model-init.ts). */
+    init: z.object({
+      backbone: z.string(),
+      avm: z.enum(['pretrained', 'random']),
+      sha256: z.string().optional(),
+      note: z.string().optional(),
+    }).optional(),
   })
   .superRefine((r, ctx) => {
     const T = r.tasks.length;

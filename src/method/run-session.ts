@@ -6,6 +6,7 @@
  */
 import type { Evaluation } from '../eval/evaluator.ts';
 import type { StrategyTrainer, TrainerState } from './strategy-trainer.ts';
+import type { ResolvedInit, WeightsReader } from './model-init.ts';
 
 export const RunSession = Symbol('RunSession');
 
@@ -39,6 +40,10 @@ export interface CheckpointPolicy {
 
 export class RunSessionState {
   readonly trainers = new Map<string, StrategyTrainer>();
+  /** Where each train node's model started (init weights), by node id. */
+  readonly inits = new Map<string, ResolvedInit>();
+  /** Reads an init weights file (safetensors by default; the run may add the authors' .pth). */
+  weightsReader: WeightsReader | undefined;
   readonly evaluations: TaskEvaluation[] = [];
   readonly losses: LossRecord[] = [];
   readonly testSetErrors: { path: string; stage: string; message: string }[] = [];

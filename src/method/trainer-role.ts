@@ -1,7 +1,8 @@
 /**
  * TrainerRole: the graph's `Trainer` (src/graph/roles.ts) for one train node, over a StrategyTrainer.
  *
- * The train stage calls `configure({ node, memory })` once, then `step(batch, { step, selector })`
+ * The train stage calls `configure({ node, memory, lr, …trainer options })` once (unknown options are
+ * refused; `init`/`avmInit` load the starting weights, model-init.ts), then `step(batch, { step, selector })`
  * per batch. The node's model is seeded from the run's root Rng forked by node id, so two train nodes
  * (the A/B graph) train two independent models on the same batches. When the run resumes, the node
  * restores its weights and state from the session and skips the batches the checkpoint already saw
@@ -16,11 +17,16 @@ import type { Trainer, TrainContext } from '../graph/roles.ts';
 import { FatalStageError } from '../graph/errors.ts';
 import { NonFiniteLossError } from './strategy.ts';
 import type { RunSessionState } from './run-session.ts';
-import { StrategyTrainer, type TrainerOptions } from './strategy-trainer.ts';
+import { StrategyTrainer, trainerOptionsSchema, type TrainerOptions } from './strategy-trainer.ts';
+import { applyModelInit, modelInitSchema, type ModelInit } from './model-init.ts';
+import { z } from 'zod';
 
-export interface TrainerNodeSettings extends TrainerOptions {
+export interface TrainerNodeSettings extends TrainerOptions, ModelInit {
   node: string;
 }
+
+/** What a train node's `configure` accepts: the trainer's options and where its model starts. */
+const nodeSettingsSchema = trainerOptionsSchema.extend(modelInitSchema.shape).extend({ node: z.string() }).strict();
 
 export class TrainerRole implements Trainer {
   private trainer: StrategyTrainer | undefined;
@@ -33,9 +39,17 @@ export class TrainerRole implements Trainer {
 
   configure(settings: TrainerNodeSettings): void {
     if (this.trainer) return;
-    const { node, ...options } = settings;
+    const parsed = nodeSettingsSchema.safeParse(settings);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const key = issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : issue.path.join('.');
+      throw new Error(`train node '${settings.node}': option ${key}: ${issue.message} (trainer options: ${Object.keys(nodeSettingsSchema.shape).filter((k) => k !== 'node').join(', ')})`);
+    }
+    const { node, init, avmInit, ...options } = parsed.data;
     this.node = node;
     const trainer = new StrategyTrainer(this.config, this.root.fork(`trainer/${node}`), options);
+    // The init is recorded even on resume (the checkpoint's weights replace it), so results name it.
+    this.session.inits.set(node, applyModelInit(trainer.model, { init, avmInit }, this.session.weightsReader));
     const restored = this.session.restored?.trainers[node];
     if (restored) {
       const tensors = parseSafetensors(restored.weights, `${this.session.restored!.from}: weights of '${node}'`).tensors;

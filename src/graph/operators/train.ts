@@ -16,7 +16,8 @@
  * Inputs:  `batch`, `scored`, `assessed`, `selected`. Passes `task-end` through in order.
  * Outputs: `step`.
  * Options (defaults): selector '' (none: the trainer's own default), selectorOptions {}, memory 64
- * (replay samples), lr 1e-4 (handed to the trainer with the node id through its optional `configure`).
+ * (replay samples), lr 1e-4, trainer {} (the bound Trainer's own options, e.g. the weights it starts
+ * from; handed with the node id and the rest to the trainer's optional `configure`, which checks them).
  * Roles: Trainer, Rng (and the SelectorRegistry when `selector` is set).
  *
  * Example node:
@@ -47,6 +48,8 @@ export const trainOptionsSchema = z.object({
   memory: z.number().int().positive().default(64),
   /** Adam learning rate (spec §7.5: 1e-4). */
   lr: z.number().positive().default(1e-4),
+  /** Options for the bound Trainer itself (weights to start from, loss weights…); it validates them. */
+  trainer: z.record(z.string(), z.unknown()).default({}),
 });
 
 export interface TrainDeps {
@@ -101,7 +104,7 @@ export const stage = defineStage({
     // The score / replay-assess / sample nodes serving this node find its trainer and selector by node id.
     linkTrainNode(deps.container, deps.node, selector);
     return train(options, {
-      trainer: configured(deps.get<Trainer>(Trainer), { node: deps.node, memory: options.memory, lr: options.lr }),
+      trainer: configured(deps.get<Trainer>(Trainer), { ...options.trainer, node: deps.node, memory: options.memory, lr: options.lr }),
       selector,
       rng: deps.get<SeededRng>(Rng).fork(deps.node),
       errors: deps.errors,
@@ -111,7 +114,7 @@ export const stage = defineStage({
 });
 
 /** Tells a trainer which node it serves and its options, when it wants to know (TrainerRole does). */
-function configured(trainer: Trainer, settings: { node: string; memory: number; lr: number }): Trainer {
+function configured(trainer: Trainer, settings: Record<string, unknown> & { node: string; memory: number; lr: number }): Trainer {
   (trainer as Trainer & { configure?(s: typeof settings): void }).configure?.(settings);
   return trainer;
 }
