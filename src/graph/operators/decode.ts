@@ -95,6 +95,7 @@ export const stage = defineStage({
   optionsSchema: decodeOptionsSchema,
   roles: [Decoder, RunConfig, Rng],
   worker: { module: import.meta.url, export: 'decodeTask', backend: false },
+  oneToOne: true,
   create: (deps, options) =>
     decode(options, {
       decoder: deps.get<Decoder>(Decoder),
