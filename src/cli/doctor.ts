@@ -1,4 +1,4 @@
-/** `stella doctor`: reports the tensor backend and ffmpeg this machine resolves to. */
+/** `stella doctor`: reports the tensor backend and ffmpeg this machine resolves to, and why that ffmpeg (ffmpeg.ts). */
 import type { Command } from 'commander';
 import { describeBackend, initBackend } from '../core/backend.ts';
 import { helpFooter } from './help.ts';
@@ -7,7 +7,7 @@ export function register(program: Command): void {
   program
     .command('doctor')
     .description('show which tensor backend and ffmpeg binary would be used')
-    .option('--json', 'print as JSON: { backend: { name, skipped, … }, ffmpeg: { path, source, version } | { error } }')
+    .option('--json', 'print as JSON: { backend: { name, skipped, … }, ffmpeg: { path, source, version, startupMs, reason, candidates } | { error } }')
     .addHelpText('after', helpFooter(
       ['stella doctor', 'STELLA_BACKEND=cpu stella doctor --json'],
       '0 printed (a missing ffmpeg is reported, not an error), 1 no tensor backend could start, 2 usage error',
@@ -25,7 +25,7 @@ export function register(program: Command): void {
       else {
         process.stdout.write(describeBackend(backend) + '\n');
         const f = report.ffmpeg as any;
-        process.stdout.write(f.error ? `ffmpeg: ${f.error}\n` : `ffmpeg: ${f.path} (${f.source}, ${f.version})\n`);
+        process.stdout.write(f.error ? `ffmpeg: ${f.error}\n` : `ffmpeg: ${f.path} (${f.source}, ${f.version}, start-up ${f.startupMs.toFixed(0)} ms)\n  why: ${f.reason}\n`);
       }
     });
 }

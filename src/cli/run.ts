@@ -13,6 +13,7 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { describeBackend, initBackend, type BackendInfo } from '../core/backend.ts';
+import { cacheRoot } from '../core/cache-dir.ts';
 import { modelConfig } from '../core/config.ts';
 import { writeFileAtomic } from '../core/atomic-write.ts';
 import { REPO_ROOT } from '../graph/container.ts';
@@ -146,7 +147,7 @@ const generating: Record<string, Promise<void>> = {};
 async function dataManifest(p: RunParams, log: (l: string) => void): Promise<string> {
   if (p.data.manifest) return path.resolve(p.data.manifest);
   const d = p.data;
-  const dir = path.join(REPO_ROOT, '.cache', 'corpus', `${p.config}-seed${p.seed}-${d.tasks}x${d.classes}-${d.train}+${d.test}-v${CORPUS_VERSION}`);
+  const dir = path.join(cacheRoot(), 'corpus', `${p.config}-seed${p.seed}-${d.tasks}x${d.classes}-${d.train}+${d.test}-v${CORPUS_VERSION}`);
   const file = path.join(dir, 'manifest.json');
   if (!existsSync(file)) {
     generating[dir] ??= (async () => {

@@ -13,8 +13,11 @@
  * (b) every output queue of the node has room (`gate`). So a slow consumer throttles its
  * producer, all the way up to the source; with fan-out the slowest branch sets the pace.
  *
- * INVARIANT: a queue's depth ≤ its capacity + the producing node's window (items the node took
- * before its output queue filled); items taken by a node and not yet emitted ≤ its window.
+ * INVARIANT: items taken by a node and not yet emitted ≤ its window. A queue's depth ≤ its
+ * capacity when its producer is 1:1 (`oneToOne` stages and worker-placed nodes: the gate counts
+ * the items the node holds as taken slots); otherwise ≤ capacity + the producer's window (items
+ * the node took before its output queue filled; a batching node cannot tell how many outputs it
+ * holds).
  *
  * Ref: DESIGN.md "Backpressure"; STYLE.md §1 (state in the closure, explicit teardown).
  */

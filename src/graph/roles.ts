@@ -29,6 +29,8 @@ export interface DecodeRequest {
   config: ModelConfig;
   mode: 'eval' | 'train';
   rng?: SeededRng;
+  /** Train mode: decode each file once and augment from a cache (`true`: the decoder's default folder). */
+  cache?: boolean | string;
 }
 
 /** Decodes one file; must kill its ffmpeg child when `signal` aborts. */

@@ -70,9 +70,16 @@ export async function runGraph(graph: LoadedGraph, options: RunOptions = {}): Pr
 
   const errors: StageError[] = [];
   const errorChannel = new Subject<StageError>();
+  // Per node: items taken and not yet emitted or failed (see `reserves` below).
+  const reservations = new Map<string, { held: number; listeners: Set<() => void> }>();
   errorChannel.subscribe((e) => {
     errors.push(e);
     if (nodes.has(e.stage)) metrics.stage(e.stage).errors++;
+    const r = reservations.get(e.stage);
+    if (r && r.held > 0) {
+      r.held--; // the failed item's slot is free again
+      for (const l of [...r.listeners]) l();
+    }
   });
   const steps: StepResult[] = [];
   const evals: EvalResult[] = [];
@@ -137,16 +144,23 @@ export async function runGraph(graph: LoadedGraph, options: RunOptions = {}): Pr
       const outs = outputsOf(id);
       const counters = metrics.stage(id);
       const taken: number[] = [];
+      // A 1:1 node holds a slot in each output queue for every item it has taken and not yet
+      // emitted or failed, so a queue never holds more than its capacity (a window of concurrent
+      // items finishing together would otherwise land on top of a queue that had room for one).
+      const reserves = node.stage.oneToOne === true || (node.device !== 'cpu' && !node.stage.placesItself);
+      const reservation = { held: 0, listeners: new Set<() => void>() };
+      reservations.set(id, reservation);
       const gate = {
-        open: () => outs.every((q) => q.hasRoom),
+        open: () => outs.every((q) => q.depth + (reserves ? reservation.held : 0) < q.capacity),
         onChange: (listener: () => void) => {
-          const offs = [...outs.map((q) => q.onChange(listener)), stop.onRequest(listener)];
+          reservation.listeners.add(listener);
+          const offs = [...outs.map((q) => q.onChange(listener)), stop.onRequest(listener), () => reservation.listeners.delete(listener)];
           return () => { for (const off of offs) off(); };
         },
       };
       const ins = inputsOf(id);
       const input$ = ins.length
-        ? fromQueues(ins, gate, () => stop.requested, () => { counters.received++; taken.push(performance.now()); })
+        ? fromQueues(ins, gate, () => stop.requested, () => { counters.received++; reservation.held++; taken.push(performance.now()); })
         : pullable<GraphItem>([]);
       let output$;
       try {
@@ -176,6 +190,7 @@ export async function runGraph(graph: LoadedGraph, options: RunOptions = {}): Pr
       };
       const deliver = (item: GraphItem) => {
         counters.emitted++;
+        if (reservation.held > 0) reservation.held--;
         const start = taken.shift();
         if (start !== undefined) counters.observeLatency(performance.now() - start);
         if (item.kind === 'step') {

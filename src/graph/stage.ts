@@ -66,6 +66,13 @@ export interface StageDefinition<Options extends z.ZodObject = z.ZodObject> {
   };
   /** The stage places its own work on `device` (create gets `placement` with the pool) instead of a worker task per item. */
   readonly placesItself?: boolean;
+  /**
+   * Every item the node takes (forwarded markers included) comes out as exactly one output item or
+   * one StageError. The runner then reserves an output-queue slot per item in flight, so the node's
+   * output queues never hold more than their `queueSize` (runner.ts). Nodes on a worker device are
+   * 1:1 by the worker contract and get the same treatment.
+   */
+  readonly oneToOne?: boolean;
 }
 
 /**

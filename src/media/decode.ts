@@ -46,6 +46,7 @@ import type { Rng } from '../core/rng.ts';
 import { AUDIO_SAMPLE_RATE, AudioSink, FrameSink } from './decode-sinks.ts';
 import { defaultFbank } from './fbank.ts';
 import { resolveFfmpeg } from './ffmpeg.ts';
+import { decodeFromCache } from './decoded-cache.ts';
 import { abortError, MediaError } from './media-error.ts';
 import { classifyOpenFailure, mediaInfo, type MediaInfo } from './probe.ts';
 
@@ -60,12 +61,16 @@ export const decodeOptionsSchema = z.object({
   rng: z.any().optional(),
   /** Seconds of audio kept from t = 0 (spec audio_duration). */
   audioSeconds: z.number().positive().default(10),
+  /** Train mode: decode once into this cache (true: the default folder) and augment from it (decoded-cache.ts). */
+  cache: z.union([z.boolean(), z.string()]).optional(),
 });
 export interface DecodeOptions {
   config: ModelConfig;
   mode: 'eval' | 'train';
   rng?: Rng;
   audioSeconds?: number;
+  /** Train mode only: `true` (the default folder, decodedCacheDir()) or a folder; eval mode ignores it. */
+  cache?: boolean | string;
 }
 
 export interface DecodedClip {
@@ -96,16 +101,23 @@ export function drawMultiScaleCrop(rng: Rng, base = FRAME_BASE): CropBox {
   return { x, y, w, h };
 }
 
-/** Frame times in seconds (see the header for the rule). */
-export function frameTimes(durationSec: number, numFrames: number, mode: 'eval' | 'train', rng?: Rng): number[] {
+/**
+ * The clip length the timing rule uses and, for a clip at least one window long, how many train
+ * window starts {0, 1/8, 2/8, …} lie below D − W (0 for a short clip: its frames are fixed).
+ */
+export function trainWindows(durationSec: number, numFrames: number): { D: number; starts: number } {
   const window = numFrames; // one frame per second
   const D = Number.isFinite(durationSec) && durationSec > 0 ? durationSec : window;
+  return { D, starts: D < window ? 0 : Math.max(1, Math.ceil((D - window) * 8)) };
+}
+
+/** Frame times in seconds (see the header for the rule). */
+export function frameTimes(durationSec: number, numFrames: number, mode: 'eval' | 'train', rng?: Rng): number[] {
+  const window = numFrames;
+  const { D, starts } = trainWindows(durationSec, numFrames);
   if (D < window) return Array.from({ length: numFrames }, (_, i) => (i * D) / numFrames);
   let start = D / 2 - window / 2;
-  if (mode === 'train') {
-    const choices = Math.max(1, Math.ceil((D - window) * 8));
-    start = rng!.int(choices) / 8;
-  }
+  if (mode === 'train') start = rng!.int(starts) / 8;
   return Array.from({ length: numFrames }, (_, i) => start + (i * window) / numFrames);
 }
 
@@ -150,8 +162,15 @@ export function decodeArgs(file: string, info: MediaInfo, times: number[], S: nu
 
 interface RawDecode { stderr: string; code: number | null }
 
+/** Where a decode's rgb24 frames go as they arrive (FrameSink normalises; the decoded cache keeps bytes). */
+export interface FrameConsumer {
+  push(chunk: Uint8Array): void;
+  /** Whole frames received so far. */
+  readonly frames: number;
+}
+
 /** Runs one decode, feeding stdout to `frames` and fd 3 to `audio` as the bytes arrive. */
-function runDecode(ffmpegPath: string, args: string[], file: string, frames: FrameSink, audio: AudioSink, signal?: AbortSignal): Promise<RawDecode> {
+function runDecode(ffmpegPath: string, args: string[], file: string, frames: FrameConsumer, audio: AudioSink, signal?: AbortSignal): Promise<RawDecode> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(abortError(signal));
     const child = spawn(ffmpegPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
@@ -164,7 +183,7 @@ function runDecode(ffmpegPath: string, args: string[], file: string, frames: Fra
     signal?.addEventListener('abort', onAbort, { once: true });
     const stderrChunks: Buffer[] = [];
     let failure: Error | undefined;
-    const feed = (sink: FrameSink | AudioSink) => (c: Buffer) => {
+    const feed = (sink: FrameConsumer | AudioSink) => (c: Buffer) => {
       if (failure) return;
       try { sink.push(c); } catch (e) { failure = e as Error; }
     };
@@ -189,16 +208,45 @@ export async function decodeClip(file: string, options: DecodeOptions, signal?: 
   const { config, mode, audioSeconds = 10 } = options;
   const rng = options.rng;
   if (mode === 'train' && !rng) throw new TypeError('decodeClip: mode "train" needs options.rng');
-  const { info } = await mediaInfo(file, STAGE, signal);
-  if (!info.hasVideo) throw new MediaError(file, STAGE, 'no-video', 'no video stream');
-  if (!info.hasAudio) throw new MediaError(file, STAGE, 'no-audio', 'no audio stream');
+  if (mode === 'train' && options.cache) return decodeFromCache(file, { ...options, rng: rng!, cache: options.cache }, signal);
+  const info = await streamInfo(file, signal);
   const T = config.numFrames, S = config.imageSize;
   // Draw order is fixed: window start, crop, then the audio noise/roll below.
   const times = frameTimes(info.durationSec, T, mode, rng);
   const crop = mode === 'train' ? drawMultiScaleCrop(rng!) : undefined;
-  const { path: ffmpegPath } = await resolveFfmpeg();
-  const { args, channels } = decodeArgs(file, info, times, S, crop, audioSeconds);
   const frames = new FrameSink(T, S);
+  const { fbank, channels } = await decodeStreams(file, info, { times, size: S, crop, config, audioSeconds }, frames, signal);
+  const video = frames.finish();
+  if (mode === 'train') addNoiseAndRoll(fbank, config.audioFrames, config.melBins, rng!);
+  return { path: file, video, fbank, info: { ...info, channels: info.channels || channels } };
+}
+
+/** Stream facts of a file that has both streams (else the MediaError naming the missing one). */
+export async function streamInfo(file: string, signal?: AbortSignal): Promise<MediaInfo> {
+  const { info } = await mediaInfo(file, STAGE, signal);
+  if (!info.hasVideo) throw new MediaError(file, STAGE, 'no-video', 'no video stream');
+  if (!info.hasAudio) throw new MediaError(file, STAGE, 'no-audio', 'no audio stream');
+  return info;
+}
+
+export interface StreamRequest {
+  /** Frame times (evenly spaced), seconds. */
+  times: number[];
+  /** Output frame side. */
+  size: number;
+  crop: CropBox | undefined;
+  config: ModelConfig;
+  audioSeconds: number;
+}
+
+/**
+ * One ffmpeg run: frames at `times` (scaled, cropped) into `frames`, and the normalised fbank
+ * [audioFrames, melBins] before any augmentation; every check that classifies a bad file.
+ */
+export async function decodeStreams(file: string, info: MediaInfo, request: StreamRequest, frames: FrameConsumer, signal?: AbortSignal): Promise<{ fbank: Float32Array; channels: number }> {
+  const { config, audioSeconds } = request;
+  const { path: ffmpegPath } = await resolveFfmpeg();
+  const { args, channels } = decodeArgs(file, info, request.times, request.size, request.crop, audioSeconds);
   const audio = new AudioSink(channels, config.audioFrames, config.melBins, audioSeconds, defaultFbank(config.melBins));
   const raw = await runDecode(ffmpegPath, args, file, frames, audio, signal);
   if (raw.code !== 0) {
@@ -210,7 +258,6 @@ export async function decodeClip(file: string, options: DecodeOptions, signal?: 
 
   // A source that ends before the last wanted time yields fewer frames: the sink repeats the last one.
   if (frames.frames === 0) throw new MediaError(file, STAGE, 'too-short', `too short to yield a video frame (duration ${info.durationSec} s)`);
-  const video = frames.finish();
 
   if (audio.samples === 0) throw new MediaError(file, STAGE, 'too-short', 'the audio stream decodes to no samples');
   if (audio.absSum === 0) throw new MediaError(file, STAGE, 'silent', 'silent audio (mean |x| is exactly 0)');
@@ -222,9 +269,7 @@ export async function decodeClip(file: string, options: DecodeOptions, signal?: 
   if (defaultFbank(config.melBins).frameCount(audio.monoSamples) === 0) {
     throw new MediaError(file, STAGE, 'too-short', `audio too short for one 25 ms fbank frame (${audio.monoSamples} samples at 16 kHz)`);
   }
-  const fbank = audio.finish();
-  if (mode === 'train') addNoiseAndRoll(fbank, config.audioFrames, config.melBins, rng!);
-  return { path: file, video, fbank, info: { ...info, channels: info.channels || channels } };
+  return { fbank: audio.finish(), channels };
 }
 
 /** Spec §1.4 step 5: X += U·s, then a circular roll along time by k ∈ [−F, F−1]. */

@@ -62,6 +62,31 @@ export interface TokenizedClip {
 
 export type CacheLayout = Pick<CacheIndex, 'config' | 'videoTokens' | 'videoDim' | 'audioTokens' | 'audioDim'>;
 
+/**
+ * One record: 'STKN' | u32le headerBytes | JSON header (space-padded so the data starts 4-aligned)
+ * | the payloads back to back. Shared by the ingest shards and the decoded cache (decoded-cache.ts).
+ */
+export function encodeRecord(header: unknown, payloads: ArrayBufferView[]): { buffers: Buffer[]; bytes: number; dataOffset: number } {
+  let json = Buffer.from(JSON.stringify(header));
+  const pad = (4 - ((8 + json.length) % 4)) % 4;
+  json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
+  const prefix = Buffer.alloc(8);
+  MAGIC.copy(prefix, 0);
+  prefix.writeUInt32LE(json.length, 4);
+  const data = payloads.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength));
+  const dataOffset = 8 + json.length;
+  return { buffers: [prefix, json, ...data], bytes: dataOffset + data.reduce((a, b) => a + b.length, 0), dataOffset };
+}
+
+/** Reads a record at the start of `bytes`: its JSON header and where its data starts; throws naming `file` when it is not one. */
+export function decodeRecord(bytes: Uint8Array, file: string): { header: unknown; dataOffset: number } {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buf.length < 8 || !buf.subarray(0, 4).equals(MAGIC)) throw new Error(`${file}: not a cache record (no 'STKN' magic)`);
+  const headerBytes = buf.readUInt32LE(4);
+  if (8 + headerBytes > buf.length) throw new Error(`${file}: cache record header runs past the end (${headerBytes} bytes)`);
+  return { header: JSON.parse(buf.subarray(8, 8 + headerBytes).toString('utf8')), dataOffset: 8 + headerBytes };
+}
+
 const shardName = (i: number) => `shard-${String(i).padStart(5, '0')}.bin`;
 
 async function readIndex(dir: string): Promise<CacheIndex | undefined> {
@@ -149,19 +174,11 @@ export class IngestCacheWriter {
     }
     const shard = this.index.shards[shardId];
     this.handle ??= await open(path.join(this.dir, shard.file), 'a');
-    let header = Buffer.from(JSON.stringify({ path: clip.path }));
-    const pad = (4 - ((8 + header.length) % 4)) % 4;
-    header = Buffer.concat([header, Buffer.alloc(pad, 0x20)]);
-    const prefix = Buffer.alloc(8);
-    MAGIC.copy(prefix, 0);
-    prefix.writeUInt32LE(header.length, 4);
-    const video = Buffer.from(clip.videoPatches.buffer, clip.videoPatches.byteOffset, clip.videoPatches.byteLength);
-    const audio = Buffer.from(clip.audioPatches.buffer, clip.audioPatches.byteOffset, clip.audioPatches.byteLength);
+    const record = encodeRecord({ path: clip.path }, [clip.videoPatches, clip.audioPatches]);
     const offset = shard.bytes;
-    const bytes = 8 + header.length + video.length + audio.length;
-    await this.handle.writev([prefix, header, video, audio]);
-    shard.bytes += bytes;
-    const rec: CacheRecord = { shard: shardId, offset, dataOffset: offset + 8 + header.length, bytes, label: clip.label, task: clip.task, split: clip.split, info: clip.info };
+    await this.handle.writev(record.buffers);
+    shard.bytes += record.bytes;
+    const rec: CacheRecord = { shard: shardId, offset, dataOffset: offset + record.dataOffset, bytes: record.bytes, label: clip.label, task: clip.task, split: clip.split, info: clip.info };
     this.index.clips[clip.path] = rec;
     this.dirty = true;
     return rec;

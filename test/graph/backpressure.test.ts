@@ -91,3 +91,38 @@ edges:
   t.true(result.metrics.queues['source→slow'].maxDepth <= 2);
   t.is(result.metrics.stages.fast.emitted, 301, 'the fast branch saw every clip and the task end');
 });
+
+const queueGraph = (producer: string, failEvery = 0) => `name: gauge
+nodes:
+  source: { stage: count-source, options: { count: 400 } }
+  work: { stage: ${producer}, queueSize: 2, options: { concurrency: 4, last: false, failEvery: ${failEvery} } }
+  sink: { stage: slow, queueSize: 3, options: { concurrency: 1, delayMs: 1 } }
+edges:
+  - { from: source, to: work }
+  - { from: work, to: sink }
+`;
+
+test.serial('queue gauge: a 1:1 node with 4 items in flight never fills its output queue past its size', async (t) => {
+  // The live display showed `decode→tokenize 5/4`: the queue really held 5 items, because the gate
+  // only asked for one free slot before handing out each of decode's concurrent items.
+  const depths = async (producer: string, failEvery = 0) => {
+    resetProbe();
+    const graph = await loadGraphText(queueGraph(producer, failEvery), 'gauge.yaml', { container: { modules: [testStages], autoloadPlugins: false } });
+    const result = await runGraph(graph, { signals: null });
+    return result;
+  };
+  const declared = await depths('slow');
+  t.is(declared.metrics.queues['work→sink'].capacity, 3);
+  t.true(declared.metrics.queues['work→sink'].maxDepth <= 3, `max depth ${declared.metrics.queues['work→sink'].maxDepth} > 3`);
+  t.is(declared.metrics.queues['work→sink'].maxDepth, 3, 'the queue still fills up to its size');
+  t.is(declared.metrics.stages.sink.received, 401, 'every clip and the task end arrived');
+  // Failed items free their slot: no deadlock, and the bound holds.
+  const failing = await depths('slow', 5);
+  t.is(failing.errors.length, 80);
+  t.is(failing.metrics.stages.sink.received, 321);
+  t.true(failing.metrics.queues['work→sink'].maxDepth <= 3);
+  // Without the 1:1 declaration the runner cannot reserve, and the documented looser bound applies.
+  const undeclared = await depths('slow-undeclared');
+  const depth = undeclared.metrics.queues['work→sink'].maxDepth;
+  t.true(depth > 3 && depth <= 3 + 4, `undeclared max depth ${depth}`);
+});

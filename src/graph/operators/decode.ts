@@ -9,11 +9,14 @@
  *
  * Inputs:  `clip` (or a path string). Passes `task-end` through in order.
  * Outputs: `decoded`.
- * Options (defaults): concurrency 2, mode 'train' ('eval': deterministic middle window, spec §1.2).
+ * Options (defaults): concurrency 2, mode 'train' ('eval': deterministic middle window, spec §1.2),
+ *   cache false (train mode: `true` decodes each file once into the decoder's cache folder, media's
+ *   `.cache/decoded/`, or a folder path; every epoch then draws its augmentation from the cache
+ *   with the same per-clip draws, src/media/decoded-cache.ts says what matches exactly).
  * Roles: Decoder, RunConfig, Rng.
  *
  * Example node:
- *   decode: { stage: decode, device: worker:0, options: { concurrency: 2 } }
+ *   decode: { stage: decode, device: worker:0, options: { concurrency: 2, cache: true } }
  *
  * ## Example (plain RxJS)
  * ```ts
@@ -31,12 +34,25 @@ import { clipFields, clipRefFromPath, type ClipRef, type DecodedClip, type Graph
 import { Decoder, Rng, RunConfig } from '../roles.ts';
 import { defineStage, type WorkerTask } from '../stage.ts';
 
-export const DECODE_DEFAULTS = { concurrency: 2, mode: 'train' as const };
+export const DECODE_DEFAULTS = { concurrency: 2, mode: 'train' as const, cache: false };
 
 export const decodeOptionsSchema = z.object({
   concurrency: z.number().int().positive().default(DECODE_DEFAULTS.concurrency),
   mode: z.enum(['train', 'eval']).default(DECODE_DEFAULTS.mode),
+  /** Train mode: decode once, augment per epoch from the cache (true: the decoder's folder; or a folder). */
+  cache: z.union([z.boolean(), z.string().min(1)]).default(DECODE_DEFAULTS.cache),
 });
+
+/** The Decoder request for one clip: the per-clip rng fork keeps draws independent of order and concurrency. */
+function decodeRequest(clip: ClipRef, options: z.infer<typeof decodeOptionsSchema>, config: ModelConfig, rng: SeededRng) {
+  const train = options.mode === 'train';
+  return {
+    config,
+    mode: options.mode,
+    rng: train ? rng.fork(`${clip.path}#${clip.epoch ?? 1}`) : undefined,
+    ...(train && options.cache ? { cache: options.cache } : {}),
+  };
+}
 
 export interface DecodeDeps {
   decoder?: Decoder;
@@ -50,7 +66,7 @@ export function decode(
   options: z.input<typeof decodeOptionsSchema> = {},
   deps: DecodeDeps = {},
 ): OperatorFunction<ClipRef | TaskEnd | string, DecodedClip | TaskEnd> {
-  const { concurrency, mode } = decodeOptionsSchema.parse(options);
+  const parsed = decodeOptionsSchema.parse(options);
   const decoder = deps.decoder ?? mediaDecoder;
   const config = deps.config ?? modelConfig('tiny');
   const rng = deps.rng ?? SeededRng.fromSeed(0).fork('decode');
@@ -58,16 +74,12 @@ export function decode(
   return mapConcurrent<ClipRef | TaskEnd | string, DecodedClip>(
     async (item, signal) => {
       const clip = typeof item === 'string' ? clipRefFromPath(item, position++) : (item as ClipRef);
-      const media = await decoder.decode(
-        clip.path,
-        { config, mode, rng: mode === 'train' ? rng.fork(`${clip.path}#${clip.epoch ?? 1}`) : undefined },
-        signal,
-      );
+      const media = await decoder.decode(clip.path, decodeRequest(clip, parsed, config, rng), signal);
       return { kind: 'decoded', ...clipFields(clip), video: media.video, fbank: media.fbank, info: media.info };
     },
     {
       stage: deps.stage ?? 'decode',
-      concurrency,
+      concurrency: parsed.concurrency,
       errors: deps.errors,
       passThrough: (item) => typeof item !== 'string' && item.kind !== 'clip',
       pathOf: (item) => (typeof item === 'string' ? item : (item as ClipRef).path),
@@ -78,12 +90,8 @@ export function decode(
 /** Worker side: media's decoder in the worker; the same per-clip rng fork as in-thread. */
 export const decodeTask: WorkerTask = async (item, options, context) => {
   const clip = item as ClipRef;
-  const { mode } = decodeOptionsSchema.parse(options);
   const rng = SeededRng.fromSeed(context.seed).fork(context.node);
-  const media = await mediaDecoder.decode(
-    clip.path,
-    { config: context.config, mode, rng: mode === 'train' ? rng.fork(`${clip.path}#${clip.epoch ?? 1}`) : undefined },
-  );
+  const media = await mediaDecoder.decode(clip.path, decodeRequest(clip, decodeOptionsSchema.parse(options), context.config, rng));
   return { kind: 'decoded', ...clipFields(clip), video: media.video, fbank: media.fbank, info: media.info };
 };
 
@@ -95,6 +103,7 @@ export const stage = defineStage({
   optionsSchema: decodeOptionsSchema,
   roles: [Decoder, RunConfig, Rng],
   worker: { module: import.meta.url, export: 'decodeTask', backend: false },
+  oneToOne: true,
   create: (deps, options) =>
     decode(options, {
       decoder: deps.get<Decoder>(Decoder),

@@ -74,6 +74,7 @@ export const stage = defineStage({
   optionsSchema: tokenizeOptionsSchema,
   roles: [Tokenizer, RunConfig],
   worker: { module: import.meta.url, export: 'tokenizeTask', backend: false },
+  oneToOne: true,
   create: (deps, options) =>
     tokenize(options, {
       tokenizer: deps.get<Tokenizer>(Tokenizer),

@@ -1,0 +1,110 @@
+/**
+ * `stella run` with and without the decoded cache: how much of a multi-epoch run is training.
+ *
+ * Runs the default graph (graphs/continual-pretrain.yaml, tiny, STELLA) over a generated corpus,
+ * interleaved per round: decode every epoch (`nodes.decode.options.cache=false`), the decoded
+ * cache cold (a fresh folder: epoch 1 decodes, epochs 2–4 read the cache) and warm (a folder a
+ * previous run filled). Per run: the run's wall time (results.json `timing.wallSeconds`: backend
+ * start, graph, evaluations, reports) and its training steps alone (Σ steps.json `timings.stepMs`);
+ * the figure is their ratio. Medians over the rounds; writes the "Run: decode vs training" section
+ * of docs/benchmarks.md.
+ *
+ *   npx tsx bench/run-decode.ts [--rounds 3] [--epochs 4] [--tasks 3] [--classes 5] [--train 8] [--test 1]
+ *                               [--variants every,cold,warm] [--no-write]
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runCommand } from '../src/cli/run.ts';
+import { median } from '../src/model/step-bench.ts';
+
+const args = process.argv.slice(2);
+const flag = (name: string, fallback: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+};
+const rounds = flag('rounds', 3);
+const epochs = flag('epochs', 4);
+const data = { tasks: flag('tasks', 3), classes: flag('classes', 5), train: flag('train', 8), test: flag('test', 1) };
+const write = !args.includes('--no-write');
+const variantNames: Record<string, Variant> = { every: 'every epoch', cold: 'cache, cold', warm: 'cache, warm' };
+const variantArg = args.indexOf('--variants');
+const variants: Variant[] = (variantArg >= 0 ? args[variantArg + 1] : 'every,cold,warm').split(',').map((v) => {
+  if (!variantNames[v]) throw new Error(`--variants: unknown '${v}'; choose from every, cold, warm`);
+  return variantNames[v];
+});
+
+type Variant = 'every epoch' | 'cache, cold' | 'cache, warm';
+interface Run { wall: number; steps: number; stepSum: number }
+
+async function once(variant: Variant, warmDir: string, scratch: string, runEpochs = epochs): Promise<Run> {
+  const cache = variant === 'every epoch' ? 'false' : variant === 'cache, warm' ? warmDir : await mkdtemp(path.join(scratch, 'cold-'));
+  const out = await mkdtemp(path.join(scratch, 'run-'));
+  const sets = [
+    `data.tasks=${data.tasks}`, `data.classes=${data.classes}`, `data.train=${data.train}`, `data.test=${data.test}`,
+    `train.epochs=${runEpochs}`, 'report.clips=0', `nodes.decode.options.cache=${cache}`,
+  ];
+  const outcome = await runCommand({ sets, out, quiet: true, signals: null, log: () => {} });
+  const results = Object.values(outcome.results)[0];
+  const steps = JSON.parse(await readFile(path.join(out, 'steps.json'), 'utf8')) as { steps?: { timings?: { stepMs?: number } }[] } | { timings?: { stepMs?: number } }[];
+  const list = Array.isArray(steps) ? steps : steps.steps ?? [];
+  const stepMs = list.map((s) => s.timings?.stepMs ?? 0);
+  await rm(out, { recursive: true, force: true });
+  if (variant === 'cache, cold') await rm(cache, { recursive: true, force: true });
+  return { wall: results.timing.wallSeconds, steps: stepMs.length, stepSum: stepMs.reduce((a, b) => a + b, 0) / 1000 };
+}
+
+async function main() {
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'stella-bench-run-'));
+  const warmDir = path.join(scratch, 'warm');
+  try {
+    await once('cache, warm', warmDir, scratch, 1); // generates the corpus and fills the warm cache (not timed)
+    const runs = Object.fromEntries(variants.map((v) => [v, [] as Run[]])) as Record<Variant, Run[]>;
+    const loadBefore = os.loadavg()[0];
+    for (let r = 0; r < rounds; r++) {
+      const order = r % 2 ? [...variants].reverse() : variants;
+      for (const v of order) {
+        const run = await once(v, warmDir, scratch);
+        runs[v].push(run);
+        process.stdout.write(`round ${r + 1} ${v}: wall ${run.wall.toFixed(1)} s, ${run.steps} steps ${run.stepSum.toFixed(1)} s, other ${(run.wall - run.stepSum).toFixed(1)} s, ratio ${(run.wall / run.stepSum).toFixed(2)}\n`);
+      }
+    }
+    const loadAfter = os.loadavg()[0];
+    const clips = data.tasks * data.classes * data.train;
+    const date = new Date().toISOString().slice(0, 10);
+    const row = (v: Variant) => {
+      const rs = runs[v];
+      const ratio = median(rs.map((x) => x.wall / x.stepSum));
+      return `| ${v} | ${median(rs.map((x) => x.wall)).toFixed(1)} s | ${median(rs.map((x) => x.stepSum)).toFixed(1)} s | ${median(rs.map((x) => x.wall - x.stepSum)).toFixed(1)} s | **${ratio.toFixed(2)}×** | ${rs.map((x) => (x.wall / x.stepSum).toFixed(2)).join(', ')} |`;
+    };
+    const lines = [
+      `Measured ${date} on ${os.cpus()[0]?.model ?? 'cpu'} (${os.cpus().length} cores, shared: 1-minute load ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after), Node ${process.version}. \`stella run\` (graphs/continual-pretrain.yaml, tiny, STELLA, batch 4) over a generated corpus of ${clips} training clips (${data.tasks} tasks × ${data.classes} classes × ${data.train}, 4 s) and ${data.tasks * data.classes * data.test} test clips, ${epochs} epochs; ${rounds} rounds, variants interleaved (order reversed every other round), medians.`,
+      '',
+      '| decode | run wall | training steps alone (Σ stepMs) | the rest (wall − steps) | wall ÷ steps | per round |',
+      '| --- | --- | --- | --- | --- | --- |',
+      ...variants.map(row),
+      '',
+      `"cold" is a run's first use of the cache (epoch 1 decodes every clip once, epochs 2–${epochs} read it), the case of a new corpus; "warm" a rerun on the same media. The wall time also holds what is not training by design: backend start, the test set's decode, one retrieval evaluation per task, results and report. Goal ≤ 1.15×. Reproduce: \`npx tsx bench/run-decode.ts\`.`,
+    ];
+    process.stdout.write(lines.join('\n') + '\n');
+    if (write) {
+      const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../docs/benchmarks.md');
+      const begin = '<!-- run-decode:begin -->', end = '<!-- run-decode:end -->';
+      const section = `## Run: decode vs training\n\n${begin}\n${lines.join('\n')}\n${end}\n`;
+      let doc = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\n';
+      const re = /## Run: decode vs training\n\n<!-- run-decode:begin -->[\s\S]*?<!-- run-decode:end -->\n/;
+      doc = re.test(doc) ? doc.replace(re, section) : doc.trimEnd() + '\n\n' + section;
+      writeFileSync(file, doc);
+      process.stdout.write(`wrote ${file}\n`);
+    }
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench run-decode: ${(e as Error).stack}\n`);
+  process.exitCode = 1;
+});

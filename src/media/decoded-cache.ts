@@ -1,0 +1,253 @@
+/**
+ * Train-mode decoding from clips decoded once: the spec's own split of the work. The reference
+ * extracts frames once offline (spec §1.1: 8 per second, shorter side 256, centre 256² crop) and
+ * at every epoch draws a window (§1.2), crops and resizes (§1.3) and adds noise and a roll to the
+ * fbank (§1.4 step 5). Here the first request for a clip runs ONE ffmpeg decode of everything any
+ * train window can read, stores it, and every request (that one included) then draws its
+ * augmentation from the stored clip; later epochs spawn no ffmpeg at all.
+ *
+ * Stored per clip (one file `DIR/<sha256 of the key>.bin`, a record as in ingest-cache.ts: 'STKN',
+ * JSON header, data): the normalised fbank [audioFrames, melBins] before noise/roll (float32),
+ * then the frames [n, 256, 256, 3] (rgb24) at `trainFrameGrid` times: the T fixed times of a clip
+ * shorter than the window; T times 1 s apart for a clip with one window start (the corpus's 4 s
+ * clips); else every 1/8 s from 0 to the last start + T − 1 s. About 0.9 MB per 4 s tiny clip,
+ * 14 MB per 10 s clip.
+ * Key: absolute path, size, mtime (ms), numFrames, audioFrames, melBins, audioSeconds, the format
+ * version. Media that changed (size or mtime) get a new key and are decoded again; a file whose
+ * header does not match its key, or that cannot be read, is decoded again and replaced. Writes go
+ * to a temp file renamed into place, so processes and worker threads may share a folder. Once per
+ * process and folder, after the first write, the oldest files (by mtime; a hit touches its file)
+ * are removed until the folder holds at most 8 GiB.
+ *
+ * Same seed, same draws as decodeClip (window start, crop pair and offset, noise scale, noise,
+ * roll, in that order), hence: the same window and crop box, and a bit-identical fbank. The
+ * video differs in resampling only: here the 256² rgb24 frames are cropped and resized in JS with
+ * PIL's antialiased bilinear (resize.ts), as the spec does; decodeClip lets ffmpeg's swscale do it
+ * on the YUV frames. Measured on the corpus (test/media/decoded-cache.test.ts): mean |Δ| about
+ * 1–2 levels of 255, max ≤ 40 levels at sharp edges. For a clip longer than the window with
+ * several starts, a window's frames are the frames shown at the 1/8 s grid times (spec §1.1
+ * extraction) where decodeClip seeks to the start and takes the first frame at or after it: a
+ * source whose frames are not on the 1/8 s grid may give the neighbouring frame (≤ 1 source frame).
+ * Eval mode is not cached (decodeClip decodes it as before).
+ * Ref: spec §1.1–§1.4; docs/media.md "Decoded cache".
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, open, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { cacheRoot } from '../core/cache-dir.ts';
+import type { ModelConfig } from '../core/config.ts';
+import type { Rng } from '../core/rng.ts';
+import { FrameSink } from './decode-sinks.ts';
+import {
+  addNoiseAndRoll, decodeStreams, drawMultiScaleCrop, FRAME_BASE, frameTimes, streamInfo, trainWindows,
+  type DecodedClip, type FrameConsumer,
+} from './decode.ts';
+import { decodeRecord, encodeRecord } from './ingest-cache.ts';
+import { isAbortError } from './media-error.ts';
+import type { MediaInfo } from './probe.ts';
+import { cropResizeRgb } from './resize.ts';
+
+export const DECODED_FORMAT = 'stella-decoded/1';
+/** Size the folder is pruned to (oldest first), once per process. */
+export const DECODED_CACHE_MAX_BYTES = 8 * 2 ** 30;
+
+/** The default folder: `<cacheRoot>/decoded`. */
+export function decodedCacheDir(): string {
+  return path.join(cacheRoot(), 'decoded');
+}
+
+/** Hits and misses in this thread (tests and benchmarks read them). */
+export const decodedCacheStats = { hits: 0, misses: 0 };
+
+/** Every frame time a train window of this clip can read (see the header). */
+export function trainFrameGrid(durationSec: number, numFrames: number): number[] {
+  const { D, starts } = trainWindows(durationSec, numFrames);
+  if (starts === 0) return frameTimes(D, numFrames, 'eval'); // a short clip: fixed times, no draw
+  if (starts === 1) return Array.from({ length: numFrames }, (_, i) => i); // the one window, start 0
+  return Array.from({ length: starts + 8 * (numFrames - 1) }, (_, j) => j / 8);
+}
+
+interface StoredClip {
+  info: MediaInfo;
+  times: number[];
+  /** [audioFrames, melBins], normalised, before noise and roll. */
+  fbank: Float32Array;
+  /** Frame `index` of `times`, [256, 256, 3] rgb24 (read from disk on a hit: only the frames a window needs). */
+  frame(index: number): Promise<Uint8Array>;
+  /** Releases the file (a hit keeps it open until the frames are read). */
+  close(): Promise<void>;
+}
+
+// A function, not a constant: decode.ts imports this module, so its constants are not there yet at load.
+const frameBytes = () => FRAME_BASE * FRAME_BASE * 3;
+
+/** A freshly decoded clip, held in memory. */
+function inMemory(info: MediaInfo, times: number[], fbank: Float32Array, frames: Uint8Array): StoredClip {
+  return { info, times, fbank, frame: async (i) => frames.subarray(i * frameBytes(), (i + 1) * frameBytes()), close: async () => {} };
+}
+
+/** Keeps whole rgb24 frames as they arrive; frames missing at the end repeat the last (as FrameSink). */
+class RawFrames implements FrameConsumer {
+  frames = 0;
+  private filled = 0;
+  readonly bytes: Uint8Array;
+  private readonly frameBytes: number;
+  constructor(private readonly n: number, side: number) {
+    this.frameBytes = side * side * 3;
+    this.bytes = new Uint8Array(n * this.frameBytes);
+  }
+  push(chunk: Uint8Array): void {
+    const room = Math.max(0, this.bytes.length - this.filled);
+    this.bytes.set(chunk.subarray(0, room), this.filled);
+    this.filled += Math.min(room, chunk.length);
+    this.frames = Math.floor(this.filled / this.frameBytes);
+  }
+  finish(): Uint8Array {
+    const have = this.frames, size = this.frameBytes;
+    for (let t = have; t < this.n && have > 0; t++) this.bytes.copyWithin(t * size, (have - 1) * size, have * size);
+    return this.bytes;
+  }
+}
+
+async function decodeOnce(file: string, config: ModelConfig, audioSeconds: number, signal?: AbortSignal) {
+  const info = await streamInfo(file, signal);
+  const times = trainFrameGrid(info.durationSec, config.numFrames);
+  const frames = new RawFrames(times.length, FRAME_BASE);
+  const { fbank, channels } = await decodeStreams(file, info, { times, size: FRAME_BASE, crop: undefined, config, audioSeconds }, frames, signal);
+  return { info: { ...info, channels: info.channels || channels }, times, frames: frames.finish(), fbank };
+}
+type Decoded = Awaited<ReturnType<typeof decodeOnce>>;
+
+const inFlight = new Map<string, Promise<Decoded>>();
+const pruned = new Set<string>();
+
+/** Opens a stored clip: header, key check and fbank now, frames on demand; undefined when absent or not valid. */
+async function readStored(file: string, key: object, config: ModelConfig): Promise<StoredClip | undefined> {
+  const handle = await open(file, 'r').catch(() => undefined);
+  if (!handle) return undefined;
+  try {
+    const { size } = await handle.stat();
+    const prefix = Buffer.alloc(8);
+    await handle.read(prefix, 0, 8, 0);
+    const headerBytes = prefix.readUInt32LE(4);
+    if (headerBytes > size) throw new Error('header past the end');
+    const head = Buffer.alloc(8 + headerBytes);
+    await handle.read(head, 0, head.length, 0);
+    const { header, dataOffset } = decodeRecord(head, file);
+    const h = header as { key: object; info: MediaInfo; times: number[] };
+    if (JSON.stringify(h.key) !== JSON.stringify(key)) throw new Error('key mismatch');
+    const fbank = new Float32Array(config.audioFrames * config.melBins);
+    if (size !== dataOffset + fbank.byteLength + h.times.length * frameBytes()) throw new Error('wrong size');
+    await handle.read(new Uint8Array(fbank.buffer), 0, fbank.byteLength, dataOffset);
+    const framesAt = dataOffset + fbank.byteLength;
+    return {
+      info: h.info, times: h.times, fbank,
+      async frame(i) {
+        const out = new Uint8Array(frameBytes());
+        const { bytesRead } = await handle.read(out, 0, out.length, framesAt + i * out.length);
+        if (bytesRead !== out.length) throw new Error(`${file}: decoded cache file is truncated at frame ${i}; delete it and rerun`);
+        return out;
+      },
+      close: () => handle.close(),
+    };
+  } catch {
+    await handle.close();
+    return undefined; // not a valid record for this key: decoded again and replaced
+  }
+}
+
+async function writeStored(dir: string, file: string, key: object, clip: Decoded): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const record = encodeRecord({ format: DECODED_FORMAT, key, info: clip.info, times: clip.times }, [clip.fbank, clip.frames]);
+  const temporary = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  await writeFile(temporary, Buffer.concat(record.buffers));
+  await rename(temporary, file);
+  if (!pruned.has(dir)) {
+    pruned.add(dir);
+    await pruneDecodedCache(dir, DECODED_CACHE_MAX_BYTES);
+  }
+}
+
+/** Removes the oldest files (by mtime) until `dir` holds at most `maxBytes`. */
+export async function pruneDecodedCache(dir: string, maxBytes: number): Promise<number> {
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.bin'));
+  const files = (await Promise.all(names.map(async (n) => {
+    const s = await stat(path.join(dir, n)).catch(() => undefined);
+    return s && { file: path.join(dir, n), bytes: s.size, mtime: s.mtimeMs };
+  }))).filter((f) => f !== undefined).sort((a, b) => a.mtime - b.mtime);
+  let total = files.reduce((a, f) => a + f.bytes, 0), removed = 0;
+  for (const f of files) {
+    if (total <= maxBytes) break;
+    await rm(f.file, { force: true });
+    total -= f.bytes;
+    removed++;
+  }
+  return removed;
+}
+
+/** The stored clip for `file` under `dir`, decoding (once, also across concurrent callers) on a miss. */
+export async function storedClip(file: string, config: ModelConfig, audioSeconds: number, dir: string, signal?: AbortSignal): Promise<StoredClip> {
+  const absolute = path.resolve(file);
+  const st = await stat(absolute).catch(() => undefined);
+  if (!st) await decodeOnce(file, config, audioSeconds, signal); // throws the classified MediaError (missing, …)
+  if (!st) throw new Error(`${file}: cannot stat`);
+  const key = {
+    format: DECODED_FORMAT, path: absolute, size: st.size, mtimeMs: st.mtimeMs,
+    numFrames: config.numFrames, audioFrames: config.audioFrames, melBins: config.melBins, audioSeconds,
+  };
+  const name = path.join(dir, `${createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 40)}.bin`);
+  const stored = await readStored(name, key, config);
+  if (stored) {
+    decodedCacheStats.hits++;
+    const now = new Date();
+    void utimes(name, now, now).catch(() => {}); // recently used: pruned last
+    return stored;
+  }
+  let pending = inFlight.get(name);
+  if (!pending) {
+    decodedCacheStats.misses++;
+    pending = decodeOnce(file, config, audioSeconds, signal).then(async (clip) => {
+      await writeStored(dir, name, key, clip);
+      return clip;
+    });
+    inFlight.set(name, pending);
+    void pending.then(() => inFlight.delete(name), () => inFlight.delete(name));
+  }
+  try {
+    const c = await pending;
+    return inMemory(c.info, c.times, c.fbank, c.frames);
+  } catch (error) {
+    // Another caller's abort ended the shared decode: decode again for this one.
+    if (isAbortError(error) && !signal?.aborted) return storedClip(file, config, audioSeconds, dir, signal);
+    throw error;
+  }
+}
+
+/** decodeClip's train mode, from the cache (see the header for what matches decodeClip). */
+export async function decodeFromCache(
+  file: string,
+  options: { config: ModelConfig; rng: Rng; audioSeconds?: number; cache: true | string },
+  signal?: AbortSignal,
+): Promise<DecodedClip> {
+  const { config, rng, audioSeconds = 10 } = options;
+  const dir = options.cache === true ? decodedCacheDir() : path.resolve(options.cache);
+  const stored = await storedClip(file, config, audioSeconds, dir, signal);
+  const T = config.numFrames, S = config.imageSize;
+  // decodeClip's draws, in its order: window start, crop, then noise and roll.
+  const times = frameTimes(stored.info.durationSec, T, 'train', rng);
+  const crop = drawMultiScaleCrop(rng);
+  const frames = new FrameSink(T, S);
+  const resized = new Uint8Array(S * S * 3);
+  try {
+    for (const t of times) {
+      const index = stored.times.findIndex((g) => Math.abs(g - t) < 1e-6);
+      if (index < 0) throw new Error(`${file}: decoded cache has no frame at ${t} s (cache holds ${stored.times.length} frames); delete ${dir} and rerun`);
+      frames.push(cropResizeRgb(await stored.frame(index), FRAME_BASE, crop, S, resized));
+    }
+  } finally {
+    await stored.close();
+  }
+  const fbank = stored.fbank.slice();
+  addNoiseAndRoll(fbank, config.audioFrames, config.melBins, rng);
+  return { path: file, video: frames.finish(), fbank, info: stored.info };
+}
