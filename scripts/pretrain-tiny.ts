@@ -46,7 +46,7 @@ async function main(argv: string[]): Promise<void> {
     if (fresh) await rm(dir, { recursive: true, force: true });
     if (!existsSync(file)) {
       log(`pretrain: ${name} (${graph})`);
-      await runCommand({ graph: path.join(ROOT, 'graphs', graph), sets: [`data.manifest=${manifest}`, `seed=${SEED}`, 'checkpoint.every=100', 'report.clips=4', ...extra, ...sets], out: dir, quiet: true, log });
+      await runCommand({ graph: path.join(ROOT, 'graphs', graph), sets: [`data.manifest=${manifest}`, `seed=${SEED}`, 'checkpoint.every=100', 'report.clips=4', 'nodes.decode.options.concurrency=6', ...extra, ...sets], out: dir, quiet: true, log });
     }
     return parseResults(JSON.parse(await readFile(file, 'utf8')), file);
   };

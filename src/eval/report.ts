@@ -92,6 +92,7 @@ function renderHtml(r: Results, extras: ReportExtras, clipSections: string[]): s
 <style>${CSS}</style></head><body>
 <h1>${esc(title)}</h1>
 <p class="meta">selector <b>${esc(r.selector)}</b> · backend <b>${esc(r.backend)}</b> · ${r.tasks.length} tasks: ${r.tasks.map(esc).join(', ')}</p>
+${initLine(r)}
 <h2>Summary</h2>${summaryTable(r)}
 <p class="note">A = mean of the last row; F = textbook forgetting; F<sub>authors</sub> = the reference scripts' variant (all tasks, pre-learning stages, no clamp). Avg = mean over R@1/5/10.</p>
 <h2>Accuracy matrices</h2><p class="note">Row = evaluated after training task t, column = retrieval queries of task j (gallery = all clips). Percent.</p>${heatmaps}
@@ -299,4 +300,11 @@ function clipSection(clip: ClipPictureInput, framesPng: Buffer, spectrogramPng: 
   return `<h3>${esc(clip.path)}</h3>
 <figure><img alt="frames of ${esc(clip.path)}" src="${src(framesPng)}"><figcaption>Frames (top: as decoded; bottom: video patch importance as heat, selected patches outlined in green). ${counts.join(', ')}</figcaption></figure>
 <figure><img alt="spectrogram of ${esc(clip.path)}" src="${src(spectrogramPng)}"><figcaption>Log-mel spectrogram, time →, low frequencies at the bottom (top: plain; bottom: audio patch importance, selected patches outlined).</figcaption></figure>`;
+}
+
+/** Which weights the model started from: a reader needs it to judge any number on the page. */
+function initLine(r: Results): string {
+  if (!r.init) return '';
+  const from = r.init.backbone === 'none' ? '<b>scratch</b> (random init)' : `<b>${esc(r.init.backbone)}</b>${r.init.sha256 ? ` (sha256 ${esc(r.init.sha256)}…)` : ''}`;
+  return `<p class="meta">started from ${from} · AVM <b>${esc(r.init.avm)}</b>${r.init.note ? ` · ${esc(r.init.note)}` : ''}</p>`;
 }
