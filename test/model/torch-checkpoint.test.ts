@@ -17,7 +17,7 @@ import { avmParamShapes } from '../../src/model/avm.ts';
 import { backboneParamShapes } from '../../src/model/cav-backbone.ts';
 import { AVM_PREFIX, ModelService } from '../../src/model/model-service.ts';
 import { inspectWeights, readWeights } from '../../src/model/read-weights.ts';
-import { OrderedDict, PyCall, PyTuple, storage, tensor, torchSave, type PyValue, type TorchTensorSpec } from './fixtures/torch-save.ts';
+import { authorsKey, OrderedDict, PyCall, PyTuple, stateDictOf, storage, tensor, torchSave, type PyValue, type TorchTensorSpec } from './fixtures/torch-save.ts';
 
 const tiny = MODEL_CONFIGS.tiny;
 const dir = mkdtempSync(path.join(os.tmpdir(), 'stella-pth-'));
@@ -35,13 +35,6 @@ test.after.always(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** The authors' key of a project name: module.backbone.transformer.* / module.avmatching_module.*. */
-const authorsKey = (name: string) => (name.startsWith(AVM_PREFIX) ? `module.${name}` : `module.backbone.transformer.${name}`);
-
-/** Each tensor in its own contiguous float32 storage. */
-function plainStateDict(tensors: Map<string, NamedTensor>, key: (name: string) => string): OrderedDict {
-  return new OrderedDict([...tensors].map(([name, t], i): [string, PyValue] => [key(name), tensor(storage(String(i), 'float32', t.data), t.shape)]));
-}
 
 function write(name: string, value: PyValue): string {
   const file = path.join(dir, name);
@@ -71,7 +64,7 @@ function optimizerState(): Map<string, PyValue> {
 
 test('training checkpoint {model, optimizer, epoch}: every tensor bit for bit under our names, tiny config, optimizer and epoch dropped', async (t) => {
   const file = write('training.pth', new Map<string, PyValue>([
-    ['model', plainStateDict(weights, authorsKey)],
+    ['model', stateDictOf(weights, authorsKey)],
     ['optimizer', optimizerState()],
     ['epoch', 3],
   ]));
@@ -142,7 +135,7 @@ test('the weights load into a fresh model, whose weights() then equal the file b
 
 test('bare CAV state dict (adapt_imae_weights_to_vamae.py layout): backbone only, no AVM, loads non-strictly', async (t) => {
   const backbone = new Map([...weights].filter(([name]) => !name.startsWith(AVM_PREFIX)));
-  const file = write('init_checkpoint.pth', plainStateDict(backbone, (n) => n));
+  const file = write('init_checkpoint.pth', stateDictOf(backbone, (n) => n));
   const w = await readWeights(file);
   t.is(w.format, 'pth-cav');
   t.false(w.hasAvm);
@@ -221,7 +214,7 @@ test('the legacy (non-zip) torch.save format is refused, naming the file and how
 });
 
 test('a truncated zip is refused naming the file; a flipped storage byte fails its CRC', async (t) => {
-  const bytes = torchSave(plainStateDict(weights, authorsKey), 'cut');
+  const bytes = torchSave(stateDictOf(weights, authorsKey), 'cut');
   const cut = path.join(dir, 'cut.pth');
   writeFileSync(cut, bytes.subarray(0, Math.floor(bytes.length * 0.6)));
   await t.throwsAsync(readWeights(cut), { message: /cut\.pth: cannot open the checkpoint's zip archive \(truncated or corrupt file\)/ });
@@ -233,7 +226,7 @@ test('a truncated zip is refused naming the file; a flipped storage byte fails i
 });
 
 test('missing, unexpected and wrong-shaped tensors are all named, with the file', async (t) => {
-  const entries = [...plainStateDict(weights, authorsKey).entries];
+  const entries = [...stateDictOf(weights, authorsKey).entries];
   const kept = entries.filter(([k]) => k !== 'module.backbone.transformer.decoder_norm.bias');
   const i = kept.findIndex(([k]) => k === 'module.backbone.transformer.modality_v');
   kept[i] = [kept[i][0], tensor(storage('wrong', 'float32', new Float32Array(95)), [1, 1, 95])];
@@ -249,12 +242,12 @@ test('missing, unexpected and wrong-shaped tensors are all named, with the file'
 });
 
 test('a tensor reaching past its storage, or of an integer dtype, is refused by name', async (t) => {
-  const entries = [...plainStateDict(weights, authorsKey).entries];
+  const entries = [...stateDictOf(weights, authorsKey).entries];
   const at = (key: string) => entries.findIndex(([k]) => k === `module.backbone.transformer.${key}`);
   entries[at('norm.weight')] = [entries[at('norm.weight')][0], tensor(storage('short', 'float32', new Float32Array(90)), [96], { offset: 0 })];
   const file = write('past-end.pth', new OrderedDict(entries));
   await t.throwsAsync(readWeights(file), { message: /past-end\.pth: tensor 'norm\.weight' \[96\] \(offset 0, stride \[1\]\) reaches past the end of its storage 'short' of 90 elements/ });
-  const ints = [...plainStateDict(weights, authorsKey).entries];
+  const ints = [...stateDictOf(weights, authorsKey).entries];
   ints[at('norm.bias')] = [ints[at('norm.bias')][0], tensor(storage('int', 'int64', new Array(96).fill(0)), [96])];
   await t.throwsAsync(readWeights(write('ints.pth', new OrderedDict(ints))), { message: /ints\.pth: .*tensor 'norm\.bias' is int64, expected float32/ });
 });
