@@ -75,8 +75,9 @@ test('a bare CAV dict reports that it carries no AVM; --config base refuses tiny
   t.false(existsSync(path.join(dir, 'as-base.safetensors')));
 });
 
-test('the command exits 0 with --json, and 1 naming the file for a pickle that calls os.system', async (t) => {
-  const run = (args: string[]) => promisify(execFile)(process.execPath, [path.join(REPO_ROOT, 'bin', 'stella.js'), 'convert', ...args]).then(
+test('the command, run from another folder, exits 0 with --json, 1 naming the file for a pickle that calls os.system, 2 for a bad --out', async (t) => {
+  // Run from another folder: bin/stella.js must find the package's tsconfig (decorators) itself.
+  const run = (args: string[]) => promisify(execFile)(process.execPath, [path.join(REPO_ROOT, 'bin', 'stella.js'), 'convert', ...args], { cwd: dir }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
     (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
   );
