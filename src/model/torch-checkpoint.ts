@@ -216,22 +216,29 @@ async function readEntry(zip: yauzl.ZipFile, entry: yauzl.Entry, file: string): 
   return out;
 }
 
+/** Row-major without gaps (size-1 dimensions may have any stride). */
+function isContiguous(t: TorchTensor): boolean {
+  for (let i = t.shape.length - 1, expect = 1; i >= 0; expect *= t.shape[i], i--) if (t.shape[i] !== 1 && t.stride[i] !== expect) return false;
+  return true;
+}
+
 /** The tensor's elements in logical row-major order, gathered from its storage. */
 function gather(values: Float32Array, t: TorchTensor): Float32Array {
   const n = t.numel;
-  const rank = t.shape.length;
-  let contiguous = true;
-  for (let i = rank - 1, expect = 1; i >= 0; expect *= t.shape[i], i--) if (t.shape[i] !== 1 && t.stride[i] !== expect) contiguous = false;
-  if (contiguous) return values.slice(t.offset, t.offset + n);
+  if (isContiguous(t)) return values.slice(t.offset, t.offset + n);
   const out = new Float32Array(n);
+  if (n === 0) return out;
+  const shape = Array.from(t.shape), stride = Array.from(t.stride);
+  const rank = shape.length;
+  const inner = shape[rank - 1], innerStride = stride[rank - 1];
   const index = new Array<number>(rank).fill(0);
-  let source = t.offset;
-  for (let k = 0; k < n; k++) {
-    out[k] = values[source];
-    // Odometer over the dimensions, last fastest.
-    for (let d = rank - 1; d >= 0; d--) {
-      if (++index[d] < t.shape[d]) { source += t.stride[d]; break; }
-      source -= t.stride[d] * (t.shape[d] - 1);
+  let base = t.offset, k = 0;
+  for (let row = n / inner; row > 0; row--) {
+    for (let j = 0, src = base; j < inner; j++, src += innerStride) out[k++] = values[src];
+    // Odometer over the outer dimensions, the last of them fastest.
+    for (let d = rank - 2; d >= 0; d--) {
+      if (++index[d] < shape[d]) { base += stride[d]; break; }
+      base -= stride[d] * (shape[d] - 1);
       index[d] = 0;
     }
   }
@@ -285,6 +292,9 @@ export async function openTorchCheckpoint(file: string): Promise<TorchArchive> {
 
     const readTensors = async (tensors: ReadonlyMap<string, TorchTensor>): Promise<Map<string, NamedTensor>> => {
       const decoded = new Map<string, Float32Array>();
+      // Storages are freed after their last tensor, and a tensor that is its whole storage takes it as is (ViT-B: ~0.8 GB, held once).
+      const usesLeft = new Map<string, number>();
+      for (const t of tensors.values()) usesLeft.set(t.storage.key, (usesLeft.get(t.storage.key) ?? 0) + 1);
       const out = new Map<string, NamedTensor>();
       for (const [name, t] of tensors) {
         const code = FLOAT_CODES[t.dtype];
@@ -302,7 +312,11 @@ export async function openTorchCheckpoint(file: string): Promise<TorchArchive> {
           values = decodeFloats(bytes.subarray(0, need), code);
           decoded.set(t.storage.key, values);
         }
-        out.set(name, { shape: t.shape.slice(), dtype: 'float32', data: gather(values, t) });
+        const left = usesLeft.get(t.storage.key)! - 1;
+        usesLeft.set(t.storage.key, left);
+        if (!left) decoded.delete(t.storage.key);
+        const whole = !left && t.offset === 0 && t.numel === values.length && isContiguous(t);
+        out.set(name, { shape: t.shape.slice(), dtype: 'float32', data: whole ? values : gather(values, t) });
       }
       return out;
     };
