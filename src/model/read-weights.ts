@@ -22,7 +22,7 @@
  * Example (the weights of any supported file into a fresh model):
  *   const w = await readWeights('audioset_pretrained.pth');
  *   const model = new ModelService({ config: w.config, rng });
- *   model.loadTensors(w.tensors, { strict: w.hasAvm, source: w.file });
+ *   model.loadTensors(w.tensors, { source: w.file, parts: w.hasAvm ? 'all' : 'backbone' });
  */
 import { readFileSync } from 'node:fs';
 import { modelConfigSchema, type ModelConfig } from '../core/config.ts';
@@ -30,7 +30,7 @@ import { parseSafetensors, type NamedTensor } from '../core/safetensors.ts';
 import { avmParamShapes } from './avm.ts';
 import { backboneParamShapes } from './cav-backbone.ts';
 import { inferModelConfig } from './infer-config.ts';
-import { AVM_PREFIX } from './model-service.ts';
+import { AVM_PREFIX, splitBackboneAvm } from './model-service.ts';
 import { openTorchCheckpoint, TorchTensor } from './torch-checkpoint.ts';
 import { CHECKPOINT_PREFIXES, stateDictProblems, type TensorShape } from './weights.ts';
 
@@ -179,11 +179,8 @@ async function openWeights(file: string, options: ReadWeightsOptions): Promise<O
     }
   }
   try {
-    const backbone = new Map<string, TensorShape>(), avm = new Map<string, TensorShape>();
-    for (const [name, t] of entries) {
-      if (name.startsWith(AVM_PREFIX)) avm.set(name.slice(AVM_PREFIX.length), t);
-      else backbone.set(name, t);
-    }
+    const split = splitBackboneAvm(entries);
+    const backbone = split.backbone, avm = new Map([...split.avm].map(([name, t]) => [name.slice(AVM_PREFIX.length), t]));
     const chosen = chooseConfig(backbone, file, options, metadata);
     const expectBackbone = backboneParamShapes(chosen.config);
     const expectAvm = avmParamShapes(chosen.config.embedDim);
