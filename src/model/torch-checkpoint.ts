@@ -111,7 +111,8 @@ const isIntegerArray = (v: unknown): v is number[] => Array.isArray(v) && v.ever
 /** The restricted unpickler's name and persistent-id resolvers for one file. */
 function resolvers(file: string) {
   const storages = new Map<string, StorageRef>();
-  const storageType = (name: string) => Object.freeze({ storageType: name });
+  // The storage classes resolve to these frozen markers; a persistent id must name one of them.
+  const markers = new Map(Object.keys(STORAGE_TYPES).map((name) => [Object.freeze({ storageType: name }) as object, name]));
   // A plain function (not an arrow): REDUCE calls it, NEWOBJ constructs it; both give a Map.
   const orderedDict = function orderedDict(items?: unknown): Map<unknown, unknown> {
     const map = new Map();
@@ -137,8 +138,10 @@ function resolvers(file: string) {
     ['torch._utils._rebuild_tensor_v2', rebuildTensor],
     ['torch._utils._rebuild_parameter', rebuildParameter],
     ['torch._utils._rebuild_parameter_with_state', rebuildParameter],
-    ...Object.keys(STORAGE_TYPES).map((s): [string, unknown] => [`torch.${s}`, storageType(s)]),
+    ...[...markers].map(([marker, name]): [string, unknown] => [`torch.${name}`, marker]),
   ]);
+  // Frozen, so a BUILD opcode aimed at one of them changes nothing.
+  for (const fn of [orderedDict, rebuildTensor, rebuildParameter]) Object.freeze(fn);
   return {
     storages,
     nameResolver: {
@@ -151,7 +154,7 @@ function resolvers(file: string) {
     persistentResolver: {
       resolve(pid: unknown): StorageRef {
         const [tag, type, key, , numel] = Array.isArray(pid) ? pid : [];
-        const st = (type as { storageType?: string } | undefined)?.storageType;
+        const st = markers.get(type as object);
         if (tag !== 'storage' || !st || typeof key !== 'string' || !Number.isSafeInteger(numel) || numel < 0) {
           throw new Error(`${file}: unsupported persistent id in data.pkl (${JSON.stringify(pid, (_k, v) => (typeof v === 'bigint' ? String(v) : v))}); expected ('storage', torch.<Type>Storage, key, location, numel)`);
         }

@@ -206,6 +206,17 @@ test('a pickle calling a foreign global (os.system, builtins.eval) is refused by
   t.false(existsSync(marker));
 });
 
+test("a '__proto__' key in the checkpoint stays a dict key and pollutes no prototype", async (t) => {
+  const file = write('proto.pth', new Map<string, PyValue>([
+    ['model', stateDictOf(weights, authorsKey)],
+    ['__proto__', new Map<string, PyValue>([['polluted', 'yes']])],
+  ]));
+  const w = await inspectWeights(file);
+  t.deepEqual(w.dropped, ['__proto__']);
+  t.is(({} as Record<string, unknown>).polluted, undefined);
+  t.is((new Map() as unknown as Record<string, unknown>).polluted, undefined);
+});
+
 test('the legacy (non-zip) torch.save format is refused, naming the file and how to re-save it', async (t) => {
   const file = path.join(dir, 'legacy.pth');
   // Legacy files open with the pickled magic number 0x1950a86a20f9469cfc6c.
