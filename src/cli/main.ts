@@ -12,6 +12,7 @@ import { register as registerVerifyGolden } from './verify-golden.ts';
 import { register as registerBench } from './bench.ts';
 import { register as registerInspect } from './inspect.ts';
 import { register as registerRun } from './run.ts';
+import { register as registerConvert } from './convert.ts';
 
 export const EXIT_CODES = {
   ok: 0,
@@ -40,7 +41,7 @@ export function buildProgram(output?: OutputConfiguration): Command {
         `\nExit codes: 0 success, 1 the run failed as a whole, 2 usage error.\nEnvironment: STELLA_BACKEND (tensorflow-gpu|tensorflow|wasm|cpu), STELLA_FFMPEG / FFMPEG_PATH.`,
     );
   if (output) program.configureOutput(output);
-  for (const register of [registerRun, registerDoctor, registerIngest, registerCorpus, registerVerifyGolden, registerBench, registerInspect, registerGraph]) register(program);
+  for (const register of [registerRun, registerDoctor, registerIngest, registerCorpus, registerVerifyGolden, registerBench, registerInspect, registerConvert, registerGraph]) register(program);
   return program;
 }
 

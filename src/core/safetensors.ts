@@ -28,6 +28,24 @@ function halfToFloat(h: number): number {
   return s * 2 ** (e - 15) * (1 + f / 1024);
 }
 
+export type FloatDtype = 'F32' | 'F64' | 'F16' | 'BF16';
+
+/** Little-endian F32 / F64 / F16 / BF16 values as a new float32 array (the wider or narrower ones converted). */
+export function decodeFloats(raw: Uint8Array, dtype: FloatDtype): Float32Array {
+  // Copy (a Node Buffer's slice is a view) so the typed array starts aligned and owns its bytes.
+  if (dtype === 'F32') return new Float32Array(Uint8Array.prototype.slice.call(raw).buffer);
+  const count = raw.byteLength / BYTES[dtype];
+  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const out = new Float32Array(count);
+  if (dtype === 'F64') for (let i = 0; i < count; i++) out[i] = dv.getFloat64(i * 8, true);
+  else if (dtype === 'F16') for (let i = 0; i < count; i++) out[i] = halfToFloat(dv.getUint16(i * 2, true));
+  else {
+    const bits = new Uint32Array(out.buffer); // bfloat16 is the top half of a float32
+    for (let i = 0; i < count; i++) bits[i] = dv.getUint16(i * 2, true) << 16;
+  }
+  return out;
+}
+
 /** Parses safetensors bytes; `file` names the source in errors. */
 export function parseSafetensors(bytes: Uint8Array, file = '<buffer>'): SafetensorsFile {
   if (bytes.length < 8) throw new Error(`${file}: truncated safetensors file (${bytes.length} bytes, no header length)`);
@@ -58,20 +76,8 @@ export function parseSafetensors(bytes: Uint8Array, file = '<buffer>'): Safetens
       throw new Error(`${file}: tensor '${name}' data [${begin}, ${end}) lies outside the ${dataLength} data bytes (truncated or corrupt file)`);
     }
     if (end - begin !== count * width) throw new Error(`${file}: tensor '${name}' has ${end - begin} bytes but shape [${info.shape}] of ${info.dtype} needs ${count * width}`);
-    // Copy (a Node Buffer's slice is a view) so the typed array starts aligned and owns its bytes.
-    const raw = Uint8Array.prototype.slice.call(bytes, dataStart + begin, dataStart + end);
-    const dv = new DataView(raw.buffer);
-    let data: Float32Array | Int32Array;
-    if (info.dtype === 'F32') data = new Float32Array(raw.buffer);
-    else if (info.dtype === 'I32') data = new Int32Array(raw.buffer);
-    else {
-      data = new Float32Array(count);
-      for (let i = 0; i < count; i++) {
-        if (info.dtype === 'F64') data[i] = dv.getFloat64(i * 8, true);
-        else if (info.dtype === 'F16') data[i] = halfToFloat(dv.getUint16(i * 2, true));
-        else data[i] = new Float32Array(new Uint32Array([dv.getUint16(i * 2, true) << 16]).buffer)[0];
-      }
-    }
+    const raw = bytes.subarray(dataStart + begin, dataStart + end);
+    const data = info.dtype === 'I32' ? new Int32Array(Uint8Array.prototype.slice.call(raw).buffer) : decodeFloats(raw, info.dtype);
     tensors.set(name, { shape: info.shape.slice(), dtype: info.dtype === 'I32' ? 'int32' : 'float32', data });
   }
   return { tensors, metadata };

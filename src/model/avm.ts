@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { tensorOps, type TensorOps } from '../core/fast-matmul.ts';
 import type { Rng } from '../core/rng.ts';
 import type { AvmAttention, AvmModule } from './types.ts';
-import { addLayerNorm, addLinear, layerNorm, linear, ParamStore, splitHeads } from './layers.ts';
+import { addLayerNorm, addLinear, layerNorm, linear, NO_DRAWS, ParamShapes, ParamStore, splitHeads, type NormalSource, type ParamSink } from './layers.ts';
 
 export const AVM_DEFAULT_HEADS = 12;
 const AVM_LN_EPS = 1e-5;
@@ -33,13 +33,8 @@ export class AvmModel implements AvmModule {
     if (dim % heads !== 0) throw new Error(`AVM: width ${dim} is not divisible by ${heads} heads`);
     this.headDim = dim / heads;
     this.ops = tensorOps(options.fastMatmul ?? true);
-    const rng = options.rng.fork('avm-init');
     const store = new ParamStore('AVM');
-    addLayerNorm(store, 'norm_v', dim);
-    addLayerNorm(store, 'norm_a', dim);
-    for (const name of ['to_v_q', 'to_v_k', 'to_v_v', 'to_a_q', 'to_a_k', 'to_a_v']) addLinear(store, rng, name, dim, dim, false);
-    addLinear(store, rng, 'matching_score.pooler.dense', 2 * dim, 2 * dim);
-    addLinear(store, rng, 'matching_score.fc', 2 * dim, 1);
+    defineAvmParams(dim, options.rng.fork('avm-init'), store);
     this.params = store;
   }
 
@@ -104,6 +99,22 @@ export class AvmModel implements AvmModule {
   dispose(): void {
     this.params.dispose();
   }
+}
+
+/** The AVM's parameters (spec §4.1); the head count changes no shape. */
+function defineAvmParams(dim: number, rng: NormalSource, store: ParamSink): void {
+  addLayerNorm(store, 'norm_v', dim);
+  addLayerNorm(store, 'norm_a', dim);
+  for (const name of ['to_v_q', 'to_v_k', 'to_v_v', 'to_a_q', 'to_a_k', 'to_a_v']) addLinear(store, rng, name, dim, dim, false);
+  addLinear(store, rng, 'matching_score.pooler.dense', 2 * dim, 2 * dim);
+  addLinear(store, rng, 'matching_score.fc', 2 * dim, 1);
+}
+
+/** The AVM's state_dict names and PyTorch shapes for width `dim`, without building it. */
+export function avmParamShapes(dim: number): Map<string, number[]> {
+  const shapes = new ParamShapes('AVM');
+  defineAvmParams(dim, NO_DRAWS, shapes);
+  return shapes.shapes;
 }
 
 export function createAvm(dim: number, heads = AVM_DEFAULT_HEADS, options: AvmOptions): AvmModel {

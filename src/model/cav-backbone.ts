@@ -21,7 +21,7 @@ import { tokenGrid } from '../core/config.ts';
 import { addRowVector, fastGatherRows, gatherRows, tensorOps, type TensorOps } from '../core/fast-matmul.ts';
 import type { Rng } from '../core/rng.ts';
 import type { CavBackbone, IntermediateCodes, JointEmbeddings, MaskingNoise, RetrievalEmbeddings, TrainForward } from './types.ts';
-import { addBlock, addLayerNorm, addLinear, block, layerNorm, linear, normalValues, ParamStore, uniformValues } from './layers.ts';
+import { addBlock, addLayerNorm, addLinear, block, layerNorm, linear, NO_DRAWS, normalValues, ParamShapes, ParamStore, uniformValues, type NormalSource, type ParamSink } from './layers.ts';
 import { CONTRASTIVE_TAU, CONTRASTIVE_WEIGHT, contrastiveLoss, maeLoss } from './losses.ts';
 import { audioPosEmbed, videoPosEmbed } from './pos-embed.ts';
 
@@ -384,28 +384,28 @@ function l2normalize(x: tf.Tensor): tf.Tensor {
   return tf.div(x, tf.maximum(tf.norm(x, 'euclidean', -1, true), 1e-12));
 }
 
-function buildParams(c: ModelConfig, rng: Rng): ParamStore {
-  const store = new ParamStore('CAV backbone');
+/** Defines the backbone's parameters in `store` (values drawn from `rng` only when the sink asks). */
+function defineParams(c: ModelConfig, rng: NormalSource, store: ParamSink): void {
   const g = tokenGrid(c);
   const d = c.embedDim, dd = c.decoderDim, p2 = c.patchSize * c.patchSize;
-  const table = (data: Float32Array, l: number, width: number): [number[], 'plain', Float32Array] => [[1, l, width], 'plain', data];
-  const tokens = (name: string, width: number) => store.add(name, [1, 1, width], 'plain', normalValues(rng, width, 0.02));
+  const table = (data: () => Float32Array, l: number, width: number): [number[], 'plain', () => Float32Array] => [[1, l, width], 'plain', data];
+  const tokens = (name: string, width: number) => store.add(name, [1, 1, width], 'plain', () => normalValues(rng, width, 0.02));
   // Positional tables (sin-cos), modality embeddings and mask tokens.
-  for (const name of ['pos_embed_v', 'inter_pos_embed_v']) store.add(name, ...table(videoPosEmbed(d, c.numFrames, g.side), g.videoTokens, d));
+  for (const name of ['pos_embed_v', 'inter_pos_embed_v']) store.add(name, ...table(() => videoPosEmbed(d, c.numFrames, g.side), g.videoTokens, d));
   tokens('modality_v', d);
-  for (const name of ['pos_embed_a', 'inter_pos_embed_a']) store.add(name, ...table(audioPosEmbed(d, g.timePatches, g.freqPatches), g.audioTokens, d));
+  for (const name of ['pos_embed_a', 'inter_pos_embed_a']) store.add(name, ...table(() => audioPosEmbed(d, g.timePatches, g.freqPatches), g.audioTokens, d));
   tokens('modality_a', d);
   tokens('mask_token_v', dd);
-  store.add('decoder_pos_embed_v', ...table(videoPosEmbed(dd, c.numFrames, g.side), g.videoTokens, dd));
+  store.add('decoder_pos_embed_v', ...table(() => videoPosEmbed(dd, c.numFrames, g.side), g.videoTokens, dd));
   tokens('decoder_modality_v', dd);
   tokens('mask_token_a', dd);
-  store.add('decoder_pos_embed_a', ...table(audioPosEmbed(dd, g.timePatches, g.freqPatches), g.audioTokens, dd));
+  store.add('decoder_pos_embed_a', ...table(() => audioPosEmbed(dd, g.timePatches, g.freqPatches), g.audioTokens, dd));
   tokens('decoder_modality_a', dd);
   // Patch embeddings: Xavier-uniform on the [D, C·P·P] view, PyTorch-default bias.
   for (const [m, channels] of [['v', 3], ['a', 1]] as const) {
     const fanIn = channels * p2;
-    store.add(`patch_embed_${m}.proj.weight`, [d, channels, c.patchSize, c.patchSize], 'conv', uniformValues(rng, d * fanIn, Math.sqrt(6 / (fanIn + d))));
-    store.add(`patch_embed_${m}.proj.bias`, [d], 'plain', uniformValues(rng, d, 1 / Math.sqrt(fanIn)));
+    store.add(`patch_embed_${m}.proj.weight`, [d, channels, c.patchSize, c.patchSize], 'conv', () => uniformValues(rng, d * fanIn, Math.sqrt(6 / (fanIn + d))));
+    store.add(`patch_embed_${m}.proj.bias`, [d], 'plain', () => uniformValues(rng, d, 1 / Math.sqrt(fanIn)));
     addLayerNorm(store, `norm_${m}`, d);
   }
   addLayerNorm(store, 'norm', d);
@@ -417,7 +417,19 @@ function buildParams(c: ModelConfig, rng: Rng): ParamStore {
   for (let i = 0; i < c.decoderDepth; i++) addBlock(store, rng, `decoder_blocks.${i}`, dd, c.mlpRatio, false);
   addLinear(store, rng, 'mae_score_audio.decoder', dd, p2);
   addLinear(store, rng, 'mae_score_video.decoder', dd, 3 * p2);
+}
+
+function buildParams(c: ModelConfig, rng: Rng): ParamStore {
+  const store = new ParamStore('CAV backbone');
+  defineParams(c, rng, store);
   return store;
+}
+
+/** The backbone's state_dict names and PyTorch shapes for `config`, without building it. */
+export function backboneParamShapes(config: ModelConfig): Map<string, number[]> {
+  const shapes = new ParamShapes('CAV backbone');
+  defineParams(config, NO_DRAWS, shapes);
+  return shapes.shapes;
 }
 
 export function createCavBackbone(config: ModelConfig, options: CavBackboneOptions): CavBackboneModel {

@@ -20,10 +20,33 @@ export interface ParamInfo {
   variable: tf.Variable;
 }
 
+/** Initial values, or a function computing them (so a shape-only sink never draws them). */
+export type ParamValues = Float32Array | (() => Float32Array);
+
+/** Where a module's parameter definitions go: a `ParamStore`, or `ParamShapes` (names and shapes only). */
+export interface ParamSink {
+  add(name: string, torchShape: number[], layout: ParamLayout, torchValues: ParamValues): void;
+}
+
+/** Records names and PyTorch shapes without computing any value (a ViT-B's shapes in microseconds). */
+export class ParamShapes implements ParamSink {
+  readonly shapes = new Map<string, number[]>();
+
+  constructor(readonly owner: string) {}
+
+  add(name: string, torchShape: number[]): void {
+    if (this.shapes.has(name)) throw new Error(`${this.owner}: parameter '${name}' registered twice`);
+    this.shapes.set(name, torchShape.slice());
+  }
+}
+
+/** A random source for shape-only sinks: the few values computed eagerly (small tables) are unused. */
+export const NO_DRAWS: NormalSource = { normal: () => 0, uniform: () => 0 };
+
 /** Named trainable tensors of one module, keyed by state_dict name. */
 let storeCount = 0;
 
-export class ParamStore {
+export class ParamStore implements ParamSink {
   readonly entries = new Map<string, ParamInfo>();
   readonly variables = new Map<string, tf.Variable>();
   /** tfjs variable names are global: each store gets its own namespace. */
@@ -31,10 +54,11 @@ export class ParamStore {
 
   constructor(readonly owner: string) {}
 
-  /** Registers a parameter from its PyTorch-layout values. */
-  add(name: string, torchShape: number[], layout: ParamLayout, torchValues: Float32Array): tf.Variable {
+  /** Registers a parameter from its PyTorch-layout values (a function is called at once, keeping the draw order). */
+  add(name: string, torchShape: number[], layout: ParamLayout, torchValues: ParamValues): tf.Variable {
     if (this.entries.has(name)) throw new Error(`${this.owner}: parameter '${name}' registered twice`);
-    const variable = tf.variable(toInternal(torchValues, torchShape, layout), true, `${this.owner}#${this.namespace}/${name}`);
+    const values = typeof torchValues === 'function' ? torchValues() : torchValues;
+    const variable = tf.variable(toInternal(values, torchShape, layout), true, `${this.owner}#${this.namespace}/${name}`);
     this.entries.set(name, { layout, torchShape, variable });
     this.variables.set(name, variable);
     return variable;
@@ -104,12 +128,12 @@ export function uniformValues(rng: NormalSource, n: number, bound: number): Floa
 }
 
 /** Linear [out, in] ~ N(0, 0.02²) with zero bias (the wrapper's generic init, §11 Q24). */
-export function addLinear(store: ParamStore, rng: NormalSource, name: string, inDim: number, outDim: number, bias = true): void {
-  store.add(`${name}.weight`, [outDim, inDim], 'linear', normalValues(rng, inDim * outDim, 0.02));
+export function addLinear(store: ParamSink, rng: NormalSource, name: string, inDim: number, outDim: number, bias = true): void {
+  store.add(`${name}.weight`, [outDim, inDim], 'linear', () => normalValues(rng, inDim * outDim, 0.02));
   if (bias) store.add(`${name}.bias`, [outDim], 'plain', new Float32Array(outDim));
 }
 
-export function addLayerNorm(store: ParamStore, name: string, dim: number): void {
+export function addLayerNorm(store: ParamSink, name: string, dim: number): void {
   store.add(`${name}.weight`, [dim], 'plain', new Float32Array(dim).fill(1));
   store.add(`${name}.bias`, [dim], 'plain', new Float32Array(dim));
 }
@@ -179,7 +203,7 @@ function geluFastGrad(x: tf.Tensor): tf.Tensor {
 }
 
 /** Registers a ViT block's parameters; `modalityNorms` adds norm{1,2}_{a,v} (shared blocks). */
-export function addBlock(store: ParamStore, rng: NormalSource, name: string, dim: number, mlpRatio: number, modalityNorms: boolean): void {
+export function addBlock(store: ParamSink, rng: NormalSource, name: string, dim: number, mlpRatio: number, modalityNorms: boolean): void {
   const hidden = Math.round(dim * mlpRatio);
   addLayerNorm(store, `${name}.norm1`, dim);
   if (modalityNorms) { addLayerNorm(store, `${name}.norm1_a`, dim); addLayerNorm(store, `${name}.norm1_v`, dim); }

@@ -37,8 +37,8 @@ export interface ModelServiceOptions {
 export const AVM_PREFIX = 'avmatching_module.';
 
 /** A state dict split into backbone tensors and AVM tensors (names under `avmatching_module.`). */
-export function splitBackboneAvm(tensors: Map<string, NamedTensor>): { backbone: Map<string, NamedTensor>; avm: Map<string, NamedTensor> } {
-  const avm = new Map<string, NamedTensor>(), backbone = new Map<string, NamedTensor>();
+export function splitBackboneAvm<T = NamedTensor>(tensors: ReadonlyMap<string, T>): { backbone: Map<string, T>; avm: Map<string, T> } {
+  const avm = new Map<string, T>(), backbone = new Map<string, T>();
   for (const [name, t] of tensors) (name.startsWith(AVM_PREFIX) || name.startsWith('module.' + AVM_PREFIX) ? avm : backbone).set(name, t);
   return { backbone, avm };
 }

@@ -32,21 +32,43 @@ export function stripPrefix(name: string): string {
   return name;
 }
 
+/** What a tensor must match: its shape and dtype (data is not looked at). */
+export interface TensorShape {
+  readonly shape: readonly number[];
+  readonly dtype: string;
+}
+
+/**
+ * The problems loading `tensors` (names already stripped) into a module of `expected` shapes would
+ * meet: unknown names (unless `ignoreUnknown`), wrong shapes or dtypes, missing names (if `strict`).
+ * One message per tensor; `owner` names the module ('CAV backbone', 'AVM').
+ */
+export function stateDictProblems(
+  owner: string,
+  expected: ReadonlyMap<string, readonly number[]>,
+  tensors: ReadonlyMap<string, TensorShape>,
+  { strict = true, ignoreUnknown = false }: Pick<LoadOptions, 'strict' | 'ignoreUnknown'> = {},
+): string[] {
+  const problems: string[] = [];
+  for (const [name, t] of tensors) {
+    const shape = expected.get(name);
+    if (!shape) { if (!ignoreUnknown) problems.push(`unknown tensor '${name}' [${t.shape}] (no such ${owner} parameter)`); continue; }
+    const same = t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i]);
+    if (!same) problems.push(`tensor '${name}' has shape [${t.shape}] but the ${owner} parameter is [${shape}]`);
+    if (t.dtype !== 'float32') problems.push(`tensor '${name}' is ${t.dtype}, expected float32`);
+  }
+  if (strict) for (const [name, shape] of expected) if (!tensors.has(name)) problems.push(`missing tensor '${name}' [${shape}]`);
+  return problems;
+}
+
 /** Loads PyTorch-layout tensors into a module; returns the names written. */
 export function loadStateDict(module: HasParams, tensors: Map<string, NamedTensor>, options: LoadOptions = {}): string[] {
-  const { strict = true, ignoreUnknown = false, source = 'weights' } = options;
+  const { source = 'weights' } = options;
   const store = module.params;
   const byName = new Map<string, NamedTensor>();
   for (const [raw, t] of tensors) byName.set(stripPrefix(raw), t);
-  const problems: string[] = [];
-  for (const [name, t] of byName) {
-    const info = store.entries.get(name);
-    if (!info) { if (!ignoreUnknown) problems.push(`unknown tensor '${name}' [${t.shape}] (no such ${store.owner} parameter)`); continue; }
-    const same = t.shape.length === info.torchShape.length && t.shape.every((d, i) => d === info.torchShape[i]);
-    if (!same) problems.push(`tensor '${name}' has shape [${t.shape}] but the ${store.owner} parameter is [${info.torchShape}]`);
-    if (t.dtype !== 'float32') problems.push(`tensor '${name}' is ${t.dtype}, expected float32`);
-  }
-  if (strict) for (const [name, info] of store.entries) if (!byName.has(name)) problems.push(`missing tensor '${name}' [${info.torchShape}]`);
+  const expected = new Map([...store.entries].map(([name, info]) => [name, info.torchShape]));
+  const problems = stateDictProblems(store.owner, expected, byName, options);
   if (problems.length) throw new Error(`${source}: cannot load into the ${store.owner}: ${problems.join('; ')}`);
   const written: string[] = [];
   for (const [name, t] of byName) {

@@ -30,7 +30,7 @@ const paths = commandPaths(buildProgram());
 
 test('the program knows the documented subcommands', (t) => {
   const names = paths.map((p) => p.join(' '));
-  for (const expected of ['run', 'doctor', 'ingest', 'corpus', 'verify-golden', 'bench', 'bench step', 'inspect', 'graph', 'graph run', 'graph check', 'graph stages']) {
+  for (const expected of ['run', 'doctor', 'ingest', 'corpus', 'verify-golden', 'bench', 'bench step', 'inspect', 'convert', 'graph', 'graph run', 'graph check', 'graph stages']) {
     t.true(names.includes(expected), `missing '${expected}' in ${names.join(', ')}`);
   }
 });
@@ -47,7 +47,7 @@ for (const path of [[], ...paths]) {
 }
 
 test('commands whose output is data offer --json; commands with progress offer --quiet', async (t) => {
-  for (const path of [['doctor'], ['verify-golden'], ['inspect'], ['ingest'], ['corpus'], ['bench', 'step'], ['run'], ['graph', 'stages'], ['graph', 'check']]) {
+  for (const path of [['doctor'], ['verify-golden'], ['inspect'], ['convert'], ['ingest'], ['corpus'], ['bench', 'step'], ['run'], ['graph', 'stages'], ['graph', 'check']]) {
     t.regex((await parse([...path, '--help'])).out, /--json\b/, path.join(' '));
   }
   for (const path of [['ingest'], ['corpus'], ['run'], ['graph', 'run']]) {
