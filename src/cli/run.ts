@@ -32,7 +32,7 @@ import { writeReport } from '../eval/report.ts';
 import type { ClipPictureInput } from '../eval/pictures.ts';
 import type { TaskEvaluator } from '../eval/task-evaluator.ts';
 import { median } from '../model/step-bench.ts';
-import type { ResolvedInit } from '../method/model-init.ts';
+import { preloadInitWeights, type ResolvedInit } from '../method/model-init.ts';
 import { serializeSafetensors } from '../core/safetensors.ts';
 import { graphEnv, listKeys, parseRunSets, RunParamError, runParamsSchema, type RunParams } from './run-params.ts';
 import { helpFooter } from './help.ts';
@@ -84,6 +84,9 @@ export async function runCommand(options: RunCommandOptions): Promise<RunOutcome
   const loaded = await loadGraph(graphFile, { overrides: graphOverrides, env });
   const session = loaded.container.get<RunSessionState>(RunSession);
   session.manifest = manifest;
+  // The authors' .pth checkpoints are read asynchronously, so before the train nodes build their models.
+  const inits = [...loaded.nodes.values()].map((n) => (n.options.trainer as { init?: unknown } | undefined)?.init).filter((i): i is string => typeof i === 'string');
+  session.weightsReader = await preloadInitWeights(inits, config);
   session.tasks = (await loadManifest(manifest)).tasks.map((t) => t.name);
   if (restored) {
     session.restored = restored.restored;

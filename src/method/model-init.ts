@@ -6,7 +6,8 @@
  *            (models/tiny-pretrained.safetensors for tiny); a config with none trains from scratch and
  *            says so;
  *            'none': from scratch (Linear N(0, 0.02²), spec §3.5);
- *            a path: a .safetensors file of ours, or the authors' .pth (see readWeights).
+ *            a path: a .safetensors file of ours, or the authors' .pth (src/model/read-weights.ts;
+ *            preloadInitWeights reads it before the graph starts, since that read is asynchronous).
  *   avmInit: 'pretrained' (default; the spec's recommendation, §11 Q3): the AVM tensors of the same
  *            file (an error if it has none); 'random': the AVM keeps its N(0, 0.02²) init, as the
  *            authors' commands do (they never pass `avm_pretrain_path`).
@@ -22,6 +23,7 @@ import type { ModelConfig } from '../core/config.ts';
 import type { NamedTensor } from '../core/safetensors.ts';
 import { readSafetensors } from '../core/safetensors.ts';
 import { AVM_PREFIX, splitBackboneAvm, type ModelService } from '../model/model-service.ts';
+import { readWeights } from '../model/read-weights.ts';
 
 export const MODELS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'models');
 
@@ -63,7 +65,24 @@ export function resolveInitFile(init: string, config: ModelConfig, cwd = process
 
 export type WeightsReader = (file: string) => Map<string, NamedTensor>;
 
-const readSafetensorsTensors: WeightsReader = (file) => readSafetensors(file).tensors;
+const readSafetensorsTensors: WeightsReader = (file) => {
+  if (/\.(pth|pt)$/i.test(file)) throw new Error(`init: ${file} is a PyTorch checkpoint, read before a run starts: use \`stella run\`, or \`stella convert ${file} --out FILE.safetensors\` and init=FILE.safetensors`);
+  return readSafetensors(file).tensors;
+};
+
+/**
+ * A reader for the given inits: PyTorch checkpoints (`.pth`/`.pt`, read asynchronously through
+ * readWeights, checked against `config`) are read now; any other file is read as safetensors when
+ * a model loads it. Call it before the graph starts, with every train node's `init`.
+ */
+export async function preloadInitWeights(inits: readonly string[], config: ModelConfig, cwd = process.cwd()): Promise<WeightsReader> {
+  const loaded = new Map<string, Map<string, NamedTensor>>();
+  for (const init of new Set(inits)) {
+    const { file } = resolveInitFile(init, config, cwd);
+    if (file && /\.(pth|pt)$/i.test(file) && !loaded.has(file)) loaded.set(file, (await readWeights(file, { config })).tensors);
+  }
+  return (file) => loaded.get(file) ?? readSafetensorsTensors(file);
+}
 
 /** Loads the chosen init into `model`; returns what was used. `read` reads a weights file's tensors. */
 export function applyModelInit(model: ModelService, options: ModelInit, read: WeightsReader = readSafetensorsTensors): ResolvedInit {
