@@ -1,0 +1,89 @@
+/**
+ * Whole-step benchmark: tfjs-wasm multi-threaded (src/core/wasm-threads.ts) against the stock
+ * single-threaded build.
+ *
+ * One process holds one wasm backend, so each measurement is a child `stella bench step … --json`
+ * with `STELLA_WASM_THREADS` set; the two settings alternate within a round and the order flips each
+ * round (1, N / N, 1 / …), so both see the same stretch of machine load. Reports each run's median
+ * step, the per-round ratio, and the medians; writes the "wasm threads" section of docs/benchmarks.md.
+ *
+ *   npm run bench:threads -- [--rounds 3] [--threads 2] [--steps 8] [--config tiny] [--selector stella] [--batch 4] [--no-write]
+ */
+import { execFile } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { median } from '../src/model/step-bench.ts';
+import { writeBenchmarkSection } from './docs-section.ts';
+
+const args = process.argv.slice(2);
+const value = (name: string, fallback: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : fallback;
+};
+const rounds = Number(value('rounds', '3'));
+const threads = Number(value('threads', String(os.availableParallelism())));
+const steps = Number(value('steps', '8'));
+const config = value('config', 'tiny');
+const selector = value('selector', 'stella');
+const batch = Number(value('batch', '4'));
+const write = !args.includes('--no-write');
+if (!(threads > 1)) throw new Error(`--threads must be at least 2 (got ${threads})`);
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const stepArgs = ['bench', 'step', '--config', config, '--selector', selector, '--batch', String(batch), '--steps', String(steps), '--json'];
+
+/** One child process: median step ms, and the 1-minute load average when it finished. */
+async function measure(count: number): Promise<{ ms: number; load: number; threads: number }> {
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/main.ts'), ...stepArgs], {
+    cwd: root,
+    env: { ...process.env, STELLA_WASM_THREADS: String(count), STELLA_BACKEND: 'wasm' },
+    maxBuffer: 16 << 20,
+  });
+  const out = JSON.parse(stdout) as { threads?: number; results: { medianMs: number }[] };
+  if (out.threads !== count) throw new Error(`asked for ${count} wasm threads, the child ran ${out.threads}`);
+  return { ms: out.results[0].medianMs, load: os.loadavg()[0], threads: out.threads };
+}
+
+const rows: { round: number; single: number; multi: number; load: number }[] = [];
+for (let round = 1; round <= rounds; round++) {
+  const order = round % 2 ? [1, threads] : [threads, 1];
+  const got = new Map<number, { ms: number; load: number }>();
+  for (const count of order) {
+    const r = await measure(count);
+    got.set(count, r);
+    process.stderr.write(`round ${round}: ${count} thread${count === 1 ? '' : 's'} ${r.ms.toFixed(0)} ms (load ${r.load.toFixed(1)})\n`);
+  }
+  rows.push({ round, single: got.get(1)!.ms, multi: got.get(threads)!.ms, load: (got.get(1)!.load + got.get(threads)!.load) / 2 });
+}
+
+const ms = (x: number) => `${x.toFixed(0)} ms`;
+const speedups = rows.map((r) => r.single / r.multi);
+const table = [
+  `| round | load (1 min) | 1 thread | ${threads} threads | speed-up (1 / ${threads}) |`,
+  '| --- | --- | --- | --- | --- |',
+  ...rows.map((r, i) => `| ${r.round} | ${r.load.toFixed(1)} | ${ms(r.single)} | ${ms(r.multi)} | ${speedups[i].toFixed(2)}× |`),
+  `| **median** | | **${ms(median(rows.map((r) => r.single)))}** | **${ms(median(rows.map((r) => r.multi)))}** | **${median(speedups).toFixed(2)}×** |`,
+].join('\n');
+
+const section = `## wasm threads
+
+What: the whole training step, \`stella bench step ${stepArgs.slice(2, -1).join(' ')}\`, on tfjs-wasm
+with 1 thread (the stock SIMD build) against ${threads} threads (the threaded SIMD build, src/core/wasm-threads.ts),
+one child process per measurement (each the median of ${steps} timed steps after 2 warm-ups), the two
+settings alternating within a round and the order flipped each round, ${rounds} rounds:
+
+\`\`\`
+npm run bench:threads -- --rounds ${rounds} --threads ${threads} --steps ${steps} --config ${config} --selector ${selector} --batch ${batch}
+\`\`\`
+
+Machine: ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), shared: other people's builds and tests and
+a training run were going on, so every figure here is taken on a loaded machine (load average in the
+table); benchmarks are run under \`nice -n 15\`. Outputs are bit-identical between the two builds
+(test/core/wasm-threads.test.ts).
+
+${table}
+`;
+process.stdout.write(section);
+if (write) await writeBenchmarkSection('wasm threads', section);
