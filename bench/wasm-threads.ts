@@ -76,6 +76,22 @@ const table = [
     .join(' | ')} |`,
 ].join('\n');
 
+/** What the medians say, in words (the figures move with the machine's load). */
+function reading(): string {
+  const step = medianOf((r) => r.single.ms / r.multi.ms);
+  const product = medianOf((r) => r.single.products[0].medianMs / r.multi.products[0].medianMs);
+  const verdict = step >= 1
+    ? `${threads} threads made the step ${step.toFixed(2)}× as fast`
+    : `${threads} threads made the step slower (${step.toFixed(2)}× the speed of 1 thread)`;
+  return `Reading: ${verdict}; the 1024³ product alone ran ${product.toFixed(2)}× as fast. A parallel kernel ` +
+    'finishes only when every pool thread has done its share, so on cores that other processes keep busy the ' +
+    'step waits for descheduled threads once per kernel (~2,500 kernels per step), and the pool threads spin ' +
+    'for a while after each kernel on CPU the main thread needs (measured: 50 products of 512² with 200 ms of JS ' +
+    'work between them cost ~150 ms more CPU with 2 threads than with 1; after a kernel and a 300 ms sleep, none). ' +
+    'Threads pay off on free cores; on a machine that is already ' +
+    'saturated, `STELLA_WASM_THREADS=1` is the faster choice.';
+}
+
 const section = `## wasm threads
 
 What: the whole training step, \`stella bench step ${stepArgs.slice(2, -1).join(' ')}\`, on tfjs-wasm
@@ -95,6 +111,8 @@ table); benchmarks are run under \`nice -n 15\`. Outputs are bit-identical betwe
 (test/core/wasm-threads.test.ts).
 
 ${table}
+
+${reading()}
 `;
 process.stdout.write(section);
 if (write) await writeBenchmarkSection('wasm threads', section);
