@@ -10,7 +10,7 @@
  *
  *   npm run bench:pipeline -- [--rounds 3] [--clips 24] [--train-ms 150] [--batch 4] [--no-write]
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { initBackend } from '../src/core/backend.ts';
@@ -18,6 +18,7 @@ import { generateCorpus } from '../src/media/corpus.ts';
 import { loadGraphText } from '../src/graph/loader.ts';
 import { runGraph } from '../src/graph/runner.ts';
 import { Trainer } from '../src/graph/roles.ts';
+import { writeBenchmarkSection } from './docs-section.ts';
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: number) => {
@@ -135,13 +136,7 @@ of decoding (tens of percent), not a doubling; it grows with the run's length as
 start-up (tsx + module load, ~1 s) is amortised.
 `;
     process.stdout.write(`${section}\n`);
-    if (write) {
-      const file = path.resolve('docs/benchmarks.md');
-      const existing = await readFile(file, 'utf8').catch(() => '# Benchmarks\n');
-      const pattern = /## Pipeline\n[\s\S]*?(?=\n## |$)/;
-      const updated = pattern.test(existing) ? existing.replace(pattern, section.trimEnd() + '\n') : `${existing.trimEnd()}\n\n${section}`;
-      await writeFile(file, updated);
-    }
+    if (write) await writeBenchmarkSection('Pipeline', section);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

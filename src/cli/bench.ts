@@ -175,7 +175,7 @@ export function register(program: Command): void {
     .option('--warmup <n>', 'untimed steps first (the replay buffer fills)', nonNegativeInt, 2)
     .option('--naive', 'plain tfjs matmuls (the baseline)')
     .option('--compare', 'time fast and naive side by side and print the speedup')
-    .option('--json', 'print { backend, results: [{ selector, medianMs, samplesPerSecond, gflops, rows, replayed, peakTensorBytes, bufferBytes, peakRssBytes, … }], speedup, reduction } as JSON')
+    .option('--json', 'print { backend, threads, results: [{ selector, medianMs, samplesPerSecond, gflops, rows, replayed, peakTensorBytes, bufferBytes, peakRssBytes, … }], speedup, reduction } as JSON')
     .addHelpText('after', helpFooter(
       [
         'stella bench step --config tiny --selector full --steps 10 --compare',
@@ -204,7 +204,7 @@ export function register(program: Command): void {
       const results = variants.length === 1 ? [benchStep(variants[0])] : benchSideBySide(variants, o.steps);
       const speedup = o.compare && names.length === 1 ? results[1].medianMs / results[0].medianMs : undefined;
       const reduction = reductions(results);
-      if (o.json) process.stdout.write(JSON.stringify({ backend: backend.name, results, speedup, reduction }, null, 2) + '\n');
+      if (o.json) process.stdout.write(JSON.stringify({ backend: backend.name, threads: backend.threads?.count, results, speedup, reduction }, null, 2) + '\n');
       else {
         process.stdout.write(`${describeBackend(backend)}\nconfig=${config.name} batch=${o.batch} steps=${o.steps} warmup=${o.warmup}\n`);
         process.stdout.write(resultTable(results) + '\n');

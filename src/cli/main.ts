@@ -13,6 +13,7 @@ import { register as registerBench } from './bench.ts';
 import { register as registerInspect } from './inspect.ts';
 import { register as registerRun } from './run.ts';
 import { register as registerConvert } from './convert.ts';
+import { MAX_WASM_THREADS, WASM_THREADS_ENV } from '../core/wasm-threads.ts';
 
 export const EXIT_CODES = {
   ok: 0,
@@ -35,14 +36,25 @@ export function buildProgram(output?: OutputConfiguration): Command {
       throw error.exitCode === 0 ? error : new CommanderError(EXIT_CODES.usage, error.code, error.message);
     })
     .showHelpAfterError('(add --help for usage and examples)')
+    .option('--wasm-threads <n>', `threads of the wasm backend (sets ${WASM_THREADS_ENV}; default: all cores, at most ${MAX_WASM_THREADS})`, wasmThreadsArg)
+    // Through the environment, so that worker threads and child processes of the run see it too.
+    .hook('preAction', (command) => {
+      const threads = command.opts().wasmThreads as number | undefined;
+      if (threads !== undefined) process.env[WASM_THREADS_ENV] = String(threads);
+    })
     .addHelpText(
       'after',
       `\nExamples:\n  $ stella run              # the main job on the generated corpus\n  $ stella doctor          # which tensor backend and ffmpeg\n  $ stella run --help      # every subcommand has --help with examples\n` +
-        `\nExit codes: 0 success, 1 the run failed as a whole, 2 usage error.\nEnvironment: STELLA_BACKEND (tensorflow-gpu|tensorflow|wasm|cpu), STELLA_FFMPEG / FFMPEG_PATH.`,
+        `\nExit codes: 0 success, 1 the run failed as a whole, 2 usage error.\nEnvironment: STELLA_BACKEND (tensorflow-gpu|tensorflow|wasm|cpu), ${WASM_THREADS_ENV}, STELLA_FFMPEG / FFMPEG_PATH.`,
     );
   if (output) program.configureOutput(output);
   for (const register of [registerRun, registerDoctor, registerIngest, registerCorpus, registerVerifyGolden, registerBench, registerInspect, registerConvert, registerGraph]) register(program);
   return program;
+}
+
+function wasmThreadsArg(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('a whole number of threads, at least 1.');
+  return Number(value);
 }
 
 const isMain = process.argv[1] && /(?:^|[\\/])(?:main\.ts|stella(?:\.js)?)$/.test(process.argv[1]);

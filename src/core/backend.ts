@@ -5,8 +5,10 @@
  * tensorflow (`@tensorflow/tfjs-node-gpu`, then `@tensorflow/tfjs-node`) where the
  * native binding loads, else `wasm`, else the pure-JS `cpu` backend.
  * `@tensorflow/tfjs` is imported for its side effect of registering every gradient.
+ * wasm runs multi-threaded (src/core/wasm-threads.ts; `STELLA_WASM_THREADS`, default all cores).
  */
 import * as tf from '@tensorflow/tfjs';
+import { installThreadedWasm, wasmThreadsInUse, wasmThreadsSetting } from './wasm-threads.ts';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
@@ -18,6 +20,8 @@ export interface BackendInfo {
   tfjsBackend: string;
   /** Why this one was chosen, and what was skipped. */
   detail: string;
+  /** wasm only: threads its kernels compute with, and where that number came from. */
+  threads?: { count: number; source: string };
 }
 
 const NATIVE_PACKAGES: Record<'tensorflow-gpu' | 'tensorflow', string> = {
@@ -48,8 +52,11 @@ async function tryNative(name: 'tensorflow-gpu' | 'tensorflow'): Promise<string 
 }
 
 async function tryWasm(): Promise<string | undefined> {
+  // A bad STELLA_WASM_THREADS is a usage error, not a reason to fall back to another backend.
+  const { threads } = wasmThreadsSetting();
   try {
     await import('@tensorflow/tfjs-backend-wasm');
+    await installThreadedWasm(threads);
     if (!(await tf.setBackend('wasm'))) return 'the wasm backend did not initialise';
     return undefined;
   } catch (e) {
@@ -90,7 +97,7 @@ async function resolveBackend(requested: string | undefined): Promise<BackendInf
     const failure = await LOADERS[want as BackendName]();
     if (failure) throw new BackendUnavailableError(want, failure);
     await tf.ready();
-    resolved = { name: want as BackendName, tfjsBackend: tf.getBackend(), detail: 'requested explicitly' };
+    resolved = await withThreads({ name: want as BackendName, tfjsBackend: tf.getBackend(), detail: 'requested explicitly' });
     return resolved;
   }
   const skipped: string[] = [];
@@ -98,11 +105,11 @@ async function resolveBackend(requested: string | undefined): Promise<BackendInf
     const failure = await LOADERS[name]();
     if (!failure) {
       await tf.ready();
-      resolved = {
+      resolved = await withThreads({
         name,
         tfjsBackend: tf.getBackend(),
         detail: skipped.length ? `skipped: ${skipped.join('; ')}` : 'first choice',
-      };
+      });
       return resolved;
     }
     skipped.push(`${name}: ${failure}`);
@@ -110,9 +117,15 @@ async function resolveBackend(requested: string | undefined): Promise<BackendInf
   throw new Error(`no tensor backend could be initialised: ${skipped.join('; ')}`);
 }
 
-/** One line for logs and reports, e.g. `backend: wasm (skipped: tensorflow-gpu: ...)`. */
+async function withThreads(info: BackendInfo): Promise<BackendInfo> {
+  const count = info.name === 'wasm' ? await wasmThreadsInUse() : undefined;
+  return count === undefined ? info : { ...info, threads: { count, source: wasmThreadsSetting().source } };
+}
+
+/** One line for logs and reports, e.g. `backend: wasm, 2 threads (skipped: tensorflow-gpu: ...)`. */
 export function describeBackend(info: BackendInfo): string {
-  return `backend: ${info.name}${info.detail === 'first choice' || info.detail === 'requested explicitly' ? '' : ` (${info.detail})`}`;
+  const threads = info.threads ? `, ${info.threads.count} thread${info.threads.count === 1 ? '' : 's'}` : '';
+  return `backend: ${info.name}${threads}${info.detail === 'first choice' || info.detail === 'requested explicitly' ? '' : ` (${info.detail})`}`;
 }
 
 function firstLine(e: unknown): string {

@@ -109,7 +109,9 @@ export class ReplayBuffer {
       for (const f of this.layout) {
         const src = rows[f.name];
         const dst = this.storage.get(f.name)!;
-        for (let j = 0; j < f.size; j++) dst[slot * f.size + j] = src[i * f.size + j];
+        // One block copy for typed arrays (the same per-element conversion as the loop).
+        if (ArrayBuffer.isView(src)) dst.set((src as Float32Array).subarray(i * f.size, (i + 1) * f.size), slot * f.size);
+        else for (let j = 0; j < f.size; j++) dst[slot * f.size + j] = src[i * f.size + j];
       }
     }
     return slots;

@@ -11,6 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
+import { assertTrainingFitsBackend } from '../core/backend-limits.ts';
 import type { ModelConfig } from '../core/config.ts';
 import { Rng, type RngState } from '../core/rng.ts';
 import type { AdamState } from '../model/optimizer.ts';
@@ -71,6 +72,7 @@ export class StrategyTrainer {
   lastSelection: SelectionSnapshot | undefined;
 
   constructor(readonly config: ModelConfig, rng: Rng, options: TrainerOptions = {}) {
+    assertTrainingFitsBackend(config); // before the weights take their share of a heap that cannot hold the step
     this.options = trainerOptionsSchema.parse(options);
     this.model = new ModelService({ config, rng: rng.fork('model'), fastMatmul: this.options.fastMatmul, normPixLoss: this.options.normPixLoss, contrastiveWeight: this.options.contrastiveWeight, adam: { lr: this.options.lr } });
     this.rng = rng.fork('steps');

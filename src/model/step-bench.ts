@@ -19,6 +19,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../core/config.ts';
 import { tokenGrid } from '../core/config.ts';
+import { assertTrainingFitsBackend } from '../core/backend-limits.ts';
 import { Rng } from '../core/rng.ts';
 import { ModelService } from './model-service.ts';
 
@@ -109,6 +110,7 @@ export function maeRandomForwardFlops(c: ModelConfig, batch: number): number {
 }
 
 registerStepSelector('full', (ctx) => {
+  assertTrainingFitsBackend(ctx.config);
   const g = tokenGrid(ctx.config);
   const b = ctx.batch;
   const service = new ModelService({ config: ctx.config, rng: ctx.rng.fork('model'), fastMatmul: !ctx.naive });
