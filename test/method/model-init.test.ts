@@ -7,7 +7,8 @@ import { MODEL_CONFIGS } from '../../src/core/config.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { readSafetensors, writeSafetensors } from '../../src/core/safetensors.ts';
 import { AVM_PREFIX, ModelService } from '../../src/model/model-service.ts';
-import { applyModelInit, resolveInitFile, shippedWeights } from '../../src/method/model-init.ts';
+import { applyModelInit, preloadInitWeights, resolveInitFile, shippedWeights } from '../../src/method/model-init.ts';
+import { authorsKey, stateDictOf, torchSave } from '../model/fixtures/torch-save.ts';
 
 const config = MODEL_CONFIGS.tiny;
 test.before(async () => { await initBackend(); });
@@ -75,4 +76,18 @@ test("init=shipped resolves to the config's shipped weights, or to scratch with 
   const base = resolveInitFile('shipped', MODEL_CONFIGS.base);
   t.is(base.file, undefined);
   t.regex(base.note!, /no shipped weights for config 'base'.*training from scratch/);
+});
+
+test("init takes the authors' training checkpoint (.pth): preloaded, then loaded bit for bit; unread it names the conversion", async (t) => {
+  const { dir, expected } = await savedFrom('source');
+  const source = model('source');
+  const file = path.join(dir, 'checkpoint.pth');
+  await writeFile(file, torchSave(new Map([['model', stateDictOf(source.weights(), authorsKey)], ['epoch', 3]]) as never, 'checkpoint'));
+  source.dispose();
+  const m = model('target');
+  t.throws(() => applyModelInit(m, { init: file }), { message: /is a PyTorch checkpoint.*stella convert/ });
+  const reader = await preloadInitWeights([file, 'none', 'shipped'], config);
+  t.like(applyModelInit(m, { init: file }, reader), { backbone: file, avm: 'pretrained' });
+  for (const [k, v] of values(m)) t.true(same(v, expected.get(k)!), k);
+  m.dispose();
 });
