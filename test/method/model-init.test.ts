@@ -8,7 +8,7 @@ import { Rng } from '../../src/core/rng.ts';
 import { readSafetensors, writeSafetensors } from '../../src/core/safetensors.ts';
 import { AVM_PREFIX, ModelService } from '../../src/model/model-service.ts';
 import { applyModelInit, preloadInitWeights, resolveInitFile, shippedWeights } from '../../src/method/model-init.ts';
-import { authorsKey, stateDictOf, torchSave } from '../model/fixtures/torch-save.ts';
+import { authorsKey, stateDictOf, torchSave, type PyValue } from '../model/fixtures/torch-save.ts';
 
 const config = MODEL_CONFIGS.tiny;
 test.before(async () => { await initBackend(); });
@@ -82,7 +82,7 @@ test("init takes the authors' training checkpoint (.pth): preloaded, then loaded
   const { dir, expected } = await savedFrom('source');
   const source = model('source');
   const file = path.join(dir, 'checkpoint.pth');
-  await writeFile(file, torchSave(new Map([['model', stateDictOf(source.weights(), authorsKey)], ['epoch', 3]]) as never, 'checkpoint'));
+  await writeFile(file, torchSave(new Map<string, PyValue>([['model', stateDictOf(source.weights(), authorsKey)], ['epoch', 3]]), 'checkpoint'));
   source.dispose();
   const m = model('target');
   t.throws(() => applyModelInit(m, { init: file }), { message: /is a PyTorch checkpoint.*stella convert/ });
