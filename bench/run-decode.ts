@@ -5,8 +5,9 @@
  * interleaved per round: decode every epoch (`nodes.decode.options.cache=false`), the decoded
  * cache cold (a fresh folder: epoch 1 decodes, epochs 2–4 read the cache) and warm (a folder a
  * previous run filled). Per run: the run's wall time (results.json `timing.wallSeconds`: backend
- * start, graph, evaluations, reports) and its training steps alone (Σ steps.json `timings.stepMs`);
- * the figure is their ratio. Medians over the rounds; writes the "Run: decode vs training" section
+ * start, graph, evaluations, reports) and its training steps alone (the per-item latency sums of the
+ * four step nodes score, assess, sample, train, from steps.json's metrics); the figure is their
+ * ratio. Periodic checkpoints are off (`checkpoint.every=0`; the task-end one stays). Medians over the rounds; writes the "Run: decode vs training" section
  * of docs/benchmarks.md.
  *
  *   npx tsx bench/run-decode.ts [--rounds 3] [--epochs 4] [--tasks 3] [--classes 5] [--train 8] [--test 1]
@@ -37,6 +38,8 @@ const variants: Variant[] = (variantArg >= 0 ? args[variantArg + 1] : 'every,col
 });
 
 type Variant = 'every epoch' | 'cache, cold' | 'cache, warm';
+/** The nodes of graphs/continual-pretrain.yaml that make up one training step. */
+const STEP_NODES = ['score', 'assess', 'sample', 'train'];
 interface Run { wall: number; steps: number; stepSum: number }
 
 async function once(variant: Variant, warmDir: string, scratch: string, runEpochs = epochs): Promise<Run> {
@@ -44,16 +47,23 @@ async function once(variant: Variant, warmDir: string, scratch: string, runEpoch
   const out = await mkdtemp(path.join(scratch, 'run-'));
   const sets = [
     `data.tasks=${data.tasks}`, `data.classes=${data.classes}`, `data.train=${data.train}`, `data.test=${data.test}`,
-    `train.epochs=${runEpochs}`, 'report.clips=0', `nodes.decode.options.cache=${cache}`,
+    `train.epochs=${runEpochs}`, 'report.clips=0', 'checkpoint.every=0', `nodes.decode.options.cache=${cache}`,
   ];
   const outcome = await runCommand({ sets, out, quiet: true, signals: null, log: () => {} });
   const results = Object.values(outcome.results)[0];
-  const steps = JSON.parse(await readFile(path.join(out, 'steps.json'), 'utf8')) as { steps?: { timings?: { stepMs?: number } }[] } | { timings?: { stepMs?: number } }[];
-  const list = Array.isArray(steps) ? steps : steps.steps ?? [];
-  const stepMs = list.map((s) => s.timings?.stepMs ?? 0);
+  // The STELLA step runs as four nodes (score, assess, sample: spec §5.2 (1)–(8); train: (9)–(12)),
+  // so a step's time is the sum of their per-item latencies (taken → emitted, one item at a time).
+  const record = JSON.parse(await readFile(path.join(out, 'steps.json'), 'utf8')) as {
+    steps: unknown[];
+    metrics: { stages: Record<string, { latencyMs: { count: number; mean: number } }> };
+  };
+  const stepSum = STEP_NODES.reduce((sum, node) => {
+    const l = record.metrics.stages[node]?.latencyMs;
+    return sum + (l ? l.count * l.mean : 0);
+  }, 0) / 1000;
   await rm(out, { recursive: true, force: true });
   if (variant === 'cache, cold') await rm(cache, { recursive: true, force: true });
-  return { wall: results.timing.wallSeconds, steps: stepMs.length, stepSum: stepMs.reduce((a, b) => a + b, 0) / 1000 };
+  return { wall: results.timing.wallSeconds, steps: record.steps.length, stepSum };
 }
 
 async function main() {
@@ -82,7 +92,7 @@ async function main() {
     const lines = [
       `Measured ${date} on ${os.cpus()[0]?.model ?? 'cpu'} (${os.cpus().length} cores, shared: 1-minute load ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after), Node ${process.version}. \`stella run\` (graphs/continual-pretrain.yaml, tiny, STELLA, batch 4) over a generated corpus of ${clips} training clips (${data.tasks} tasks × ${data.classes} classes × ${data.train}, 4 s) and ${data.tasks * data.classes * data.test} test clips, ${epochs} epochs; ${rounds} rounds, variants interleaved (order reversed every other round), medians.`,
       '',
-      '| decode | run wall | training steps alone (Σ stepMs) | the rest (wall − steps) | wall ÷ steps | per round |',
+      '| decode | run wall | training steps alone (score + assess + sample + train) | the rest (wall − steps) | wall ÷ steps | per round |',
       '| --- | --- | --- | --- | --- | --- |',
       ...variants.map(row),
       '',
