@@ -89,7 +89,9 @@ test('a run killed with SIGKILL mid-run resumes from its checkpoint to the same 
   const out = await tmp();
   const killAt = 1 + Rng.fromSeed(Date.now()).int(3); // kill once checkpoint 1, 2 or 3 of 4 is on disk
   t.log(`kill after checkpoint ${killAt}`);
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/stella.js'), 'run', '--quiet', '--out', out, ...SMALL.flatMap((s) => ['--set', s])], { stdio: 'ignore' });
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/stella.js'), 'run', '--quiet', '--out', out, ...SMALL.flatMap((s) => ['--set', s])], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-2000); });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   const sawCheckpoint = await new Promise<boolean>((resolve) => {
     const timer = setInterval(() => {
@@ -103,7 +105,7 @@ test('a run killed with SIGKILL mid-run resumes from its checkpoint to the same 
   });
   const { code, signal } = await exited;
   // The kill must land mid-run: the checkpoint appeared first, the child died of SIGKILL, nothing final was written.
-  t.true(sawCheckpoint, `the run ended (exit code ${code}) before checkpoint ${killAt} appeared`);
+  t.true(sawCheckpoint, `the run ended (exit code ${code}) before checkpoint ${killAt} appeared; its stderr:\n${stderr}`);
   t.is(signal, 'SIGKILL', 'the run finished before the kill landed');
   t.false(existsSync(path.join(out, 'results.json')));
   t.false(existsSync(path.join(out, 'steps.json')));
