@@ -50,19 +50,19 @@ test('a partially written shard is cut back and a damaged one is redone', async 
   const { manifestPath } = await corpus;
   const out = await tempDir('ingest-partial');
   await runIngest({ manifest: manifestPath, out });
-  /** Every cached clip's label and patches, by path. */
+  /** Every cached clip's path, label and patches, sorted by path (the index is in completion order). */
   const contents = async () => {
     const cache = await openIngestCache(out);
-    const all = new Map<string, unknown>();
-    for (const p of cache.paths()) {
+    const all: { path: string; label?: string; video: Buffer; audio: Buffer }[] = [];
+    for (const p of cache.paths().sort()) {
       const c = await cache.get(p);
-      all.set(p, { label: c.label, video: Buffer.from(c.videoPatches.buffer, c.videoPatches.byteOffset, c.videoPatches.byteLength), audio: Buffer.from(c.audioPatches.buffer, c.audioPatches.byteOffset, c.audioPatches.byteLength) });
+      all.push({ path: p, label: c.label, video: Buffer.from(c.videoPatches.buffer, c.videoPatches.byteOffset, c.videoPatches.byteLength), audio: Buffer.from(c.audioPatches.buffer, c.audioPatches.byteOffset, c.audioPatches.byteLength) });
     }
     await cache.close();
     return all;
   };
   const original = await contents();
-  t.is(original.size, 6);
+  t.is(original.length, 6);
   const shard = path.join(out, 'shard-00000.bin');
   const size = (await stat(shard)).size;
   // An interrupted append: bytes past the indexed end.
