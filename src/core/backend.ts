@@ -68,7 +68,10 @@ async function tryCpu(): Promise<string | undefined> {
   return (await tf.setBackend('cpu')) ? undefined : 'the cpu backend did not initialise';
 }
 
-const LOADERS: Record<BackendName, () => Promise<string | undefined>> = {
+/** Per backend: initialise it and return undefined, or say why it cannot be used. */
+export type BackendLoaders = Record<BackendName, () => Promise<string | undefined>>;
+
+const LOADERS: BackendLoaders = {
   'tensorflow-gpu': () => tryNative('tensorflow-gpu'),
   tensorflow: () => tryNative('tensorflow'),
   wasm: tryWasm,
@@ -90,27 +93,31 @@ let pending: Promise<unknown> = Promise.resolve();
 async function resolveBackend(requested: string | undefined): Promise<BackendInfo> {
   const want = requested?.trim() || undefined;
   if (resolved && (!want || want === resolved.name)) return resolved;
+  resolved = await pickBackend(want, LOADERS);
+  return resolved;
+}
+
+/**
+ * The resolution itself, over the given loaders (tests pass fakes, so the fallback order is checked
+ * whatever is installed): the requested backend or an error naming why it failed; else the first
+ * of BACKEND_NAMES that loads, with what was skipped and why.
+ */
+export async function pickBackend(want: string | undefined, loaders: BackendLoaders): Promise<BackendInfo> {
   if (want) {
     if (!BACKEND_NAMES.includes(want as BackendName)) {
       throw new BackendUnavailableError(want, `unknown backend name`);
     }
-    const failure = await LOADERS[want as BackendName]();
+    const failure = await loaders[want as BackendName]();
     if (failure) throw new BackendUnavailableError(want, failure);
     await tf.ready();
-    resolved = await withThreads({ name: want as BackendName, tfjsBackend: tf.getBackend(), detail: 'requested explicitly' });
-    return resolved;
+    return withThreads({ name: want as BackendName, tfjsBackend: tf.getBackend(), detail: 'requested explicitly' });
   }
   const skipped: string[] = [];
   for (const name of BACKEND_NAMES) {
-    const failure = await LOADERS[name]();
+    const failure = await loaders[name]();
     if (!failure) {
       await tf.ready();
-      resolved = await withThreads({
-        name,
-        tfjsBackend: tf.getBackend(),
-        detail: skipped.length ? `skipped: ${skipped.join('; ')}` : 'first choice',
-      });
-      return resolved;
+      return withThreads({ name, tfjsBackend: tf.getBackend(), detail: skipped.length ? `skipped: ${skipped.join('; ')}` : 'first choice' });
     }
     skipped.push(`${name}: ${failure}`);
   }

@@ -78,7 +78,9 @@ export class ContinualEvaluator {
   private readonly importanceOptions: z.output<typeof importanceOptionsSchema>;
 
   constructor(options: { config: ModelConfig; testSet: TestSet | readonly TestClip[] } & z.input<typeof evaluatorOptionsSchema>) {
-    const { batchSize, importance } = evaluatorOptionsSchema.parse({ batchSize: options.batchSize, importance: options.importance });
+    const parsed = evaluatorOptionsSchema.safeParse({ batchSize: options.batchSize, importance: options.importance });
+    if (!parsed.success) throw new RangeError(`ContinualEvaluator: bad options: ${z.prettifyError(parsed.error)}`);
+    const { batchSize, importance } = parsed.data;
     this.config = options.config;
     this.clips = Array.isArray(options.testSet) ? options.testSet : (options.testSet as TestSet).clips;
     this.batchSize = batchSize;

@@ -109,7 +109,12 @@ class DeviceHandle {
 export class DevicePool {
   private readonly devices = new Map<string, DeviceHandle>();
 
-  constructor(private readonly settings: { config: ModelConfig; seed: number | string }) {}
+  constructor(private readonly settings: {
+    config: ModelConfig;
+    seed: number | string;
+    /** Finds an installed package (default: Node's resolution); tests stand in for what is installed. */
+    resolvePackage?: (id: string) => string;
+  }) {}
 
   /** The worker or child process for a device string, started on first use. */
   handle(device: string): DeviceHandle {
@@ -123,7 +128,7 @@ export class DevicePool {
       handle = new DeviceHandle(device, new Worker(boot, { eval: true, execArgv: childExecArgv() }));
     } else if (kind === 'gpu') {
       try {
-        createRequire(import.meta.url).resolve('@tensorflow/tfjs-node-gpu');
+        (this.settings.resolvePackage ?? createRequire(import.meta.url).resolve)('@tensorflow/tfjs-node-gpu');
       } catch {
         throw new FatalStageError(device, `device '${device}' needs @tensorflow/tfjs-node-gpu, which is not installed; use cpu or worker:N`);
       }

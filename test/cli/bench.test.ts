@@ -38,9 +38,9 @@ test('bench step --selector stella,der++ --json: side by side, replay rows inclu
   t.is(stella.gflops, undefined);
   t.truthy(stella.flopsNote);
   t.true(der.gflops! > 0 && der.flopsPerStep! > 0);
-  t.truthy(out.reduction);
-  t.is(out.reduction!.memory, 1 - stella.peakTensorBytes / der.peakTensorBytes);
-  t.is(out.reduction!.met.memory, out.reduction!.memory >= 0.4);
+  // The printed reductions are those of the printed results (the formula has its known-answer test below).
+  t.deepEqual(out.reduction, reductions(out.results));
+  t.true(out.reduction!.memory > 0, 'STELLA trains on fewer patches than DER++, so its peak is lower');
   // The table names every selector with its rows (replay) and buffer.
   const table = resultTable(out.results);
   t.regex(table, /^selector\s+variant\s+rows \(replay\)\s+median ms/m);

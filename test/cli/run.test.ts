@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir } from 'node:fs/promises';
@@ -10,6 +10,8 @@ import { parseResults } from '../../src/eval/results.ts';
 import { runCommand } from '../../src/cli/run.ts';
 import { RunParamError } from '../../src/cli/run-params.ts';
 import { REPO_ROOT } from '../helpers.ts';
+import { restoreRun } from '../../src/method/run-checkpointer.ts';
+import { parseSafetensors } from '../../src/core/safetensors.ts';
 
 // A small continual run: 2 tasks × 2 classes, 2 train + 1 test clip per class, batch 2 → 4 steps.
 const SMALL = ['data.tasks=2', 'data.classes=2', 'data.train=2', 'data.test=1', 'train.epochs=1', 'train.batchSize=2', 'train.memory=4', 'checkpoint.every=1', 'report.clips=1'];
@@ -38,9 +40,12 @@ test('stella run writes results.json (T×T matrices, A/F, localisation), a repor
   t.deepEqual(results.tasks, ['task0', 'task1']);
   t.is(results.selector, 'stella');
   t.is(results.retrieval.a2v.R1.length, 2);
-  for (const row of results.retrieval.v2a.R10) for (const x of row) t.true(x >= 0 && x <= 100);
-  // Gallery of 4 clips: R@5 and R@10 are always 100.
-  t.is(results.summary.a2v.R10.A, 100);
+  // Row t of each T×T matrix is the evaluation after task t, column j its row for task j's queries.
+  for (const d of ['a2v', 'v2a'] as const) {
+    for (const k of ['R1', 'R5', 'R10'] as const) {
+      t.deepEqual(results.retrieval[d][k], outcome.evaluations.map((e) => results.tasks.map((task) => e.evaluation.retrieval.perCategory[task][d][k])), `${d}.${k}`);
+    }
+  }
   t.true(results.localization.video!.clips > 0);
   t.true(results.memory.bufferBytes > 0 && results.memory.peakTensorBytes > 0);
   t.true(results.timing.stepMsMedian > 0);
@@ -56,12 +61,39 @@ test('stella run writes results.json (T×T matrices, A/F, localisation), a repor
   t.deepEqual(outcome.evaluations.map((e) => e.trainedSteps), [0, 1].map((task) => steps.filter((s) => s.task <= task).length));
 });
 
-test('a run killed with SIGKILL at a random step resumes to the same results and the same weights, bit for bit', async (t) => {
+/** The newest committed checkpoint's step in DIR/checkpoints (what a resume must start from). */
+async function newestCheckpointStep(dir: string): Promise<number> {
+  const steps = (await readdir(path.join(dir, 'checkpoints'))).map((f) => /^ckpt-(\d{6,})$/.exec(f)).filter((m) => m !== null).map((m) => Number(m[1]));
+  return Math.max(...steps);
+}
+
+/**
+ * The resumed run in `out` started at checkpoint step `from` (> 0) and did not train steps 1..from
+ * again: its log names that checkpoint, and its steps.json marks those steps skipped, without losses,
+ * while every later step has losses. (Final results alone cannot show this: a run that started over
+ * from step 0 ends with the same numbers.)
+ */
+async function assertResumedFrom(t: ExecutionContext, out: string, log: string[], from: number, total: number): Promise<void> {
+  t.true(from > 0 && from < total, `checkpoint step ${from} of ${total}`);
+  t.true(log.some((l) => l.endsWith(`ckpt-${String(from).padStart(6, '0')} (step ${from})`) && l.startsWith('resuming from ')), log.join('\n'));
+  const steps = JSON.parse(await readFile(path.join(out, 'steps.json'), 'utf8')).steps as { step: number; losses: Record<string, number>; timings?: Record<string, number> }[];
+  t.deepEqual(steps.map((s) => s.step), Array.from({ length: total }, (_, i) => i + 1));
+  const trained = steps.filter((s) => Object.keys(s.losses).length > 0).map((s) => s.step);
+  const skipped = steps.filter((s) => s.timings?.skipped === 1).map((s) => s.step);
+  t.deepEqual(skipped, Array.from({ length: from }, (_, i) => i + 1), 'steps up to the checkpoint are skipped');
+  t.deepEqual(trained, Array.from({ length: total - from }, (_, i) => from + i + 1), 'only the steps after the checkpoint are trained');
+}
+
+test('a run killed with SIGKILL mid-run resumes from its checkpoint to the same results and the same weights, bit for bit', async (t) => {
   const { out: straight } = await reference;
   const out = await tmp();
-  const killAt = 1 + Rng.fromSeed(Date.now()).int(3); // a checkpoint after step 1, 2 or 3 of 4
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/stella.js'), 'run', '--quiet', '--out', out, ...SMALL.flatMap((s) => ['--set', s])], { stdio: 'ignore' });
-  const killed = await new Promise<boolean>((resolve) => {
+  const killAt = 1 + Rng.fromSeed(Date.now()).int(3); // kill once checkpoint 1, 2 or 3 of 4 is on disk
+  t.log(`kill after checkpoint ${killAt}`);
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/stella.js'), 'run', '--quiet', '--out', out, ...SMALL.flatMap((s) => ['--set', s])], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-2000); });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const sawCheckpoint = await new Promise<boolean>((resolve) => {
     const timer = setInterval(() => {
       if (existsSync(path.join(out, 'checkpoints', `ckpt-${String(killAt).padStart(6, '0')}`))) {
         clearInterval(timer);
@@ -69,11 +101,20 @@ test('a run killed with SIGKILL at a random step resumes to the same results and
         resolve(true);
       }
     }, 20);
-    child.on('exit', () => { clearInterval(timer); resolve(false); });
+    void exited.then(() => { clearInterval(timer); resolve(false); });
   });
-  t.log(`killed after checkpoint ${killAt}: ${killed}`);
-  t.false(existsSync(path.join(out, 'results.json')) && killed);
-  await runCommand({ resume: out, ...quiet });
+  const { code, signal } = await exited;
+  // The kill must land mid-run: the checkpoint appeared first, the child died of SIGKILL, nothing final was written.
+  t.true(sawCheckpoint, `the run ended (exit code ${code}) before checkpoint ${killAt} appeared; its stderr:\n${stderr}`);
+  t.is(signal, 'SIGKILL', 'the run finished before the kill landed');
+  t.false(existsSync(path.join(out, 'results.json')));
+  t.false(existsSync(path.join(out, 'steps.json')));
+  if (!sawCheckpoint || signal !== 'SIGKILL') return;
+  const from = await newestCheckpointStep(out);
+  t.true(from >= killAt, `newest checkpoint ${from}`);
+  const log: string[] = [];
+  await runCommand({ resume: out, quiet: true, log: (l) => log.push(l), signals: null });
+  await assertResumedFrom(t, out, log, from, 4);
   const a = parseResults(JSON.parse(await readFile(path.join(straight, 'results.json'), 'utf8')));
   const b = parseResults(JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')));
   t.deepEqual(comparable(b), { ...comparable(a), config: b.config });
@@ -81,12 +122,11 @@ test('a run killed with SIGKILL at a random step resumes to the same results and
   t.true((await newestWeights(out)).equals(await newestWeights(straight)));
 });
 
-test('SIGINT stops after the current step, checkpoints, and --resume finishes the same run', async (t) => {
+test('SIGINT stops after the current step, checkpoints, and --resume finishes the same run from there', async (t) => {
   const { out: straight } = await reference;
   const out = await tmp();
   const signals = new EventEmitter();
-  const log: string[] = [];
-  const stopping = runCommand({ sets: SMALL, out, quiet: true, log: (l) => log.push(l), signals: signals as never });
+  const stopping = runCommand({ sets: SMALL, out, ...quiet, signals: signals as never });
   const timer = setInterval(() => {
     if (existsSync(path.join(out, 'checkpoints', 'ckpt-000001'))) { clearInterval(timer); signals.emit('SIGINT'); }
   }, 20);
@@ -95,8 +135,12 @@ test('SIGINT stops after the current step, checkpoints, and --resume finishes th
   t.true(first.stopped);
   t.regex(first.message!, /Resume with: stella run --resume /);
   t.false(existsSync(path.join(out, 'results.json')));
-  const second = await runCommand({ resume: out, ...quiet });
+  const stoppedAt = Number(/stopped after step (\d+)/.exec(first.message!)?.[1]);
+  t.is(await newestCheckpointStep(out), stoppedAt, 'the stop checkpoints the step it stopped after');
+  const log: string[] = [];
+  const second = await runCommand({ resume: out, quiet: true, log: (l) => log.push(l), signals: null });
   t.false(second.stopped);
+  await assertResumedFrom(t, out, log, stoppedAt, 4);
   t.true((await newestWeights(out)).equals(await newestWeights(straight)));
 });
 
@@ -116,6 +160,15 @@ test('a NaN loss stops the run naming the loss, and the newest checkpoint is the
   const latest = (await readFile(path.join(out, 'checkpoints', 'latest'), 'utf8')).trim();
   t.true(Number(latest.slice(5)) < badStep);
   t.false(existsSync(path.join(out, 'results.json')));
+  // The newest checkpoint loads, is that step, and holds only finite weights and losses.
+  const { restored } = await restoreRun(path.join(out, 'checkpoints'));
+  t.is(restored.steps, Number(latest.slice(5)));
+  t.is(path.basename(restored.from), latest);
+  t.is(restored.losses.length, restored.steps);
+  for (const loss of restored.losses) for (const [name, x] of Object.entries(loss.values)) t.true(Number.isFinite(x), `step ${loss.step} ${name} = ${x}`);
+  const weights = parseSafetensors(restored.trainers.train.weights, latest).tensors;
+  t.true(weights.size > 0);
+  for (const [name, w] of weights) t.true(w.data.every(Number.isFinite), `${latest}: ${name} has non-finite values`);
 });
 
 test('the A/B graph trains two models on the same batches and writes one results.json per arm', async (t) => {

@@ -5,7 +5,12 @@ import { initBackend } from '../../src/core/backend.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { addRowVector, blockDiagonalAttention, fastBatchMatMul, fastGatherRows, fastLinear2d, fastMatMul2d, gatherRows, splitRows, sumRows, tensorOps, transpose2d, withSharedSaves } from '../../src/core/fast-matmul.ts';
 
-test.before(async () => { await initBackend(); });
+// Pinned to wasm: the fast paths' own kernels and buffer sharing are wasm's, and the checks below must
+// run whatever else (tfjs-node) an install brings.
+test.before(async () => {
+  const info = await initBackend('wasm');
+  if (tf.getBackend() !== 'wasm' || info.name !== 'wasm') throw new Error(`fast-matmul tests need the wasm backend, got ${tf.getBackend()}`);
+});
 
 const rng = Rng.fromSeed('fast-matmul');
 const rand = (shape: number[]) => tf.tensor(rng.fillUniform(new Float32Array(shape.reduce((a, b) => a * b, 1))).map((x) => x * 2 - 1), shape);
@@ -152,7 +157,7 @@ test('fastGatherRows equals tf.gather, sums repeated-row gradients and names a b
   t.deepEqual(g, [[1, 1, 1], [0, 0, 0], [2, 2, 2], [1, 1, 1]]);
   gradCheck(t, (v) => fastGatherRows(v as tf.Tensor2D, idx), [x], 'fastGatherRows');
   const bad = tf.tensor1d([1, 4], 'int32');
-  if (tf.getBackend() === 'wasm') t.throws(() => tf.tidy(() => fastGatherRows(x, bad)), { message: /index 4 at position 1 is outside \[0, 4\)/ });
+  t.throws(() => tf.tidy(() => fastGatherRows(x, bad)), { message: /index 4 at position 1 is outside \[0, 4\)/ });
   tf.dispose([x, idx, bad]);
 });
 
@@ -174,10 +179,8 @@ test('withSharedSaves: gradients equal the copying run, saved tensors share buff
   const clonedOutside = tf.clone(x);
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- dataId is internal
   const dataId = (y: tf.Tensor) => (y as any).dataId;
-  if (tf.getBackend() === 'wasm') {
-    t.is(dataId(clonedInside), dataId(x), 'inside: the clone shares the buffer');
-    t.not(dataId(clonedOutside), dataId(x), 'outside: wasm copies as before');
-  }
+  t.is(dataId(clonedInside), dataId(x), 'inside: the clone shares the buffer');
+  t.not(dataId(clonedOutside), dataId(x), 'outside: wasm copies as before');
   const want = Array.from(x.dataSync());
   x.dispose();
   t.deepEqual(Array.from(clonedInside.dataSync()), want, 'the shared buffer outlives the disposed original');

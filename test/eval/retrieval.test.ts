@@ -1,7 +1,7 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/core/backend.ts';
-import { retrievalMetrics, recallFromRanks } from '../../src/eval/retrieval.ts';
+import { diagonalRanks, retrievalMetrics, recallFromRanks } from '../../src/eval/retrieval.ts';
 import { Rng } from '../../src/core/rng.ts';
 
 test.before(async () => {
@@ -61,13 +61,29 @@ test('batched similarity matches a brute-force ranking and leaks no tensors', (t
   const before = tf.memory().numTensors;
   const aT = tf.tensor2d(a, [n, d]);
   const vT = tf.tensor2d(v, [n, d]);
+  // The batched ranks are the brute-force ones, in both directions.
+  const brute = { a2v: bruteRanks(a, v), v2a: bruteRanks(v, a) };
+  t.deepEqual([...diagonalRanks(aT, vT, 5).greater], brute.a2v);
+  t.deepEqual([...diagonalRanks(vT, aT, 5).greater], brute.v2a);
   const r = retrievalMetrics(aT, vT, { queryBatch: 5 });
-  t.deepEqual(r.all.a2v, recallFromRanks(bruteRanks(a, v)));
-  t.deepEqual(r.all.v2a, recallFromRanks(bruteRanks(v, a)));
-  t.true(r.all.a2v.R1 > 10 && r.all.a2v.R1 < 100, 'the toy problem is neither trivial nor hopeless');
+  t.deepEqual(r, retrievalMetrics(aT, vT), 'the query batch size changes nothing');
+  const within = (ranks: number[], k: number) => (100 * ranks.filter((x) => x < k).length) / n;
+  t.deepEqual([r.all.a2v.R1, r.all.a2v.R5, r.all.a2v.R10], [within(brute.a2v, 1), within(brute.a2v, 5), within(brute.a2v, 10)]);
+  t.deepEqual([r.all.v2a.R1, r.all.v2a.R5, r.all.v2a.R10], [within(brute.v2a, 1), within(brute.v2a, 5), within(brute.v2a, 10)]);
+  t.true(r.all.a2v.R1 > 10 && r.all.a2v.R10 < 100, 'the toy problem is neither trivial nor hopeless');
   aT.dispose();
   vT.dispose();
   t.is(tf.memory().numTensors, before);
+});
+
+test('recallFromRanks: R@K counts 0-based ranks below K; MR is the NumPy median + 1', (t) => {
+  // Odd count: ranks 0, 0, 3, 7, 12 → R@1 2/5, R@5 3/5, R@10 4/5; median 3 → MR 4.
+  t.deepEqual(recallFromRanks([7, 0, 12, 3, 0]), { R1: 40, R5: 60, R10: 80, MR: 4 });
+  // Even count: ranks 0, 2, 5, 9 → R@1 1/4, R@5 2/4 (rank 5 is 6th), R@10 4/4; median (2 + 5) / 2 → MR 4.5.
+  t.deepEqual(recallFromRanks([9, 5, 0, 2]), { R1: 25, R5: 50, R10: 100, MR: 4.5 });
+  // Ranks are numbers, not strings: 10 sorts after 9.
+  t.is(recallFromRanks([10, 9, 1]).MR, 10);
+  t.true(Number.isNaN(recallFromRanks([]).MR));
 });
 
 test('bad shapes are refused with the sizes', (t) => {

@@ -72,8 +72,11 @@ test('a stage without a worker task cannot be put on a worker', (t) => {
 });
 
 test('gpu:N without tfjs-node-gpu is refused with the reason', (t) => {
-  const pool = new DevicePool({ config: TINY, seed: 0 });
-  t.throws(() => pool.handle('gpu:0'), { message: /needs @tensorflow\/tfjs-node-gpu/ });
+  // Whatever is installed here: the pool is told the package cannot be found.
+  const asked: string[] = [];
+  const pool = new DevicePool({ config: TINY, seed: 0, resolvePackage: (id) => { asked.push(id); throw new Error(`Cannot find module '${id}'`); } });
+  t.throws(() => pool.handle('gpu:0'), { message: /device 'gpu:0' needs @tensorflow\/tfjs-node-gpu, which is not installed/ });
+  t.deepEqual(asked, ['@tensorflow/tfjs-node-gpu']);
 });
 
 test('WeightSync copies every K steps; K = 0 never copies (strictly in step)', async (t) => {

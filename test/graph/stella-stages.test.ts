@@ -10,6 +10,9 @@ import { Rng } from '../../src/core/rng.ts';
 import { serializeSafetensors } from '../../src/core/safetensors.ts';
 import { parseResults } from '../../src/eval/results.ts';
 import { renderClipPictures } from '../../src/eval/pictures.ts';
+import { ContinualEvaluator } from '../../src/eval/evaluator.ts';
+import { loadTestSet } from '../../src/eval/test-set.ts';
+import { loadManifest } from '../../src/media/manifest.ts';
 import { loadGraph } from '../../src/graph/loader.ts';
 import { runGraph } from '../../src/graph/runner.ts';
 import { generateCorpus } from '../../src/media/corpus.ts';
@@ -71,15 +74,15 @@ test('unpatchify inverts patchify (write-heatmaps puts the tokens back in place)
   t.throws(() => unpatchifyAudio(new Float32Array(10), 64, 32, 16), { message: /10 values, expected 64·32/ });
 });
 
-test('score-only.yaml: 2 clips → one frames and one spectrogram PNG each, of the picture sizes', async (t) => {
+test('score-only.yaml: 2 clips → frames and spectrogram PNGs showing each clip with its own importance and top-K', async (t) => {
   await initBackend();
   const dir = await tmp();
   const { manifestPath } = await generateCorpus({ out: path.join(dir, 'corpus'), tasks: 1, classes: 2, train: 0, test: 1, size: 'tiny', durationSec: 2 });
   const config = modelConfig('tiny');
   const model = new ModelService({ config, rng: Rng.fromSeed('score-only') });
+  t.teardown(() => model.dispose());
   const weights = path.join(dir, 'model.safetensors');
   await writeFile(weights, serializeSafetensors(model.weights(), { config: JSON.stringify(config) }));
-  model.dispose();
   const loaded = await loadGraph(path.join(REPO_ROOT, 'graphs/score-only.yaml'), {
     env: { ...process.env, STELLA_CLIPS: manifestPath, STELLA_WEIGHTS: weights, STELLA_OUT: dir },
     overrides: ['nodes.batch.options.size=4'],
@@ -88,18 +91,32 @@ test('score-only.yaml: 2 clips → one frames and one spectrogram PNG each, of t
   t.deepEqual(run.errors, []);
   const files = (await readdir(path.join(dir, 'heatmaps'))).sort();
   t.is(files.length, 4, files.join(', '));
-  // The expected sizes: the same pictures of any clip of this config, with an overlay panel.
-  const blank = renderClipPictures({
-    path: 'x', frames: new Float32Array(config.numFrames * 3 * config.imageSize ** 2), frameShape: [config.numFrames, config.imageSize, config.imageSize],
-    fbank: new Float32Array(config.audioFrames * config.melBins), fbankShape: [config.audioFrames, config.melBins], patch: config.patchSize,
-    videoImportance: new Float32Array(64).fill(1), audioImportance: new Float32Array(128).fill(1), videoSelected: Int32Array.of(0), audioSelected: Int32Array.of(0),
-  });
-  const size = (png: Buffer) => { const p = PNG.sync.read(png); return [p.width, p.height]; };
-  for (const f of files) {
-    const kind = f.endsWith('.frames.png') ? 'framesPng' : f.endsWith('.spectrogram.png') ? 'spectrogramPng' : undefined;
-    t.truthy(kind, f);
-    t.deepEqual(size(await readFile(path.join(dir, 'heatmaps', f))), size(blank[kind!]), f);
+  // The expected pictures from another path: the evaluator's eval-mode decode of each test clip and
+  // the importance and first-step selection of the same weights (spec §5.2 (1)–(4)).
+  const testSet = await loadTestSet(await loadManifest(manifestPath), config);
+  t.deepEqual(testSet.errors, []);
+  const scores = new ContinualEvaluator({ config, testSet }).importanceFor(model);
+  const pixels = (png: Buffer) => PNG.sync.read(png);
+  const differing = (a: PNG, b: PNG) => { let n = 0; for (let i = 0; i < a.data.length; i++) if (Math.abs(a.data[i] - b.data[i]) > 1) n++; return n; };
+  const written: PNG[] = [];
+  testSet.clips.forEach((clip, i) => t.is(scores[i].path, clip.path));
+  for (const [i, clip] of testSet.clips.entries()) {
+    const expected = renderClipPictures({
+      path: clip.path, frames: clip.frames!, frameShape: [config.numFrames, config.imageSize, config.imageSize],
+      fbank: clip.fbank!, fbankShape: [config.audioFrames, config.melBins], patch: config.patchSize,
+      videoImportance: scores[i].importanceV, audioImportance: scores[i].importanceA, videoSelected: scores[i].selectedV, audioSelected: scores[i].selectedA,
+    });
+    const base = path.basename(clip.path, path.extname(clip.path));
+    for (const [suffix, png] of [['frames', expected.framesPng], ['spectrogram', expected.spectrogramPng]] as const) {
+      const actual = pixels(await readFile(path.join(dir, 'heatmaps', `${base}.${suffix}.png`)));
+      const want = pixels(png);
+      t.deepEqual([actual.width, actual.height], [want.width, want.height], `${base}.${suffix}`);
+      t.is(differing(actual, want), 0, `${base}.${suffix}.png: bytes differing from the expected picture`);
+      written.push(actual);
+    }
   }
+  // Each clip's picture is its own: the two frames pictures differ in many pixels.
+  t.true(differing(written[0], written[2]) > written[0].data.length / 20);
 });
 
 test('score-only.yaml refuses weights of another config, naming the file', async (t) => {
