@@ -28,6 +28,7 @@ import { RunSession, type RunSessionState, type TaskEvaluation } from '../method
 import { RunCheckpointer, restoreRun } from '../method/run-checkpointer.ts';
 import { finalize } from '../eval/evaluator.ts';
 import { parseResults, type Results } from '../eval/results.ts';
+import { chanceLevels, type RecallRow } from '../eval/retrieval.ts';
 import { writeReport } from '../eval/report.ts';
 import type { ClipPictureInput } from '../eval/pictures.ts';
 import type { TaskEvaluator } from '../eval/task-evaluator.ts';
@@ -97,7 +98,13 @@ export async function runCommand(options: RunCommandOptions): Promise<RunOutcome
     dir: path.join(outDir, 'checkpoints'), every: params.checkpoint.every, keep: params.checkpoint.keep, config,
     run: { params, graph: graphFile, graphOverrides }, onWarning: (m) => print(`warning: ${m}`),
   });
-  session.onEvaluation = (e) => { if (!options.quiet) print(retrievalTable(e, session.tasks)); };
+  // Several train nodes (A/B): each table is headed with its node and selector.
+  const armLabel = (node: string) => {
+    if (session.trainers.size < 2) return undefined;
+    const name = session.trainers.get(node)?.strategyName;
+    return name ? `${node}: ${name}` : node;
+  };
+  session.onEvaluation = (e) => { if (!options.quiet) print(retrievalTable(e, session.tasks, armLabel(e.trainer))); };
   const total = options.quiet ? undefined : await plannedSteps(loaded);
   const progress = total ? { label: 'train steps', total, done: () => session.losses.length } : undefined;
 
@@ -222,7 +229,8 @@ function buildResults(a: {
   if (stages.length !== tasks.length) throw new Error(`train node '${a.node}' was evaluated after ${stages.length} of ${tasks.length} tasks`);
   const final = finalize(stages.map((s) => s.evaluation), tasks);
   const trainer = a.session.trainers.get(a.node)!;
-  const stepMs = a.result.steps.filter((s) => s.timings?.stepMs !== undefined).map((s) => s.timings!.stepMs);
+  // This node's steps only: in an A/B graph each arm has its own timing.
+  const stepMs = a.result.steps.filter((s) => s.timings?.stepMs !== undefined && (s.node === undefined || s.node === a.node)).map((s) => s.timings!.stepMs);
   return parseResults({
     backend: a.backend.name,
     selector: trainer.strategyName ?? a.params.selector,
@@ -258,18 +266,23 @@ async function reportClips(evaluator: TaskEvaluator, trainer: RunSessionState['t
   }));
 }
 
-/** One stage's retrieval per task category, as a small table. */
-export function retrievalTable(e: TaskEvaluation, tasks: readonly string[]): string {
+/**
+ * One stage's retrieval per task category, as a small table, with the chance level of each R@K for
+ * its gallery (src/eval/retrieval.ts `chanceLevels`). `arm` names the train node and its selector
+ * when a graph trains several (A/B), so interleaved tables can be told apart.
+ */
+export function retrievalTable(e: TaskEvaluation, tasks: readonly string[], arm?: string): string {
   const f = (x: number) => x.toFixed(1).padStart(6);
-  const lines = [`after task ${e.task + 1}/${tasks.length} (${e.taskName}, step ${e.step}): zero-shot retrieval, %`,
+  const r = e.evaluation.retrieval;
+  type Recalls = Pick<RecallRow, 'R1' | 'R5' | 'R10'>;
+  const row = (name: string, d: { a2v: Recalls; v2a: Recalls }) =>
+    `  ${name.padEnd(14)}  ${f(d.a2v.R1)}${f(d.a2v.R5)}${f(d.a2v.R10)} │  ${f(d.v2a.R1)}${f(d.v2a.R5)}${f(d.v2a.R10)}`;
+  const lines = [`${arm ? `[${arm}] ` : ''}after task ${e.task + 1}/${tasks.length} (${e.taskName}, step ${e.step}): zero-shot retrieval, %`,
     `  ${'task'.padEnd(14)}   a2v R@1   R@5  R@10 │ v2a R@1   R@5  R@10`];
-  for (const t of tasks) {
-    const r = e.evaluation.retrieval.perCategory[t];
-    if (!r) continue;
-    lines.push(`  ${t.padEnd(14)}  ${f(r.a2v.R1)}${f(r.a2v.R5)}${f(r.a2v.R10)} │  ${f(r.v2a.R1)}${f(r.v2a.R5)}${f(r.v2a.R10)}`);
-  }
-  const all = e.evaluation.retrieval.all;
-  lines.push(`  ${'all'.padEnd(14)}  ${f(all.a2v.R1)}${f(all.a2v.R5)}${f(all.a2v.R10)} │  ${f(all.v2a.R1)}${f(all.v2a.R5)}${f(all.v2a.R10)}`);
+  for (const t of tasks) if (r.perCategory[t]) lines.push(row(t, r.perCategory[t]));
+  lines.push(row('all', r.all));
+  const chance = chanceLevels(r.n);
+  lines.push(row(`chance (G=${r.n})`, { a2v: chance, v2a: chance }));
   return lines.join('\n');
 }
 
