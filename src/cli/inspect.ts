@@ -157,7 +157,7 @@ export function register(program: Command): void {
     .command('inspect')
     .description('show what the model attends to in one clip: importance heat maps and the selected patches as PNGs')
     .argument('<clip>', 'media file (video with audio)')
-    .option('--checkpoint <dir>', `checkpoint folder (newest valid checkpoint; blob ${WEIGHTS_BLOB})`)
+    .option('--checkpoint <dir>', `a run folder or its checkpoints/ folder (newest valid checkpoint; blob ${WEIGHTS_BLOB})`)
     .option('--weights <file>', 'model weights as a .safetensors file (instead of --checkpoint)')
     .addOption(new Option('--config <name>', 'model config when the weights do not name one').choices(CONFIG_NAMES))
     .option('--out <dir>', 'folder for <clip-name>.frames.png and <clip-name>.spectrogram.png', '.')

@@ -16,6 +16,8 @@ import { describeBackend, initBackend, type BackendInfo } from '../core/backend.
 import { cacheRoot } from '../core/cache-dir.ts';
 import { modelConfig } from '../core/config.ts';
 import { writeFileAtomic } from '../core/atomic-write.ts';
+import { resolveCheckpointDir, RUN_CHECKPOINTS } from '../core/checkpoint.ts';
+import { serializeSafetensors } from '../core/safetensors.ts';
 import { REPO_ROOT } from '../graph/container.ts';
 import { GraphConfigError } from '../graph/errors.ts';
 import { loadGraph, type LoadedGraph } from '../graph/loader.ts';
@@ -37,6 +39,9 @@ import { preloadInitWeights, type ResolvedInit } from '../method/model-init.ts';
 import { serializeSafetensors } from '../core/safetensors.ts';
 import { graphEnv, listKeys, parseRunSets, RunParamError, runParamsSchema, type RunParams } from './run-params.ts';
 import { helpFooter } from './help.ts';
+
+/** The final model of each train node, at the top of its output folder. */
+export const FINAL_WEIGHTS = 'weights.safetensors';
 
 export const DEFAULT_GRAPH = path.join(REPO_ROOT, 'graphs', 'continual-pretrain.yaml');
 
@@ -67,12 +72,15 @@ export async function runCommand(options: RunCommandOptions): Promise<RunOutcome
   let print = log;
   const started = performance.now();
   // Resume: the saved parameters win; new --set values would change the run.
-  const restored = options.resume ? await restoreRun(path.join(options.resume, 'checkpoints'), (m) => log(`warning: ${m}`)) : undefined;
+  // --resume takes the run folder or its checkpoints/ folder; the run keeps writing into the run folder.
+  const checkpointDir = options.resume ? await resolveCheckpointDir(options.resume) : undefined;
+  const resumeDir = checkpointDir && path.basename(checkpointDir) === RUN_CHECKPOINTS ? path.dirname(checkpointDir) : options.resume;
+  const restored = checkpointDir ? await restoreRun(checkpointDir, (m) => log(`warning: ${m}`)) : undefined;
   const saved = restored?.config.run as { params: RunParams; graph: string; graphOverrides: string[] } | undefined;
   if (saved && options.sets?.length) throw new RunParamError(`--resume continues the run as it was configured; drop --set (${options.sets.join(' ')})`);
   const { params, graphOverrides } = saved ?? { ...parseRunSets(options.sets ?? []), graph: undefined };
   const graphFile = path.resolve(saved?.graph ?? options.graph ?? DEFAULT_GRAPH);
-  const outDir = path.resolve(options.resume ?? options.out ?? path.join('runs', `${params.selector.replace(/[^\w.+-]/g, '_')}-seed${params.seed}`));
+  const outDir = path.resolve(resumeDir ?? options.out ?? path.join('runs', `${params.selector.replace(/[^\w.+-]/g, '_')}-seed${params.seed}`));
   await mkdir(outDir, { recursive: true });
 
   const backend = await initBackend();
@@ -95,7 +103,7 @@ export async function runCommand(options: RunCommandOptions): Promise<RunOutcome
     log(`resuming from ${restored.restored.from} (step ${restored.restored.steps})`);
   }
   session.checkpoints = new RunCheckpointer(session, {
-    dir: path.join(outDir, 'checkpoints'), every: params.checkpoint.every, keep: params.checkpoint.keep, config,
+    dir: path.join(outDir, RUN_CHECKPOINTS), every: params.checkpoint.every, keep: params.checkpoint.keep, config,
     run: { params, graph: graphFile, graphOverrides }, onWarning: (m) => print(`warning: ${m}`),
   });
   // Several train nodes (A/B): each table is headed with its node and selector.
@@ -120,7 +128,7 @@ export async function runCommand(options: RunCommandOptions): Promise<RunOutcome
     unlisten();
   }
   if (result.stopped) {
-    const message = `stopped after step ${result.position.step}; checkpoint in ${path.join(outDir, 'checkpoints')}.\nResume with: stella run --resume ${outDir}`;
+    const message = `stopped after step ${result.position.step}; checkpoint in ${path.join(outDir, RUN_CHECKPOINTS)}.\nResume with: stella run --resume ${outDir}`;
     log(message);
     return { outDir, results: {}, evaluations: session.evaluations, stopped: true, message };
   }
@@ -139,11 +147,11 @@ export async function runCommand(options: RunCommandOptions): Promise<RunOutcome
     const body = buildResults({ backend, params, graphFile, config: config.name, session, node, stages, result, wallSeconds, multitask: params.selector === 'multitask' });
     await mkdir(dir, { recursive: true });
     await writeFileAtomic(path.join(dir, 'results.json'), JSON.stringify(body, null, 2) + '\n');
-    // The final model where people look for it (and what `init=` and `stella inspect --weights` take).
-    await writeFileAtomic(path.join(dir, 'weights.safetensors'), serializeSafetensors(trainer.model.weights(), { config: JSON.stringify(config), node, selector: body.selector, steps: String(trainer.stepsDone) }));
+    // The final model where people look for it (what `init=`, `stella inspect --weights` and score-only take).
+    await writeFileAtomic(path.join(dir, FINAL_WEIGHTS), serializeSafetensors(trainer.model.weights(), { config: JSON.stringify(config), node, selector: body.selector, steps: String(trainer.stepsDone) }));
     const clips = await reportClips(evaluator, trainer, params.report.clips, config.patchSize);
     const report = await writeReport(dir, body, { losses: session.losses.filter((l) => l.node === node), clips, title: `${trainer.strategyName} on ${path.basename(path.dirname(manifest))}` });
-    log(`wrote ${path.join(dir, 'results.json')} and ${report.htmlPath}`);
+    log(`wrote ${path.join(dir, 'results.json')}, ${report.htmlPath} and ${path.join(dir, FINAL_WEIGHTS)}`);
     results[node] = body;
   }
   if (result.errors.length || session.testSetErrors.length) log(`${result.errors.length + session.testSetErrors.length} clip(s) failed; see "errors" in results.json`);
@@ -312,7 +320,7 @@ export function register(program: Command): void {
     .description('continual audio-video pre-training through a YAML graph (default: STELLA on the generated corpus)')
     .option('--set <key=value>', 'override a run key (selector, train.epochs, data.manifest, …) or a graph key (nodes.…); repeatable', collect, [])
     .option('--out <dir>', 'output folder (default runs/<selector>-seed<seed>)')
-    .option('--resume <dir>', 'continue the run in DIR from its newest valid checkpoint')
+    .option('--resume <dir>', 'continue the run in DIR (the run folder or its checkpoints/ folder) from its newest valid checkpoint')
     .option('--quiet', 'no progress display or tables')
     .option('--json', 'print { outDir, results: { <train node>: results.json }, stopped } as JSON at the end (implies --quiet)')
     .addHelpText('after', () => helpFooter(
@@ -329,7 +337,7 @@ export function register(program: Command): void {
         'Run keys (--set key=value, defaults shown); other keys starting with nodes., defaults., plugins go to the graph:',
         ...wrap(runKeyDefaults(), '  '),
         '',
-        'Writes DIR/results.json, DIR/report.html, DIR/pictures/, DIR/checkpoints/, DIR/steps.json.',
+        'Writes DIR/results.json, DIR/report.html, DIR/pictures/, DIR/weights.safetensors (the final model), DIR/checkpoints/, DIR/steps.json.',
         'Progress: on a TTY the live stage bars and a steps bar with ETA (stderr); a plain line every 10 s otherwise.',
         'SIGINT/SIGTERM: the current step finishes, a checkpoint is written and the resume command printed.',
       ],
