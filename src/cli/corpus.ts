@@ -22,7 +22,7 @@ export function register(program: Command): void {
   program
     .command('corpus')
     .description('generate the deterministic synthetic audio-video corpus (MP4 + manifest.json + ground truth)')
-    .requiredOption('--out <dir>', 'output folder')
+    .requiredOption('--out <dir>', 'output folder (required)')
     .addOption(new Option('--kind <kind>', 'continual tasks, or the pre-training corpus (one task, classes disjoint from the continual ones)').choices(['continual', 'pretrain']).default('continual'))
     .option('--seed <n>', 'seed', int(-(2 ** 31)), 2021)
     .option('--tasks <n>', 'tasks (disjoint classes; continual only) (default: 3)', int(1))

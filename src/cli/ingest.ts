@@ -21,7 +21,7 @@ export function register(program: Command): void {
     .command('ingest')
     .description('decode and tokenize every clip of a manifest into an on-disk cache (resumable)')
     .argument('<manifest>', 'manifest JSON (our format or a CAV-MAE datafile) or a folder of label subfolders')
-    .requiredOption('--out <dir>', 'cache folder (index.json, shard-*.bin, ingest-report.json)')
+    .requiredOption('--out <dir>', 'cache folder (required): index.json, shard-*.bin, ingest-report.json')
     .addOption(new Option('--config <size>', 'model config').choices(['tiny', 'base']).default('tiny'))
     .option('--concurrency <n>', 'ffmpeg decodes in flight', positiveInt, 2)
     .option('--allow-outside', 'accept clip paths outside the manifest folder')

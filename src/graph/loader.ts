@@ -27,7 +27,7 @@ import { isMap, isScalar, LineCounter, parseDocument, stringify as stringifyYaml
 import { z } from 'zod';
 import { MODEL_CONFIGS, modelConfig, type ModelConfig } from '../core/config.ts';
 import { createContainer, resolvePlugin, type ContainerSettings } from './container.ts';
-import { GraphConfigError, messageOf, type ConfigProblem } from './errors.ts';
+import { GraphConfigError, GraphFileError, messageOf, type ConfigProblem } from './errors.ts';
 import type { ItemKind } from './items.ts';
 import { applyOverrides, childSchema, closest, interpolateEnv, parseOverride } from './overrides.ts';
 import { ModelService, Scorer } from './roles.ts';
@@ -111,7 +111,7 @@ export async function loadGraph(file: string, options: LoadOptions = {}): Promis
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    throw new GraphConfigError(file, [{ key: '', message: `cannot read the graph file (${messageOf(error)})` }]);
+    throw new GraphFileError(file, `cannot read the graph file (${messageOf(error)})`);
   }
   return loadGraphText(text, file, options);
 }
