@@ -163,8 +163,8 @@ export function register(program: Command): void {
     .option('--out <dir>', 'folder for <clip-name>.frames.png and <clip-name>.spectrogram.png', '.')
     .option('--json', 'print { clip, config, weights, frames, spectrogram, selectedVideo, selectedAudio } as JSON')
     .addHelpText('after', helpFooter(
-      ['stella inspect .cache/corpus/tiny-seed2021-3x5-4+6-v2/task0/test/t0-square-0-0.mp4 --checkpoint runs/stella-seed2021/checkpoints --out pictures',
-        'stella inspect clip.mp4 --weights model.safetensors --config tiny --json'],
+      ['stella inspect data/synth/task0/test/t0-square-0-0.mp4 --checkpoint runs/small --out pictures   # after the `stella run --help` examples',
+        'stella inspect data/synth/task0/test/t0-circle-1-0.mp4 --weights runs/small/weights.safetensors --config tiny --json'],
       '0 pictures written, 1 the clip or weights could not be read, 2 usage error (e.g. both or neither of --checkpoint/--weights)',
     ))
     .action(async (clip: string, opts: { checkpoint?: string; weights?: string; config?: string; out: string; json?: boolean }) => {

@@ -346,12 +346,13 @@ export function register(program: Command): void {
     .option('--json', 'print { outDir, results: { <train node>: results.json }, stopped } as JSON at the end (implies --quiet)')
     .addHelpText('after', () => helpFooter(
       [
-        'stella run                                         # STELLA, tiny, generated corpus',
-        'stella run --set selector=der++ --set train.epochs=2',
-        'stella run --set data.tasks=2 --set data.classes=2 --set train.epochs=1 --out runs/small',
-        'stella run --set data.manifest=data/vggsound.json --set config=base',
-        'stella run graphs/continual-pretrain.yaml --set nodes.decode.options.concurrency=1   # a graph key',
-        'stella run --resume runs/stella-seed2021           # continue after a stop or crash',
+        'stella run                                         # STELLA, tiny, generated corpus (a few minutes)',
+        'stella run --set data.tasks=2 --set data.classes=2 --set data.train=2 --set data.test=1 --set train.epochs=1 --out runs/small',
+        'stella run --set selector=der++ --set data.tasks=2 --set data.classes=2 --set train.epochs=1 --out runs/der',
+        'stella run --set data.manifest=data/synth/manifest.json --set train.epochs=1 --out runs/synth   # your manifest (stella corpus)',
+        'stella run graphs/ab-selectors.yaml --set selectorB=der++ --set data.tasks=2 --set data.classes=2 --set train.epochs=1 --out runs/ab',
+        'stella run --set nodes.decode.options.concurrency=1 --set data.tasks=2 --set data.classes=2 --set train.epochs=1   # a graph key',
+        'stella run --resume runs/small                      # continue after a stop or crash (runs/small/checkpoints works too)',
       ],
       '0 done (also after a graceful stop), 1 the run failed, 2 bad arguments (an unknown --set key, a bad value, an invalid graph)',
       [
