@@ -20,7 +20,7 @@ import { writeFileAtomic } from '../core/atomic-write.ts';
 import { resolveCheckpointDir, RUN_CHECKPOINTS } from '../core/checkpoint.ts';
 import { serializeSafetensors } from '../core/safetensors.ts';
 import { REPO_ROOT } from '../graph/container.ts';
-import { GraphConfigError } from '../graph/errors.ts';
+import { GraphConfigError, GraphFileError } from '../graph/errors.ts';
 import { loadGraph, type LoadedGraph } from '../graph/loader.ts';
 import { Evaluator } from '../graph/roles.ts';
 import { runGraph, type RunResult } from '../graph/runner.ts';
@@ -162,11 +162,15 @@ export async function runCommand(options: RunCommandOptions): Promise<RunOutcome
 
 /**
  * `stella run` writes results.json from the graph's evaluations, so a graph without an `evaluate`
- * node is refused before any corpus is made or clip decoded (a missing file is left to the loader).
+ * node is refused before any corpus is made or clip decoded, as is a missing graph file.
  */
 async function requireEvaluateNode(file: string): Promise<void> {
-  const text = await readFile(file, 'utf8').catch(() => undefined);
-  if (text === undefined) return;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new GraphFileError(file, `cannot read the graph file (${(error as Error).message})`);
+  }
   let nodes: Record<string, { stage?: unknown }> | undefined;
   try {
     nodes = (parseYaml(text) as { nodes?: Record<string, { stage?: unknown }> } | null)?.nodes;

@@ -1,0 +1,74 @@
+/**
+ * Small CLI manners a new user meets: `--version`, required options marked, the same exit code for a
+ * missing graph file in every graph command, and `graph run --out` holding everything the run writes.
+ */
+import test from 'ava';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { CommanderError } from 'commander';
+import { buildProgram, packageVersion } from '../../src/cli/main.ts';
+import { generateCorpus } from '../../src/media/corpus.ts';
+import { REPO_ROOT } from '../helpers.ts';
+
+/** Runs the program in this process; the exit code is commander's or the action's `process.exitCode`. */
+async function stella(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
+  let out = '', err = '';
+  const saved = { ...process.env };
+  Object.assign(process.env, env);
+  const writeErr = process.stderr.write.bind(process.stderr);
+  const writeOut = process.stdout.write.bind(process.stdout);
+  process.stderr.write = ((s: string) => { err += s; return true; }) as typeof process.stderr.write;
+  process.stdout.write = ((s: string) => { out += s; return true; }) as typeof process.stdout.write;
+  process.exitCode = undefined;
+  try {
+    await buildProgram({ writeOut: (s) => { out += s; }, writeErr: (s) => { err += s; } }).parseAsync(['node', 'stella', ...args]);
+    return { code: Number(process.exitCode ?? 0), out, err };
+  } catch (e) {
+    if (!(e instanceof CommanderError)) throw e;
+    return { code: e.exitCode, out, err };
+  } finally {
+    process.stderr.write = writeErr;
+    process.stdout.write = writeOut;
+    process.env = saved;
+    process.exitCode = undefined;
+  }
+}
+
+test.serial('stella --version prints package.json\'s version', async (t) => {
+  const { code, out } = await stella(['--version']);
+  t.is(code, 0);
+  t.is(out.trim(), JSON.parse(await readFile(path.join(REPO_ROOT, 'package.json'), 'utf8')).version);
+  t.is(packageVersion(), out.trim());
+});
+
+test.serial('required options say so in their help', async (t) => {
+  t.regex((await stella(['ingest', '--help'])).out, /--out <dir>\s+cache folder \(required\)/);
+  t.regex((await stella(['corpus', '--help'])).out, /--out <dir>\s+output folder \(required\)/);
+});
+
+test.serial('a missing graph file exits 2 in graph check, graph run and run alike; an invalid graph is graph check\'s 1', async (t) => {
+  const missing = path.join(os.tmpdir(), 'no-such-graph.yaml');
+  for (const args of [['graph', 'check', missing], ['graph', 'run', missing], ['run', missing]]) {
+    const { code, err } = await stella(args);
+    t.is(code, 2, args.join(' '));
+    t.regex(err, /no-such-graph\.yaml.*cannot read the graph file/, args.join(' '));
+  }
+  const invalid = await stella(['graph', 'check', path.join(REPO_ROOT, 'graphs/continual-pretrain.yaml'), '--set', 'nodes.batch.options.size=zero']);
+  t.is(invalid.code, 1);
+  t.regex(invalid.err, /nodes\.batch\.options\.size/);
+});
+
+test.serial('graph run --out DIR puts the graph\'s own files (steps.json) in DIR too', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'stella-graph-out-'));
+  const { manifestPath } = await generateCorpus({ out: path.join(dir, 'corpus'), tasks: 1, classes: 2, train: 1, test: 1, seed: 3 });
+  const out = path.join(dir, 'run');
+  const elsewhere = path.join(dir, 'elsewhere');
+  const { code, err } = await stella(['graph', 'run', path.join(REPO_ROOT, 'graphs/continual-pretrain.yaml'), '--quiet', '--out', out,
+    '--set', 'nodes.batch.options.size=2', '--set', 'nodes.source.options.epochs=1'], { STELLA_MANIFEST: manifestPath, STELLA_OUT: elsewhere });
+  t.is(code, 0, err);
+  for (const file of ['resolved.yaml', 'overrides.yaml', 'steps.json']) t.true(existsSync(path.join(out, file)), file);
+  t.false(existsSync(elsewhere), '--out wins over STELLA_OUT');
+  t.is(JSON.parse(await readFile(path.join(out, 'steps.json'), 'utf8')).steps.length, 1);
+});
