@@ -49,7 +49,7 @@ export function buildProgram(output?: OutputConfiguration): Command {
     .addHelpText(
       'after',
       `\nExamples:\n  $ stella run              # the main job on the generated corpus\n  $ stella doctor          # which tensor backend and ffmpeg\n  $ stella run --help      # every subcommand has --help with examples\n  $ stella --version\n` +
-        `\nExit codes: 0 success, 1 the run failed as a whole, 2 usage error.\nEnvironment: STELLA_BACKEND (tensorflow-gpu|tensorflow|wasm|cpu), ${WASM_THREADS_ENV}, STELLA_FFMPEG / FFMPEG_PATH.`,
+        `\nExit codes: 0 success, 1 the run failed as a whole, 2 usage error.\nEnvironment: STELLA_BACKEND (tensorflow-gpu|tensorflow|wasm|cpu), ${WASM_THREADS_ENV}, STELLA_FFMPEG / FFMPEG_PATH, STELLA_CACHE (generated corpora; default .cache/).`,
     );
   if (output) program.configureOutput(output);
   for (const register of [registerRun, registerDoctor, registerIngest, registerCorpus, registerVerifyGolden, registerBench, registerInspect, registerConvert, registerGraph]) register(program);

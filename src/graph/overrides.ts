@@ -19,7 +19,7 @@ import type { ConfigProblem } from './errors.ts';
 
 const ENV_PATTERN = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
-export function interpolateEnv(doc: Document, env: Record<string, string | undefined>, lines: LineCounter): ConfigProblem[] {
+export function interpolateEnv(doc: Document, env: Record<string, string | undefined>, lines: LineCounter, filled?: Map<string, string[]>): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   visit(doc, {
     Scalar(_key, node, path) {
@@ -28,7 +28,11 @@ export function interpolateEnv(doc: Document, env: Record<string, string | undef
       const whole = /^\$\{[^}]+\}$/.test(text);
       const replaced = text.replace(ENV_PATTERN, (_m, name: string, fallback: string | undefined) => {
         const value = env[name];
-        if (value !== undefined && value !== '') return value;
+        if (value !== undefined && value !== '') {
+          // Record which variable set which key (messages name the variable's origin).
+          if (filled) { const key = keyPathOf(path, node); filled.set(key, [...(filled.get(key) ?? []), name]); }
+          return value;
+        }
         if (fallback !== undefined) return fallback;
         const at = node.range ? lines.linePos(node.range[0]) : undefined;
         problems.push({ key: keyPathOf(path, node), message: `environment variable '${name}' is not set and has no default (write \${${name}:-value})`, line: at?.line, column: at?.col });

@@ -1,15 +1,23 @@
 /**
  * Small CLI manners a new user meets: `--version`, required options marked, the same exit code for a
- * missing graph file in every graph command, and `graph run --out` holding everything the run writes.
+ * missing graph file in every graph command, `graph run --out` holding everything the run writes, a
+ * bad value naming the `--set` it came from, manifest typos naming the unknown key, and a settable
+ * corpus cache.
  */
 import test from 'ava';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CommanderError } from 'commander';
 import { buildProgram, packageVersion } from '../../src/cli/main.ts';
 import { generateCorpus } from '../../src/media/corpus.ts';
+import { loadManifest } from '../../src/media/manifest.ts';
+import { loadGraph } from '../../src/graph/loader.ts';
+import { GraphConfigError } from '../../src/graph/errors.ts';
+import { runCommand } from '../../src/cli/run.ts';
+import { cacheRoot } from '../../src/core/cache-dir.ts';
+import { graphEnv, parseRunSets, RUN_KEY_PLACEHOLDERS } from '../../src/cli/run-params.ts';
 import { REPO_ROOT } from '../helpers.ts';
 
 /** Runs the program in this process; the exit code is commander's or the action's `process.exitCode`. */
@@ -71,4 +79,40 @@ test.serial('graph run --out DIR puts the graph\'s own files (steps.json) in DIR
   for (const file of ['resolved.yaml', 'overrides.yaml', 'steps.json']) t.true(existsSync(path.join(out, file)), file);
   t.false(existsSync(elsewhere), '--out wins over STELLA_OUT');
   t.is(JSON.parse(await readFile(path.join(out, 'steps.json'), 'utf8')).steps.length, 1);
+});
+
+test.serial('a bad graph value set through stella run names the --set it came from', async (t) => {
+  const origins = { STELLA_SELECTOR: '--set selector=stela' };
+  const error = await t.throwsAsync(() => loadGraph(path.join(REPO_ROOT, 'graphs/continual-pretrain.yaml'), { env: { ...process.env, STELLA_SELECTOR: 'stela' }, origins }), { instanceOf: GraphConfigError });
+  t.regex(error!.message, /continual-pretrain\.yaml':\d+:\d+ at 'nodes\.train\.options\.selector': unknown selector 'stela'.*\(value from --set selector=stela\)/);
+  // The same variable from the plain environment (no origin known) names no --set.
+  const plain = await t.throwsAsync(() => loadGraph(path.join(REPO_ROOT, 'graphs/continual-pretrain.yaml'), { env: { ...process.env, STELLA_SELECTOR: 'stela' } }));
+  t.notRegex(plain!.message, /value from/);
+  t.deepEqual(Object.keys(RUN_KEY_PLACEHOLDERS).filter((k) => !(RUN_KEY_PLACEHOLDERS[k] in graphEnv(parseRunSets([]).params, 'm', 'o'))), [], 'every mapped placeholder is one stella run sets');
+});
+
+test.serial('a manifest field typo names the unknown key beside the missing one', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'stella-manifest-typo-'));
+  await writeFile(path.join(dir, 'm.json'), JSON.stringify({ tasks: [{ name: 't', train: [{ path: 'a.mp4', lable: 'dog' }] }] }));
+  await t.throwsAsync(() => loadManifest(path.join(dir, 'm.json')), {
+    message: /m\.json: invalid manifest: tasks\[0\]\.train\[0\]\.label: .*expected string.*; unknown key 'lable' there \(known: path, label, groundTruth\)/,
+  });
+});
+
+test.serial('the generated corpus goes where data.cache or STELLA_CACHE says', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'stella-cache-'));
+  const params = (sets: string[]) => parseRunSets(sets).params.data.cache;
+  t.is(cacheRoot(params([`data.cache=${dir}/a`])), path.join(dir, 'a'));
+  const saved = process.env.STELLA_CACHE;
+  process.env.STELLA_CACHE = path.join(dir, 'env');
+  try {
+    t.is(cacheRoot(params([])), path.join(dir, 'env'));
+    t.is(cacheRoot(params([`data.cache=${dir}/a`])), path.join(dir, 'a'), '--set wins over the environment');
+  } finally {
+    if (saved === undefined) delete process.env.STELLA_CACHE; else process.env.STELLA_CACHE = saved;
+  }
+  t.is(cacheRoot(params([])), path.resolve(saved ?? path.join(REPO_ROOT, '.cache')));
+  const outcome = await runCommand({ sets: [`data.cache=${dir}/a`, 'data.tasks=1', 'data.classes=2', 'data.train=1', 'data.test=1', 'train.epochs=1', 'train.batchSize=2', 'report.clips=0'], out: path.join(dir, 'run'), quiet: true, log: () => {}, signals: null });
+  t.true(existsSync(path.join(dir, 'a', 'corpus', 'tiny-seed2021-1x2-1+1', 'manifest.json')));
+  t.is(outcome.results.train.tasks.length, 1);
 });
