@@ -116,3 +116,15 @@ test.serial('the generated corpus goes where data.cache or STELLA_CACHE says', a
   t.true(existsSync(path.join(dir, 'a', 'corpus', 'tiny-seed2021-1x2-1+1', 'manifest.json')));
   t.is(outcome.results.train.tasks.length, 1);
 });
+
+test.serial('the shipped graphs evaluate on STELLA_MANIFEST when STELLA_EVAL_MANIFEST is unset (nested defaults)', async (t) => {
+  for (const graph of ['continual-pretrain.yaml', 'ab-selectors.yaml']) {
+    const file = path.join(REPO_ROOT, 'graphs', graph);
+    const env: Record<string, string | undefined> = { ...process.env, STELLA_MANIFEST: '/m/train.json' };
+    delete env.STELLA_EVAL_MANIFEST;
+    const evaluates = (loaded: Awaited<ReturnType<typeof loadGraph>>) => [...loaded.nodes.values()].filter((n) => n.stage.type === 'evaluate').map((n) => (n.options as { manifest: string }).manifest);
+    t.deepEqual(new Set(evaluates(await loadGraph(file, { env }))), new Set(['/m/train.json']), graph);
+    t.deepEqual(new Set(evaluates(await loadGraph(file, { env: { ...env, STELLA_EVAL_MANIFEST: '/m/eval.json' } }))), new Set(['/m/eval.json']), graph);
+    t.deepEqual(new Set(evaluates(await loadGraph(file, { env: {} }))), new Set(['data/corpus/manifest.json']), graph);
+  }
+});
