@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CommanderError } from 'commander';
 import { buildProgram, packageVersion } from '../../src/cli/main.ts';
-import { generateCorpus } from '../../src/media/corpus.ts';
+import { CORPUS_VERSION, generateCorpus } from '../../src/media/corpus.ts';
 import { loadManifest } from '../../src/media/manifest.ts';
 import { loadGraph } from '../../src/graph/loader.ts';
 import { GraphConfigError } from '../../src/graph/errors.ts';
@@ -88,7 +88,7 @@ test.serial('a bad graph value set through stella run names the --set it came fr
   // The same variable from the plain environment (no origin known) names no --set.
   const plain = await t.throwsAsync(() => loadGraph(path.join(REPO_ROOT, 'graphs/continual-pretrain.yaml'), { env: { ...process.env, STELLA_SELECTOR: 'stela' } }));
   t.notRegex(plain!.message, /value from/);
-  t.deepEqual(Object.keys(RUN_KEY_PLACEHOLDERS).filter((k) => !(RUN_KEY_PLACEHOLDERS[k] in graphEnv(parseRunSets([]).params, 'm', 'o'))), [], 'every mapped placeholder is one stella run sets');
+  t.deepEqual(Object.keys(RUN_KEY_PLACEHOLDERS).filter((k) => !(RUN_KEY_PLACEHOLDERS[k] in graphEnv(parseRunSets(['train.epochs=1', 'train.batchSize=1', 'train.memory=1', 'train.lr=0.1', 'init=none', 'avmInit=random']).params, 'm', 'o'))), [], 'every mapped placeholder is one stella run sets');
 });
 
 test.serial('a manifest field typo names the unknown key beside the missing one', async (t) => {
@@ -113,7 +113,7 @@ test.serial('the generated corpus goes where data.cache or STELLA_CACHE says', a
   }
   t.is(cacheRoot(params([])), path.resolve(saved ?? path.join(REPO_ROOT, '.cache')));
   const outcome = await runCommand({ sets: [`data.cache=${dir}/a`, 'data.tasks=1', 'data.classes=2', 'data.train=1', 'data.test=1', 'train.epochs=1', 'train.batchSize=2', 'report.clips=0'], out: path.join(dir, 'run'), quiet: true, log: () => {}, signals: null });
-  t.true(existsSync(path.join(dir, 'a', 'corpus', 'tiny-seed2021-1x2-1+1', 'manifest.json')));
+  t.true(existsSync(path.join(dir, 'a', 'corpus', `tiny-seed2021-1x2-1+1-v${CORPUS_VERSION}`, 'manifest.json')));
   t.is(outcome.results.train.tasks.length, 1);
 });
 

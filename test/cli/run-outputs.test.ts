@@ -17,6 +17,7 @@ import { FINAL_WEIGHTS, runCommand } from '../../src/cli/run.ts';
 import { RunParamError } from '../../src/cli/run-params.ts';
 import { inspectClip } from '../../src/cli/inspect.ts';
 import { loadManifest } from '../../src/media/manifest.ts';
+import { CORPUS_VERSION } from '../../src/media/corpus.ts';
 import { median } from '../../src/model/step-bench.ts';
 import { REPO_ROOT } from '../helpers.ts';
 
@@ -59,7 +60,7 @@ test.serial('a stopped run resumes from DIR/checkpoints; the final model lands a
   t.deepEqual(new Uint8Array(await readFile(path.join(out, FINAL_WEIGHTS))), newest.blobs['weights.safetensors'], 'the final model is the last checkpoint\'s');
 
   // The small run's generated corpus (made once under .cache/corpus by its parameters).
-  const clip = (await loadManifest(path.join(REPO_ROOT, '.cache/corpus/tiny-seed2021-2x2-2+1/manifest.json'))).tasks[0].test[0].path;
+  const clip = (await loadManifest(path.join(REPO_ROOT, `.cache/corpus/tiny-seed2021-2x2-2+1-v${CORPUS_VERSION}/manifest.json`))).tasks[0].test[0].path;
   const viaRun = await inspectClip({ clip, checkpoint: out, out: path.join(out, 'inspect-run') });
   const viaWeights = await inspectClip({ clip, weights: path.join(out, FINAL_WEIGHTS), out: path.join(out, 'inspect-weights') });
   t.is(viaWeights.config, 'tiny', 'the final weights name their config');
