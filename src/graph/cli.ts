@@ -41,7 +41,7 @@ export function register(program: Command): void {
     .option('--quiet', 'no live display')
     .addHelpText('after', helpFooter(
       ['stella corpus --out data/synth --tasks 2 --classes 2 --train 2 --test 1   # clips for the graphs below',
-        'stella graph run graphs/continual-pretrain.yaml --set nodes.source.options.manifest=data/synth/manifest.json --set nodes.batch.options.size=2 --set nodes.source.options.epochs=1',
+        'STELLA_MANIFEST=data/synth/manifest.json stella graph run graphs/continual-pretrain.yaml --set nodes.batch.options.size=2 --set nodes.source.options.epochs=1',
         'STELLA_MANIFEST=data/synth/manifest.json stella graph run graphs/continual-pretrain.yaml --quiet --out runs/g',
         'STELLA_MANIFEST=data/synth/manifest.json STELLA_EPOCHS=1 stella graph run graphs/ab-selectors.yaml --out runs/ab   # two selectors on the same batches'],
       '0 done (also after a graceful stop), 1 the graph failed while running, 2 usage error or an invalid graph, 130 a second SIGINT during a stop',
