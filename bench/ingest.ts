@@ -6,10 +6,10 @@
  * clip at a time) so the figures are per-core costs. Also timed: `ffmpeg -i` probe + decode (what a
  * decode cost when every clip was probed first) and the JS work alone (header read, pipe sinks fed
  * the captured bytes, patches) to show its share.
- * Usage: npm run bench:ingest [-- --clips 12 --runs 7 --size tiny --no-write]
+ * Usage: npm run bench:ingest [-- --clips 12 --runs 7 --size tiny --write]  (--write: also update docs/benchmarks.md)
  * Also the full pipeline forced onto each ffmpeg the resolver considered (a system ffmpeg on PATH
  * beside the static build), to show what choosing by measured start-up is worth.
- * Prints clips/s and writes the Ingest section of docs/benchmarks.md (between its markers).
+ * Prints clips/s; with --write also rewrites the Ingest section of docs/benchmarks.md (between its markers).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -34,7 +34,8 @@ const arg = (name: string, dflt: string) => {
 const clipsPerTask = Number(arg('clips', '12'));
 const runs = Number(arg('runs', '7'));
 const size = arg('size', 'tiny') as 'tiny' | 'base';
-const write = !process.argv.includes('--no-write');
+// Tables go to docs/benchmarks.md only when asked (--write): a plain run must not touch tracked docs.
+const write = process.argv.includes('--write');
 
 /** Runs one decode command the way decodeClip does (all three pipes read to the end); keeps the bytes when asked. */
 function run(bin: string, args: string[], keep = false): Promise<{ rgb: Buffer[]; pcm: Buffer[] }> {

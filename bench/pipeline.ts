@@ -6,9 +6,9 @@
  * twice per round, decode/tokenize on `cpu` (the main thread, shared with training) and on
  * `worker:0`, alternating the order each round. Training is simulated by a Trainer that keeps
  * the main thread busy for `--train-ms` per batch (as a real tfjs-wasm step does). Reports the
- * median wall time and clips/s, and writes the "Pipeline" section of docs/benchmarks.md.
+ * median wall time and clips/s; with --write also rewrites the "Pipeline" section of docs/benchmarks.md.
  *
- *   npm run bench:pipeline -- [--rounds 3] [--clips 24] [--train-ms 150] [--batch 4] [--no-write]
+ *   npm run bench:pipeline -- [--rounds 3] [--clips 24] [--train-ms 150] [--batch 4] [--write]  (--write: also update docs/benchmarks.md)
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -29,7 +29,8 @@ const rounds = flag('rounds', 3);
 const clips = flag('clips', 24);
 const trainMs = flag('train-ms', 150);
 const batchSize = flag('batch', 4);
-const write = !args.includes('--no-write');
+// Tables go to docs/benchmarks.md only when asked (--write): a plain run must not touch tracked docs.
+const write = args.includes('--write');
 
 /** End time of every step of the current run, for the steady-state rate. */
 let stepEnds: number[] = [];

@@ -162,7 +162,10 @@ export function register(program: Command): void {
     .command('bench')
     .description('performance measurements (more benchmarks run as npm scripts, see --help)')
     .addHelpText('after', helpFooter(
-      ['stella bench step --compare', 'stella bench step --selector all --batch 4', 'npm run bench:ingest', 'npm run bench:pipeline', 'npm run bench:quality'],
+      ['stella bench step --compare', 'stella bench step --selector all --batch 4 --steps 2 --warmup 1',
+        'npm run bench:ingest -- --clips 4 --runs 1            # add --write to update docs/benchmarks.md',
+        'npm run bench:pipeline -- --rounds 1 --clips 8        # add --write to update docs/benchmarks.md',
+        'npm run bench:quality                                 # all selectors × 3 seeds (hours; docs/benchmarks.md)'],
       '0 measured, 1 the benchmark failed, 2 usage error',
     ));
   bench
@@ -179,8 +182,8 @@ export function register(program: Command): void {
     .addHelpText('after', helpFooter(
       [
         'stella bench step --config tiny --selector full --steps 10 --compare',
-        'stella bench step --selector all --batch 4 --steps 10',
-        'stella bench step --selector stella,der++ --batch 4 --steps 10 --json',
+        'stella bench step --selector all --batch 4 --steps 2 --warmup 1   # every selector once (raise --steps for a real median)',
+        'stella bench step --selector stella,der++ --batch 4 --steps 3 --json',
       ],
       '0 measured, 1 the benchmark failed, 2 usage error',
       ['Prints one row per selector (and variant); no progress display (the steps are timed, so nothing else should run).'],

@@ -22,7 +22,7 @@ export function register(program: Command): void {
   program
     .command('corpus')
     .description('generate the deterministic synthetic audio-video corpus (MP4 + manifest.json + ground truth)')
-    .requiredOption('--out <dir>', 'output folder')
+    .requiredOption('--out <dir>', 'output folder (required)')
     .addOption(new Option('--kind <kind>', 'continual tasks, or the pre-training corpus (one task, classes disjoint from the continual ones)').choices(['continual', 'pretrain']).default('continual'))
     .option('--seed <n>', 'seed', int(-(2 ** 31)), 2021)
     .option('--tasks <n>', 'tasks (disjoint classes; continual only) (default: 3)', int(1))
@@ -33,8 +33,9 @@ export function register(program: Command): void {
     .option('--quiet', 'print nothing')
     .option('--json', 'print { dir, manifestPath, clips, seconds } as JSON')
     .addHelpText('after', helpFooter(
-      ['stella corpus --out data/synth', 'stella corpus --out data/small --tasks 2 --classes 2 --train 2 --test 1 --json',
-        'stella corpus --kind pretrain --out data/pretrain'],
+      ['stella corpus --out data/synth --tasks 2 --classes 2 --train 2 --test 1',
+        'stella corpus --out data/small --tasks 2 --classes 2 --train 1 --test 1 --seed 7 --json',
+        'stella corpus --kind pretrain --out data/pretrain          # thousands of clips: 32 classes × 104'],
       '0 written, 1 generation failed (e.g. no ffmpeg), 2 usage error',
     ))
     .action(async (opts: { out: string; kind: 'continual' | 'pretrain'; seed: number; tasks?: number; classes?: number; train?: number; test?: number; size: 'tiny' | 'base'; quiet?: boolean; json?: boolean }) => {

@@ -21,17 +21,18 @@ export function register(program: Command): void {
     .command('ingest')
     .description('decode and tokenize every clip of a manifest into an on-disk cache (resumable)')
     .argument('<manifest>', 'manifest JSON (our format or a CAV-MAE datafile) or a folder of label subfolders')
-    .requiredOption('--out <dir>', 'cache folder (index.json, shard-*.bin, ingest-report.json)')
+    .requiredOption('--out <dir>', 'cache folder (required): index.json, shard-*.bin, ingest-report.json')
     .addOption(new Option('--config <size>', 'model config').choices(['tiny', 'base']).default('tiny'))
     .option('--concurrency <n>', 'ffmpeg decodes in flight', positiveInt, 2)
     .option('--allow-outside', 'accept clip paths outside the manifest folder')
     .option('--quiet', 'no progress output and no summary')
     .option('--json', 'print { processed, cached, errors, seconds, report } as JSON (no progress)')
     .addHelpText('after', helpFooter(
-      ['stella corpus --out data/synth && stella ingest data/synth/manifest.json --out cache/synth',
-        'stella ingest data/clips --out cache/clips --concurrency 4 --json          # a folder of label subfolders'],
+      ['stella corpus --out data/synth --tasks 2 --classes 2 --train 2 --test 1 && stella ingest data/synth/manifest.json --out cache/synth',
+        'stella ingest data/synth/manifest.json --out cache/synth --concurrency 4 --json   # again: every clip is already cached'],
       '0 completed (also with per-clip errors, listed in DIR/ingest-report.json), 1 nothing could run (unreadable manifest, incompatible cache), 2 usage error',
-      ['Progress: a bar with ETA on a TTY (stderr), one line per clip otherwise. Run it again to resume.'],
+      ['MANIFEST: our manifest.json, a CAV-MAE datafile, or a folder of label subfolders (docs/media.md).',
+        'Progress: a bar with ETA on a TTY (stderr), one line per clip otherwise. Run it again to resume.'],
     ))
     .action(async (manifest: string, opts: { out: string; config: 'tiny' | 'base'; concurrency: number; allowOutside?: boolean; quiet?: boolean; json?: boolean }) => {
       const tty = !opts.quiet && !opts.json && process.stderr.isTTY;

@@ -157,14 +157,14 @@ export function register(program: Command): void {
     .command('inspect')
     .description('show what the model attends to in one clip: importance heat maps and the selected patches as PNGs')
     .argument('<clip>', 'media file (video with audio)')
-    .option('--checkpoint <dir>', `checkpoint folder (newest valid checkpoint; blob ${WEIGHTS_BLOB})`)
+    .option('--checkpoint <dir>', `a run folder or its checkpoints/ folder (newest valid checkpoint; blob ${WEIGHTS_BLOB})`)
     .option('--weights <file>', 'model weights as a .safetensors file (instead of --checkpoint)')
     .addOption(new Option('--config <name>', 'model config when the weights do not name one').choices(CONFIG_NAMES))
     .option('--out <dir>', 'folder for <clip-name>.frames.png and <clip-name>.spectrogram.png', '.')
     .option('--json', 'print { clip, config, weights, frames, spectrogram, selectedVideo, selectedAudio } as JSON')
     .addHelpText('after', helpFooter(
-      ['stella inspect .cache/corpus/tiny-seed2021-3x5-4+6-v2/task0/test/t0-square-0-0.mp4 --checkpoint runs/stella-seed2021/checkpoints --out pictures',
-        'stella inspect clip.mp4 --weights model.safetensors --config tiny --json'],
+      ['stella inspect data/synth/task0/test/t0-square-0-0.mp4 --checkpoint runs/small --out pictures   # after the `stella run --help` examples',
+        'stella inspect data/synth/task0/test/t0-circle-1-0.mp4 --weights runs/small/weights.safetensors --config tiny --json'],
       '0 pictures written, 1 the clip or weights could not be read, 2 usage error (e.g. both or neither of --checkpoint/--weights)',
     ))
     .action(async (clip: string, opts: { checkpoint?: string; weights?: string; config?: string; out: string; json?: boolean }) => {

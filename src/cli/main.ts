@@ -3,7 +3,10 @@
  * `register(program)`; this file only assembles them.
  */
 import 'reflect-metadata';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, type OutputConfiguration } from 'commander';
+import { REPO_ROOT } from '../graph/container.ts';
 import { register as registerDoctor } from './doctor.ts';
 import { register as registerGraph } from '../graph/cli.ts';
 import { register as registerIngest } from './ingest.ts';
@@ -32,6 +35,7 @@ export const EXIT_CODES = {
 export function buildProgram(output?: OutputConfiguration): Command {
   const program = new Command('stella')
     .description('STELLA continual audio-video pre-training as a reactive RxJS pipeline')
+    .version(packageVersion(), '-V, --version', 'print the version (package.json) and exit')
     .exitOverride((error) => {
       throw error.exitCode === 0 ? error : new CommanderError(EXIT_CODES.usage, error.code, error.message);
     })
@@ -44,8 +48,8 @@ export function buildProgram(output?: OutputConfiguration): Command {
     })
     .addHelpText(
       'after',
-      `\nExamples:\n  $ stella run              # the main job on the generated corpus\n  $ stella doctor          # which tensor backend and ffmpeg\n  $ stella run --help      # every subcommand has --help with examples\n` +
-        `\nExit codes: 0 success, 1 the run failed as a whole, 2 usage error.\nEnvironment: STELLA_BACKEND (tensorflow-gpu|tensorflow|wasm|cpu), ${WASM_THREADS_ENV}, STELLA_FFMPEG / FFMPEG_PATH.`,
+      `\nExamples:\n  $ stella run              # the main job on the generated corpus\n  $ stella doctor          # which tensor backend and ffmpeg\n  $ stella run --help      # every subcommand has --help with examples\n  $ stella --version\n` +
+        `\nExit codes: 0 success, 1 the run failed as a whole, 2 usage error.\nEnvironment: STELLA_BACKEND (tensorflow-gpu|tensorflow|wasm|cpu), ${WASM_THREADS_ENV}, STELLA_FFMPEG / FFMPEG_PATH, STELLA_CACHE (generated corpora; default .cache/).`,
     );
   if (output) program.configureOutput(output);
   for (const register of [registerRun, registerDoctor, registerIngest, registerCorpus, registerVerifyGolden, registerBench, registerInspect, registerConvert, registerGraph]) register(program);
@@ -55,6 +59,11 @@ export function buildProgram(output?: OutputConfiguration): Command {
 function wasmThreadsArg(value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('a whole number of threads, at least 1.');
   return Number(value);
+}
+
+/** The version in package.json, the one place it is kept. */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 const isMain = process.argv[1] && /(?:^|[\\/])(?:main\.ts|stella(?:\.js)?)$/.test(process.argv[1]);

@@ -23,7 +23,9 @@ export const runParamsSchema = z.strictObject({
     classes: z.number().int().positive().default(5),
     train: z.number().int().positive().default(4),
     test: z.number().int().positive().default(6),
-  }).default({ manifest: '', tasks: 3, classes: 5, train: 4, test: 6 }),
+    /** Where generated corpora are kept (DIR/corpus/…); empty = $STELLA_CACHE, else the repository's .cache/. */
+    cache: z.string().default(''),
+  }).default({ manifest: '', tasks: 3, classes: 5, train: 4, test: 6, cache: '' }),
   /** Training keys; unset = the graph's own default (continual-pretrain: 4 epochs, batch 4, memory 64, lr 1e-4). */
   train: z.strictObject({
     epochs: z.number().int().positive().optional(),
@@ -73,6 +75,13 @@ export function graphEnv(p: RunParams, manifest: string, out: string): Record<st
 function defined(values: Record<string, string | number | undefined>): Record<string, string> {
   return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(v)]));
 }
+
+/** The run key behind each placeholder of graphEnv, to name the `--set` a bad graph value came from. */
+export const RUN_KEY_PLACEHOLDERS: Record<string, string> = {
+  selector: 'STELLA_SELECTOR', selectorB: 'STELLA_SELECTOR_B', config: 'STELLA_CONFIG', seed: 'STELLA_SEED',
+  'data.manifest': 'STELLA_MANIFEST', 'train.epochs': 'STELLA_EPOCHS', 'train.batchSize': 'STELLA_BATCH',
+  'train.memory': 'STELLA_MEMORY', 'train.lr': 'STELLA_LR', init: 'STELLA_INIT', avmInit: 'STELLA_AVM_INIT',
+};
 
 const GRAPH_KEYS = /^\+?(nodes|edges|defaults|plugins|name|seed|config)(\.|=)/;
 

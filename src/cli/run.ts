@@ -9,15 +9,18 @@
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
 import { describeBackend, initBackend, type BackendInfo } from '../core/backend.ts';
 import { cacheRoot } from '../core/cache-dir.ts';
 import { modelConfig } from '../core/config.ts';
 import { writeFileAtomic } from '../core/atomic-write.ts';
+import { resolveCheckpointDir, RUN_CHECKPOINTS } from '../core/checkpoint.ts';
+import { serializeSafetensors } from '../core/safetensors.ts';
 import { REPO_ROOT } from '../graph/container.ts';
-import { GraphConfigError } from '../graph/errors.ts';
+import { GraphConfigError, GraphFileError } from '../graph/errors.ts';
 import { loadGraph, type LoadedGraph } from '../graph/loader.ts';
 import { Evaluator } from '../graph/roles.ts';
 import { runGraph, type RunResult } from '../graph/runner.ts';
@@ -28,14 +31,17 @@ import { RunSession, type RunSessionState, type TaskEvaluation } from '../method
 import { RunCheckpointer, restoreRun } from '../method/run-checkpointer.ts';
 import { finalize } from '../eval/evaluator.ts';
 import { parseResults, type Results } from '../eval/results.ts';
+import { chanceLevels, type RecallRow } from '../eval/retrieval.ts';
 import { writeReport } from '../eval/report.ts';
 import type { ClipPictureInput } from '../eval/pictures.ts';
 import type { TaskEvaluator } from '../eval/task-evaluator.ts';
 import { median } from '../model/step-bench.ts';
 import { preloadInitWeights, type ResolvedInit } from '../method/model-init.ts';
-import { serializeSafetensors } from '../core/safetensors.ts';
-import { graphEnv, listKeys, parseRunSets, RunParamError, runParamsSchema, type RunParams } from './run-params.ts';
+import { graphEnv, listKeys, parseRunSets, RUN_KEY_PLACEHOLDERS, RunParamError, runParamsSchema, type RunParams } from './run-params.ts';
 import { helpFooter } from './help.ts';
+
+/** The final model of each train node, at the top of its output folder. */
+export const FINAL_WEIGHTS = 'weights.safetensors';
 
 export const DEFAULT_GRAPH = path.join(REPO_ROOT, 'graphs', 'continual-pretrain.yaml');
 
@@ -66,12 +72,16 @@ export async function runCommand(options: RunCommandOptions): Promise<RunOutcome
   let print = log;
   const started = performance.now();
   // Resume: the saved parameters win; new --set values would change the run.
-  const restored = options.resume ? await restoreRun(path.join(options.resume, 'checkpoints'), (m) => log(`warning: ${m}`)) : undefined;
+  // --resume takes the run folder or its checkpoints/ folder; the run keeps writing into the run folder.
+  const checkpointDir = options.resume ? await resolveCheckpointDir(options.resume) : undefined;
+  const resumeDir = checkpointDir && path.basename(checkpointDir) === RUN_CHECKPOINTS ? path.dirname(checkpointDir) : options.resume;
+  const restored = checkpointDir ? await restoreRun(checkpointDir, (m) => log(`warning: ${m}`)) : undefined;
   const saved = restored?.config.run as { params: RunParams; graph: string; graphOverrides: string[] } | undefined;
   if (saved && options.sets?.length) throw new RunParamError(`--resume continues the run as it was configured; drop --set (${options.sets.join(' ')})`);
   const { params, graphOverrides } = saved ?? { ...parseRunSets(options.sets ?? []), graph: undefined };
   const graphFile = path.resolve(saved?.graph ?? options.graph ?? DEFAULT_GRAPH);
-  const outDir = path.resolve(options.resume ?? options.out ?? path.join('runs', `${params.selector.replace(/[^\w.+-]/g, '_')}-seed${params.seed}`));
+  await requireEvaluateNode(graphFile);
+  const outDir = path.resolve(resumeDir ?? options.out ?? path.join('runs', `${params.selector.replace(/[^\w.+-]/g, '_')}-seed${params.seed}`));
   await mkdir(outDir, { recursive: true });
 
   const backend = await initBackend();
@@ -81,7 +91,7 @@ export async function runCommand(options: RunCommandOptions): Promise<RunOutcome
   const trainManifest = params.selector === 'multitask' ? await jointManifest(manifest) : manifest;
 
   const env = { ...process.env, ...graphEnv(params, trainManifest, outDir), STELLA_EVAL_MANIFEST: manifest };
-  const loaded = await loadGraph(graphFile, { overrides: graphOverrides, env });
+  const loaded = await loadGraph(graphFile, { overrides: graphOverrides, env, origins: setOrigins(options.sets ?? []) });
   const session = loaded.container.get<RunSessionState>(RunSession);
   session.manifest = manifest;
   // The authors' .pth checkpoints are read asynchronously, so before the train nodes build their models.
@@ -94,10 +104,16 @@ export async function runCommand(options: RunCommandOptions): Promise<RunOutcome
     log(`resuming from ${restored.restored.from} (step ${restored.restored.steps})`);
   }
   session.checkpoints = new RunCheckpointer(session, {
-    dir: path.join(outDir, 'checkpoints'), every: params.checkpoint.every, keep: params.checkpoint.keep, config,
+    dir: path.join(outDir, RUN_CHECKPOINTS), every: params.checkpoint.every, keep: params.checkpoint.keep, config,
     run: { params, graph: graphFile, graphOverrides }, onWarning: (m) => print(`warning: ${m}`),
   });
-  session.onEvaluation = (e) => { if (!options.quiet) print(retrievalTable(e, session.tasks)); };
+  // Several train nodes (A/B): each table is headed with its node and selector.
+  const armLabel = (node: string) => {
+    if (session.trainers.size < 2) return undefined;
+    const name = session.trainers.get(node)?.strategyName;
+    return name ? `${node}: ${name}` : node;
+  };
+  session.onEvaluation = (e) => { if (!options.quiet) print(retrievalTable(e, session.tasks, armLabel(e.trainer))); };
   const total = options.quiet ? undefined : await plannedSteps(loaded);
   const progress = total ? { label: 'train steps', total, done: () => session.losses.length } : undefined;
 
@@ -113,7 +129,7 @@ export async function runCommand(options: RunCommandOptions): Promise<RunOutcome
     unlisten();
   }
   if (result.stopped) {
-    const message = `stopped after step ${result.position.step}; checkpoint in ${path.join(outDir, 'checkpoints')}.\nResume with: stella run --resume ${outDir}`;
+    const message = `stopped after step ${result.position.step}; checkpoint in ${path.join(outDir, RUN_CHECKPOINTS)}.\nResume with: stella run --resume ${outDir}`;
     log(message);
     return { outDir, results: {}, evaluations: session.evaluations, stopped: true, message };
   }
@@ -132,15 +148,52 @@ export async function runCommand(options: RunCommandOptions): Promise<RunOutcome
     const body = buildResults({ backend, params, graphFile, config: config.name, session, node, stages, result, wallSeconds, multitask: params.selector === 'multitask' });
     await mkdir(dir, { recursive: true });
     await writeFileAtomic(path.join(dir, 'results.json'), JSON.stringify(body, null, 2) + '\n');
-    // The final model where people look for it (and what `init=` and `stella inspect --weights` take).
-    await writeFileAtomic(path.join(dir, 'weights.safetensors'), serializeSafetensors(trainer.model.weights(), { config: JSON.stringify(config), node, selector: body.selector, steps: String(trainer.stepsDone) }));
+    // The final model where people look for it (what `init=`, `stella inspect --weights` and score-only take).
+    await writeFileAtomic(path.join(dir, FINAL_WEIGHTS), serializeSafetensors(trainer.model.weights(), { config: JSON.stringify(config), node, selector: body.selector, steps: String(trainer.stepsDone) }));
     const clips = await reportClips(evaluator, trainer, params.report.clips, config.patchSize);
     const report = await writeReport(dir, body, { losses: session.losses.filter((l) => l.node === node), clips, title: `${trainer.strategyName} on ${path.basename(path.dirname(manifest))}` });
-    log(`wrote ${path.join(dir, 'results.json')} and ${report.htmlPath}`);
+    log(`wrote ${path.join(dir, 'results.json')}, ${report.htmlPath} and ${path.join(dir, FINAL_WEIGHTS)}`);
     results[node] = body;
   }
   if (result.errors.length || session.testSetErrors.length) log(`${result.errors.length + session.testSetErrors.length} clip(s) failed; see "errors" in results.json`);
   return { outDir, results, evaluations: session.evaluations, stopped: false };
+}
+
+/**
+ * `stella run` writes results.json from the graph's evaluations, so a graph without an `evaluate`
+ * node is refused before any corpus is made or clip decoded, as is a missing graph file.
+ */
+async function requireEvaluateNode(file: string): Promise<void> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new GraphFileError(file, `cannot read the graph file (${(error as Error).message})`);
+  }
+  let nodes: Record<string, { stage?: unknown }> | undefined;
+  try {
+    nodes = (parseYaml(text) as { nodes?: Record<string, { stage?: unknown }> } | null)?.nodes;
+  } catch {
+    return; // the loader reports the syntax error with its line
+  }
+  if (nodes && typeof nodes === 'object' && !Object.values(nodes).some((n) => n?.stage === 'evaluate')) {
+    throw new RunParamError(`${path.relative(process.cwd(), file) || file} has no 'evaluate' node, so there is nothing for results.json; ` +
+      `stella run needs one (docs/graph.md). Run this graph as it is with: stella graph run ${path.relative(process.cwd(), file) || file}`);
+  }
+}
+
+/**
+ * The `--set` behind each graph placeholder, for messages: `selector=stela` fills STELLA_SELECTOR,
+ * so a bad selector is reported as coming from `--set selector=stela`.
+ */
+function setOrigins(sets: readonly string[]): Record<string, string> {
+  const origins: Record<string, string> = {};
+  for (const set of sets) {
+    const key = set.slice(0, set.indexOf('=')).trim();
+    const variable = RUN_KEY_PLACEHOLDERS[key];
+    if (variable) origins[variable] = `--set ${set}`;
+  }
+  return origins;
 }
 
 /** Corpora being generated by this process, so concurrent runs share one generation. */
@@ -150,7 +203,7 @@ const generating: Record<string, Promise<void>> = {};
 async function dataManifest(p: RunParams, log: (l: string) => void): Promise<string> {
   if (p.data.manifest) return path.resolve(p.data.manifest);
   const d = p.data;
-  const dir = path.join(cacheRoot(), 'corpus', `${p.config}-seed${p.seed}-${d.tasks}x${d.classes}-${d.train}+${d.test}-v${CORPUS_VERSION}`);
+  const dir = path.join(cacheRoot(p.data.cache), 'corpus', `${p.config}-seed${p.seed}-${d.tasks}x${d.classes}-${d.train}+${d.test}-v${CORPUS_VERSION}`);
   const file = path.join(dir, 'manifest.json');
   if (!existsSync(file)) {
     generating[dir] ??= (async () => {
@@ -222,7 +275,8 @@ function buildResults(a: {
   if (stages.length !== tasks.length) throw new Error(`train node '${a.node}' was evaluated after ${stages.length} of ${tasks.length} tasks`);
   const final = finalize(stages.map((s) => s.evaluation), tasks);
   const trainer = a.session.trainers.get(a.node)!;
-  const stepMs = a.result.steps.filter((s) => s.timings?.stepMs !== undefined).map((s) => s.timings!.stepMs);
+  // This node's steps only: in an A/B graph each arm has its own timing.
+  const stepMs = a.result.steps.filter((s) => s.timings?.stepMs !== undefined && (s.node === undefined || s.node === a.node)).map((s) => s.timings!.stepMs);
   return parseResults({
     backend: a.backend.name,
     selector: trainer.strategyName ?? a.params.selector,
@@ -258,18 +312,23 @@ async function reportClips(evaluator: TaskEvaluator, trainer: RunSessionState['t
   }));
 }
 
-/** One stage's retrieval per task category, as a small table. */
-export function retrievalTable(e: TaskEvaluation, tasks: readonly string[]): string {
+/**
+ * One stage's retrieval per task category, as a small table, with the chance level of each R@K for
+ * its gallery (src/eval/retrieval.ts `chanceLevels`). `arm` names the train node and its selector
+ * when a graph trains several (A/B), so interleaved tables can be told apart.
+ */
+export function retrievalTable(e: TaskEvaluation, tasks: readonly string[], arm?: string): string {
   const f = (x: number) => x.toFixed(1).padStart(6);
-  const lines = [`after task ${e.task + 1}/${tasks.length} (${e.taskName}, step ${e.step}): zero-shot retrieval, %`,
+  const r = e.evaluation.retrieval;
+  type Recalls = Pick<RecallRow, 'R1' | 'R5' | 'R10'>;
+  const row = (name: string, d: { a2v: Recalls; v2a: Recalls }) =>
+    `  ${name.padEnd(14)}  ${f(d.a2v.R1)}${f(d.a2v.R5)}${f(d.a2v.R10)} │  ${f(d.v2a.R1)}${f(d.v2a.R5)}${f(d.v2a.R10)}`;
+  const lines = [`${arm ? `[${arm}] ` : ''}after task ${e.task + 1}/${tasks.length} (${e.taskName}, step ${e.step}): zero-shot retrieval, %`,
     `  ${'task'.padEnd(14)}   a2v R@1   R@5  R@10 │ v2a R@1   R@5  R@10`];
-  for (const t of tasks) {
-    const r = e.evaluation.retrieval.perCategory[t];
-    if (!r) continue;
-    lines.push(`  ${t.padEnd(14)}  ${f(r.a2v.R1)}${f(r.a2v.R5)}${f(r.a2v.R10)} │  ${f(r.v2a.R1)}${f(r.v2a.R5)}${f(r.v2a.R10)}`);
-  }
-  const all = e.evaluation.retrieval.all;
-  lines.push(`  ${'all'.padEnd(14)}  ${f(all.a2v.R1)}${f(all.a2v.R5)}${f(all.a2v.R10)} │  ${f(all.v2a.R1)}${f(all.v2a.R5)}${f(all.v2a.R10)}`);
+  for (const t of tasks) if (r.perCategory[t]) lines.push(row(t, r.perCategory[t]));
+  lines.push(row('all', r.all));
+  const chance = chanceLevels(r.n);
+  lines.push(row(`chance (G=${r.n})`, { a2v: chance, v2a: chance }));
   return lines.join('\n');
 }
 
@@ -299,24 +358,25 @@ export function register(program: Command): void {
     .description('continual audio-video pre-training through a YAML graph (default: STELLA on the generated corpus)')
     .option('--set <key=value>', 'override a run key (selector, train.epochs, data.manifest, …) or a graph key (nodes.…); repeatable', collect, [])
     .option('--out <dir>', 'output folder (default runs/<selector>-seed<seed>)')
-    .option('--resume <dir>', 'continue the run in DIR from its newest valid checkpoint')
+    .option('--resume <dir>', 'continue the run in DIR (the run folder or its checkpoints/ folder) from its newest valid checkpoint')
     .option('--quiet', 'no progress display or tables')
     .option('--json', 'print { outDir, results: { <train node>: results.json }, stopped } as JSON at the end (implies --quiet)')
     .addHelpText('after', () => helpFooter(
       [
-        'stella run                                         # STELLA, tiny, generated corpus',
-        'stella run --set selector=der++ --set train.epochs=2',
-        'stella run --set data.tasks=2 --set data.classes=2 --set train.epochs=1 --out runs/small',
-        'stella run --set data.manifest=data/vggsound.json --set config=base',
-        'stella run graphs/continual-pretrain.yaml --set nodes.decode.options.concurrency=1   # a graph key',
-        'stella run --resume runs/stella-seed2021           # continue after a stop or crash',
+        'stella run                                         # STELLA, tiny, generated corpus (a few minutes)',
+        'stella run --set data.tasks=2 --set data.classes=2 --set data.train=2 --set data.test=1 --set train.epochs=1 --set train.batchSize=2 --out runs/small',
+        'stella run --set selector=der++ --set data.tasks=2 --set data.classes=2 --set train.epochs=1 --out runs/der',
+        'stella run --set data.manifest=data/synth/manifest.json --set train.epochs=1 --out runs/synth   # your manifest (stella corpus)',
+        'stella run graphs/ab-selectors.yaml --set selectorB=der++ --set data.tasks=2 --set data.classes=2 --set train.epochs=1 --out runs/ab',
+        'stella run --set nodes.decode.options.concurrency=1 --set data.tasks=2 --set data.classes=2 --set train.epochs=1   # a graph key',
+        'stella run --resume runs/small                      # continue after a stop or crash (runs/small/checkpoints works too)',
       ],
       '0 done (also after a graceful stop), 1 the run failed, 2 bad arguments (an unknown --set key, a bad value, an invalid graph)',
       [
         'Run keys (--set key=value, defaults shown); other keys starting with nodes., defaults., plugins go to the graph:',
         ...wrap(runKeyDefaults(), '  '),
         '',
-        'Writes DIR/results.json, DIR/report.html, DIR/pictures/, DIR/checkpoints/, DIR/steps.json.',
+        'Writes DIR/results.json, DIR/report.html, DIR/pictures/, DIR/weights.safetensors (the final model), DIR/checkpoints/, DIR/steps.json.',
         'Progress: on a TTY the live stage bars and a steps bar with ETA (stderr); a plain line every 10 s otherwise.',
         'SIGINT/SIGTERM: the current step finishes, a checkpoint is written and the resume command printed.',
       ],

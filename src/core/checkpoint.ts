@@ -3,8 +3,11 @@
  *
  * Layout under `dir`:
  *   ckpt-000123/            one checkpoint per saved step (zero-padded to 6 digits)
- *     <blob>.bin            named binary blobs: model weights (safetensors bytes from the caller),
- *                           optimiser state, replay buffer, …
+ *     <blob>                named binary blobs: model weights (safetensors bytes from the caller),
+ *                           optimiser state, replay buffer, …; the file is the blob's name when that
+ *                           has an extension (`weights.safetensors`), else `<blob>.bin`. Readers
+ *                           follow each blob's `file` in the manifest, so older checkpoints that
+ *                           wrote `weights.safetensors.bin` still load.
  *     manifest.json         {format, version, name, step, createdAt, blobs: {name: {file, bytes, sha256}},
  *                           state: {position, rng, config, …}}; written last
  *   latest                  the name of the newest committed checkpoint (written atomically)
@@ -14,6 +17,9 @@
  * replaced atomically and checkpoints beyond the newest `keep` are deleted. A crash at any point
  * leaves every earlier checkpoint intact; a leftover temp directory is ignored on load and removed
  * by the next save.
+ *
+ * Where: `loadLatest` takes the checkpoint folder itself or a run folder holding it as `checkpoints/`
+ * (`resolveCheckpointDir`), so `--resume runs/x` and `--checkpoint runs/x/checkpoints` both work.
  *
  * Load (`loadLatest`): tries checkpoints from the highest step down. One is valid when its manifest
  * parses and every blob has the recorded size and SHA-256. Each rejected checkpoint produces a
@@ -36,6 +42,13 @@ const MANIFEST = 'manifest.json';
 const LATEST = 'latest';
 const NAME_PATTERN = /^ckpt-(\d{6,})$/;
 const BLOB_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+/** Where a run keeps its checkpoints inside its folder (`stella run --out DIR` → DIR/checkpoints). */
+export const RUN_CHECKPOINTS = 'checkpoints';
+
+/** A blob's file: its own name when that carries an extension (`weights.safetensors`), else `<name>.bin`. */
+export function blobFile(name: string): string {
+  return /\.[A-Za-z0-9]+$/.test(name) ? name : `${name}.bin`;
+}
 
 const rngStateSchema = z.object({ label: z.string(), words: z.tuple([z.number(), z.number(), z.number(), z.number()]) });
 
@@ -99,7 +112,7 @@ export class NoValidCheckpointError extends Error {
     super(
       faults.length
         ? `no valid checkpoint in ${dir}: ${faults.join('; ')}`
-        : `no checkpoint in ${dir} (expected directories named ckpt-NNNNNN)`,
+        : `no checkpoint in ${dir} (expected directories named ckpt-NNNNNN; give a run folder or its ${RUN_CHECKPOINTS}/ folder)`,
     );
   }
 }
@@ -144,6 +157,7 @@ export class Checkpointer {
     if (!parsedState.success) throw new Error(`checkpoint ${name}: bad state: ${z.prettifyError(parsedState.error)}`);
     for (const blobName of Object.keys(blobs)) {
       if (!BLOB_NAME.test(blobName)) throw new Error(`checkpoint ${name}: blob name '${blobName}' must match ${BLOB_NAME}`);
+      if (blobFile(blobName) === MANIFEST) throw new Error(`checkpoint ${name}: blob name '${blobName}' would overwrite ${MANIFEST}`);
     }
     await mkdir(this.dir, { recursive: true });
     await removeStaleTemps(this.dir);
@@ -165,7 +179,7 @@ export class Checkpointer {
           hash.update(chunk);
           bytes += chunk.byteLength;
         }
-        const file = `${blobName}.bin`;
+        const file = blobFile(blobName);
         await writeFileDurable(join(tempPath, file), chunks);
         manifestBlobs[blobName] = { file, bytes, sha256: hash.digest('hex') };
       }
@@ -261,7 +275,8 @@ export async function readCheckpoint(path: string): Promise<Omit<LoadedCheckpoin
 }
 
 /** The newest valid checkpoint under `dir`, skipping corrupt or partial ones with a warning each. */
-export async function loadLatest(dir: string, options: { onWarning?: (message: string) => void } = {}): Promise<LoadedCheckpoint> {
+export async function loadLatest(given: string, options: { onWarning?: (message: string) => void } = {}): Promise<LoadedCheckpoint> {
+  const dir = await resolveCheckpointDir(given);
   const warn = options.onWarning ?? defaultWarning;
   const warnings: string[] = [];
   const note = (message: string) => {
@@ -286,6 +301,18 @@ export async function loadLatest(dir: string, options: { onWarning?: (message: s
     }
   }
   throw new NoValidCheckpointError(dir, faults);
+}
+
+/**
+ * The checkpoint folder meant by `path`: `path` itself when it holds checkpoints (or a `latest`
+ * pointer), else `path/checkpoints` when that does (a run folder), else `path` unchanged (the load
+ * then fails naming it).
+ */
+export async function resolveCheckpointDir(path: string): Promise<string> {
+  const holds = async (dir: string) => (await listCheckpoints(dir)).length > 0 || (await exists(join(dir, LATEST)));
+  if (await holds(path)) return path;
+  const nested = join(path, RUN_CHECKPOINTS);
+  return (await holds(nested)) ? nested : path;
 }
 
 /** Leftovers of an interrupted save (one writer per directory is assumed). */

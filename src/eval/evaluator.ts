@@ -36,7 +36,7 @@ import type { AvmModule, CavBackbone } from '../model/types.ts';
 import { retrievalMatricesFromStages, summarizeRetrieval, type RetrievalMatrices, type RetrievalSummary } from './continual-metrics.ts';
 import { localizationAuc, type LocalizationSummary } from './localization.ts';
 import type { LocalizationResult } from './results.ts';
-import { retrievalMetrics, type RetrievalResult } from './retrieval.ts';
+import { chanceLevels, retrievalMetrics, type ChanceLevels, type RetrievalResult } from './retrieval.ts';
 import type { TestClip, TestSet } from './test-set.ts';
 
 export const evaluatorOptionsSchema = z.object({
@@ -69,6 +69,8 @@ export interface FinalResults {
   retrieval: RetrievalMatrices;
   summary: RetrievalSummary;
   localization: { video?: LocalizationResult; audio?: LocalizationResult };
+  /** Chance R@K for the evaluation gallery (the largest any stage ranked against). */
+  chance: ChanceLevels;
 }
 
 export class ContinualEvaluator {
@@ -201,5 +203,6 @@ export function finalize(stages: readonly Evaluation[], tasks: readonly string[]
     retrieval,
     summary: summarizeRetrieval(retrieval),
     localization: last ? { video: jsonLocalization(last.video), audio: jsonLocalization(last.audio) } : {},
+    chance: chanceLevels(Math.max(...stages.map((s) => s.retrieval.n))),
   };
 }

@@ -83,6 +83,7 @@ function renderHtml(r: Results, extras: ReportExtras, clipSections: string[]): s
             xLabel: 'after training task',
             xTicks: r.tasks.map((name, t) => ({ x: t, label: `${t + 1}` })),
             series: r.tasks.map((name, j) => ({ name, points: r.retrieval[d][k].map((row, t) => [t, row[j]] as [number, number]) })),
+            reference: r.chance ? { y: r.chance[k], label: `chance ${fmt(r.chance[k], 1)}` } : undefined,
           }),
         ).join('')}</div>`,
     )
@@ -94,8 +95,8 @@ function renderHtml(r: Results, extras: ReportExtras, clipSections: string[]): s
 <p class="meta">selector <b>${esc(r.selector)}</b> · backend <b>${esc(r.backend)}</b> · ${r.tasks.length} tasks: ${r.tasks.map(esc).join(', ')}</p>
 ${initLine(r)}
 <h2>Summary</h2>${summaryTable(r)}
-<p class="note">A = mean of the last row; F = textbook forgetting; F<sub>authors</sub> = the reference scripts' variant (all tasks, pre-learning stages, no clamp). Avg = mean over R@1/5/10.</p>
-<h2>Accuracy matrices</h2><p class="note">Row = evaluated after training task t, column = retrieval queries of task j (gallery = all clips). Percent.</p>${heatmaps}
+<p class="note">A = mean of the last row; F = textbook forgetting; F<sub>authors</sub> = the reference scripts' variant (all tasks, pre-learning stages, no clamp). Avg = mean over R@1/5/10.${chanceNote(r)}</p>
+<h2>Accuracy matrices</h2><p class="note">Row = evaluated after training task t, column = retrieval queries of task j (gallery = all clips). Percent.${r.chance ? ` Chance: R@1 ${fmt(r.chance.R1)}, R@5 ${fmt(r.chance.R5)}, R@10 ${fmt(r.chance.R10)}.` : ''}</p>${heatmaps}
 <h2>R@K per task over time</h2>${overTime}
 <h2>Losses</h2>${lossCharts(extras.losses ?? [])}
 <h2>Localisation</h2>${localizationTable(r)}
@@ -139,7 +140,9 @@ function cellColor(v: number): string {
 }
 
 export function heatmapSvg(m: number[][], tasks: string[], id: string, title: string): string {
-  const cell = 46, left = 96, top = 40, T = tasks.length;
+  const rowLabels = tasks.map((name, i) => `after ${i + 1}. ${short(name)}`);
+  // Row labels are right-aligned at `left`: leave room for the longest (≈6.5 px per character at 11 px).
+  const cell = 46, top = 40, T = tasks.length, left = Math.max(96, Math.ceil(Math.max(...rowLabels.map((l) => l.length)) * 6.5) + 12);
   const flat = m.flat().filter(Number.isFinite);
   const lo = Math.min(...flat), hi = Math.max(...flat);
   const unit = (v: number) => (hi > lo ? (v - lo) / (hi - lo) : 0.5);
@@ -158,7 +161,7 @@ export function heatmapSvg(m: number[][], tasks: string[], id: string, title: st
     }),
   );
   tasks.forEach((name, i) => {
-    parts.push(`<text x="${left - 6}" y="${top + i * cell + cell / 2 + 4}" font-size="11" text-anchor="end">after ${i + 1}. ${esc(short(name))}</text>`);
+    parts.push(`<text x="${left - 6}" y="${top + i * cell + cell / 2 + 4}" font-size="11" text-anchor="end">${esc(rowLabels[i])}</text>`);
     const cx = left + i * cell + cell / 2, cy = top + T * cell + 8;
     parts.push(`<text x="${cx}" y="${cy}" font-size="11" text-anchor="end" transform="rotate(-40 ${cx} ${cy})">${esc(short(name))}</text>`);
   });
@@ -177,6 +180,8 @@ interface ChartSpec {
   xTicks?: { x: number; label: string }[];
   /** Vertical dashed markers (e.g. task boundaries). */
   markers?: { x: number; label: string }[];
+  /** A horizontal dashed reference line (e.g. the chance level), always inside the y range. */
+  reference?: { y: number; label: string };
 }
 
 function niceTicks(lo: number, hi: number, count = 5): number[] {
@@ -192,9 +197,11 @@ function niceTicks(lo: number, hi: number, count = 5): number[] {
 export function lineChartSvg(spec: ChartSpec): string {
   const W = 420, H = 260, L = 52, R = 12, Tp = 28, B = 62;
   const pts = spec.series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  const ref = spec.reference && Number.isFinite(spec.reference.y) ? spec.reference : undefined;
   if (!pts.length) return `<svg data-chart="${esc(spec.id)}" width="${W}" height="40"><text x="0" y="20" font-size="12">${esc(spec.title)}: no data</text></svg>`;
   let [x0, x1] = [Math.min(...pts.map((p) => p[0])), Math.max(...pts.map((p) => p[0]))];
-  let [y0, y1] = [Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1]))];
+  const ys = [...pts.map((p) => p[1]), ...(ref ? [ref.y] : [])];
+  let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
   if (x1 === x0) [x0, x1] = [x0 - 1, x1 + 1];
   if (y1 === y0) [y0, y1] = [y0 - 1, y1 + 1];
   const pad = (y1 - y0) * 0.05;
@@ -210,6 +217,10 @@ export function lineChartSvg(spec: ChartSpec): string {
   for (const t of xTicks) parts.push(`<text x="${sx(t.x)}" y="${H - B + 14}" font-size="10" text-anchor="middle">${esc(t.label)}</text>`);
   for (const m of spec.markers ?? []) {
     parts.push(`<line x1="${sx(m.x)}" x2="${sx(m.x)}" y1="${Tp}" y2="${H - B}" stroke="#999" stroke-dasharray="3,3"><title>${esc(m.label)}</title></line>`);
+  }
+  if (ref) {
+    parts.push(`<line data-reference="${esc(ref.label)}" x1="${L}" x2="${W - R}" y1="${sy(ref.y)}" y2="${sy(ref.y)}" stroke="#c00" stroke-width="1.2" stroke-dasharray="6,4"><title>${esc(ref.label)}</title></line>`);
+    parts.push(`<text x="${W - R - 4}" y="${sy(ref.y) - 4}" font-size="10" fill="#c00" text-anchor="end">${esc(ref.label)}</text>`);
   }
   parts.push(`<rect x="${L}" y="${Tp}" width="${W - L - R}" height="${H - Tp - B}" fill="none" stroke="#888"/>`);
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - B + 28}" font-size="11" text-anchor="middle">${esc(spec.xLabel)}</text>`);
@@ -252,10 +263,17 @@ function summaryTable(r: Results): string {
   const rows = (['a2v', 'v2a'] as const).flatMap((d) =>
     (['R1', 'R5', 'R10', 'avg'] as const).map((k) => {
       const s = r.summary[d][k];
-      return `<tr><td class="l">${DIRECTION_LABEL[d]}</td><td class="l">${k === 'avg' ? '<b>Avg</b>' : `R@${k.slice(1)}`}</td><td>${fmt(s.A)}</td><td>${fmt(s.F)}</td><td>${fmt(s.F_authors)}</td></tr>`;
+      const chance = r.chance ? `<td>${fmt(r.chance[k])}</td>` : '';
+      return `<tr><td class="l">${DIRECTION_LABEL[d]}</td><td class="l">${k === 'avg' ? '<b>Avg</b>' : `R@${k.slice(1)}`}</td><td>${fmt(s.A)}</td>${chance}<td>${fmt(s.F)}</td><td>${fmt(s.F_authors)}</td></tr>`;
     }),
   );
-  return `<table data-table="summary"><tr><th class="l">direction</th><th class="l">metric</th><th>A ↑</th><th>F ↓</th><th>F<sub>authors</sub> ↓</th></tr>${rows.join('')}</table>`;
+  const chanceHead = r.chance ? '<th>chance</th>' : '';
+  return `<table data-table="summary"><tr><th class="l">direction</th><th class="l">metric</th><th>A ↑</th>${chanceHead}<th>F ↓</th><th>F<sub>authors</sub> ↓</th></tr>${rows.join('')}</table>`;
+}
+
+function chanceNote(r: Results): string {
+  if (!r.chance) return '';
+  return ` Chance = what a model that learned nothing scores: ${esc(r.chance.formula)}, G = ${r.chance.gallery}; the dashed red line on the R@K charts.`;
 }
 
 function localizationTable(r: Results): string {

@@ -6,6 +6,7 @@
  * { backend, selector, config, tasks: [names],
  *   retrieval: { a2v: { R1: M, R5: M, R10: M }, v2a: { … } },
  *   summary:   { a2v: { R1: {A, F, F_authors}, R5, R10, avg }, v2a: { … } },
+ *   chance:    { gallery: G, formula, R1, R5, R10, avg },   R@K = min(K, G) / G × 100
  *   localization: { video?: {meanAuc, clips, skipped}, audio?: { … } },
  *   memory: { bufferBytes, peakTensorBytes, peakRssBytes },
  *   timing: { wallSeconds, stepMsMedian },
@@ -40,6 +41,16 @@ export const resultsSchema = z
     tasks: z.array(z.string()).min(1),
     retrieval: z.object({ a2v: recallMatricesSchema, v2a: recallMatricesSchema }),
     summary: z.object({ a2v: directionSummarySchema, v2a: directionSummarySchema }),
+    /**
+     * What R@K a model that learned nothing reaches: one positive per query in a gallery of G test
+     * clips gives min(K, G) / G × 100 (src/eval/retrieval.ts `chanceLevels`). Optional only so that
+     * results.json files written before it existed still read.
+     */
+    chance: z.object({
+      gallery: z.number().int().positive(),
+      formula: z.string(),
+      R1: z.number(), R5: z.number(), R10: z.number(), avg: z.number(),
+    }).optional(),
     localization: z.object({ video: localizationSummarySchema.optional(), audio: localizationSummarySchema.optional() }),
     memory: z.object({
       /** Replay buffer payload. */

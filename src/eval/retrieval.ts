@@ -174,3 +174,28 @@ export function retrievalMetrics(audio: EmbeddingInput, video: EmbeddingInput, o
     v.dispose();
   }
 }
+
+/** R@K a model with no knowledge reaches, for one positive per query in a gallery of G clips. */
+export interface ChanceLevels {
+  /** Gallery size G (every test clip, as `retrievalMetrics` ranks against the whole set). */
+  gallery: number;
+  formula: string;
+  R1: number;
+  R5: number;
+  R10: number;
+  /** Mean of R1/R5/R10, comparable to the summaries' `avg`. */
+  avg: number;
+}
+
+export const CHANCE_FORMULA = 'R@K chance = min(K, G) / G × 100 (one positive per query, gallery of G test clips)';
+
+/**
+ * Chance R@K: a random ranking puts the one positive among the first K of G items with probability
+ * min(K, G) / G; ties count for the query (strict ranks), so random embeddings land there on average.
+ */
+export function chanceLevels(gallery: number): ChanceLevels {
+  if (!Number.isInteger(gallery) || gallery <= 0) throw new RangeError(`chance levels need a gallery of at least one clip, got ${gallery}`);
+  const at = (k: number) => (100 * Math.min(k, gallery)) / gallery;
+  const [R1, R5, R10] = [at(1), at(5), at(10)];
+  return { gallery, formula: CHANCE_FORMULA, R1, R5, R10, avg: (R1 + R5 + R10) / 3 };
+}

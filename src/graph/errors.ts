@@ -35,6 +35,14 @@ export class GraphConfigError extends Error {
   }
 }
 
+/** The graph file itself is missing or unreadable: a usage error (exit 2) in every command. */
+export class GraphFileError extends GraphConfigError {
+  constructor(file: string, message: string) {
+    super(file, [{ key: '', message }]);
+    this.name = 'GraphFileError';
+  }
+}
+
 /** Where per-item errors go when an operator is used without a graph (plain RxJS). */
 export const STDERR_ERRORS: Pick<Observer<StageError>, 'next'> = {
   next: (e) => process.stderr.write(`[${e.stage}] ${e.path}: ${e.message}\n`),

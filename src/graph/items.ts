@@ -92,6 +92,8 @@ export type AnyPhaseItem = ScoredItem | AssessedItem | SelectedItem;
 export interface StepResult {
   kind: 'step';
   step: number;
+  /** The train node that took the step (several train nodes share one run, e.g. A/B graphs). */
+  node?: string;
   task: number;
   taskName: string;
   /** Rows in the batch that produced this step. */

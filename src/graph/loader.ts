@@ -27,7 +27,7 @@ import { isMap, isScalar, LineCounter, parseDocument, stringify as stringifyYaml
 import { z } from 'zod';
 import { MODEL_CONFIGS, modelConfig, type ModelConfig } from '../core/config.ts';
 import { createContainer, resolvePlugin, type ContainerSettings } from './container.ts';
-import { GraphConfigError, messageOf, type ConfigProblem } from './errors.ts';
+import { GraphConfigError, GraphFileError, messageOf, type ConfigProblem } from './errors.ts';
 import type { ItemKind } from './items.ts';
 import { applyOverrides, childSchema, closest, interpolateEnv, parseOverride } from './overrides.ts';
 import { ModelService, Scorer } from './roles.ts';
@@ -102,6 +102,11 @@ export interface LoadOptions {
   /** `a.b=v` / `+a.b=v` overrides, in order. */
   overrides?: string[];
   env?: Record<string, string | undefined>;
+  /**
+   * Where environment variables came from, for messages: a problem at a key whose value a
+   * `${VAR}` placeholder filled names `origins[VAR]` (e.g. `--set selector=stela` for STELLA_SELECTOR).
+   */
+  origins?: Record<string, string>;
   /** Container settings (tests inject fakes with `values`); plugins and baseDir come from the file. */
   container?: Omit<ContainerSettings, 'plugins' | 'baseDir' | 'config' | 'seed'>;
 }
@@ -111,7 +116,7 @@ export async function loadGraph(file: string, options: LoadOptions = {}): Promis
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    throw new GraphConfigError(file, [{ key: '', message: `cannot read the graph file (${messageOf(error)})` }]);
+    throw new GraphFileError(file, `cannot read the graph file (${messageOf(error)})`);
   }
   return loadGraphText(text, file, options);
 }
@@ -120,12 +125,14 @@ export async function loadGraph(file: string, options: LoadOptions = {}): Promis
 export async function loadGraphText(text: string, file: string, options: LoadOptions = {}): Promise<LoadedGraph> {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true });
-  const fail = (problems: ConfigProblem[]) => { throw new GraphConfigError(file, problems); };
+  // Keys filled from the environment, so a bad value names where it was set, not only the YAML line.
+  const filled = new Map<string, string[]>();
+  const fail = (problems: ConfigProblem[]) => { throw new GraphConfigError(file, problems.map((p) => withOrigin(p, filled, options.origins))); };
   if (doc.errors.length) {
     fail(doc.errors.map((e) => ({ key: '', message: e.message.split('\n')[0], line: e.linePos?.[0].line, column: e.linePos?.[0].col })));
   }
   const problems: ConfigProblem[] = [];
-  problems.push(...interpolateEnv(doc, options.env ?? process.env, lines));
+  problems.push(...interpolateEnv(doc, options.env ?? process.env, lines, filled));
 
   // Stage types are needed to type overrides of options; plugins may add stages, so build the
   // container from the file's plugin list first (read before overrides touch it).
@@ -381,4 +388,10 @@ function findCycle(ids: string[], edges: ValidatedEdge[]): string[] | undefined 
     }
   }
   return undefined;
+}
+
+/** Appends "(value from …)" to a problem whose key a placeholder with a known origin filled. */
+function withOrigin(problem: ConfigProblem, filled: Map<string, string[]>, origins: Record<string, string> = {}): ConfigProblem {
+  const from = (filled.get(problem.key) ?? []).map((name) => origins[name]).filter(Boolean);
+  return from.length ? { ...problem, message: `${problem.message} (value from ${from.join(', ')})` } : problem;
 }

@@ -9,7 +9,8 @@
  *   schema says string, where the text is kept as is (`name=007` stays `'007'`).
  * - `${NAME}` / `${NAME:-default}` in any string scalar read the environment; a string that is
  *   exactly one `${…}` is retyped like a `--set` value (`batch: ${BATCH:-8}` is the number 8).
- *   An unset variable without default is an error naming the line.
+ *   An unset variable without default is an error naming the line. A default may itself be a
+ *   placeholder, `${EVAL:-${TRAIN:-m.json}}` (innermost first, up to 4 levels).
  *
  * Ref: hydra command-line override grammar (STYLE.md §6, §11).
  */
@@ -17,27 +18,44 @@ import { isMap, isScalar, isSeq, parse as parseYamlValue, visit, type Document, 
 import { z } from 'zod';
 import type { ConfigProblem } from './errors.ts';
 
-const ENV_PATTERN = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+// A default holds no `}` and no `${`, so only innermost placeholders match (nested defaults resolve inside out).
+const ENV_PATTERN = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-((?:(?!\$\{)[^}])*))?\}/g;
 
-export function interpolateEnv(doc: Document, env: Record<string, string | undefined>, lines: LineCounter): ConfigProblem[] {
+export function interpolateEnv(doc: Document, env: Record<string, string | undefined>, lines: LineCounter, filled?: Map<string, string[]>): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   visit(doc, {
     Scalar(_key, node, path) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return;
       const text = node.value;
-      const whole = /^\$\{[^}]+\}$/.test(text);
-      const replaced = text.replace(ENV_PATTERN, (_m, name: string, fallback: string | undefined) => {
+      const whole = /^\$\{.+\}$/.test(text) && wholePlaceholder(text);
+      // Innermost placeholders first, so a default can name another variable.
+      let replaced = text;
+      for (let level = 0; level < 4 && ENV_PATTERN.test(replaced); level++) replaced = replaced.replace(ENV_PATTERN, (_m, name: string, fallback: string | undefined) => {
         const value = env[name];
-        if (value !== undefined && value !== '') return value;
+        if (value !== undefined && value !== '') {
+          // Record which variable set which key (messages name the variable's origin).
+          if (filled) { const key = keyPathOf(path, node); filled.set(key, [...(filled.get(key) ?? []), name]); }
+          return value;
+        }
         if (fallback !== undefined) return fallback;
         const at = node.range ? lines.linePos(node.range[0]) : undefined;
         problems.push({ key: keyPathOf(path, node), message: `environment variable '${name}' is not set and has no default (write \${${name}:-value})`, line: at?.line, column: at?.col });
         return '';
       });
+      ENV_PATTERN.lastIndex = 0;
       node.value = whole ? parseYamlValue(replaced) ?? replaced : replaced;
     },
   });
   return problems;
+}
+
+/** True when `text` is one `${…}` placeholder from start to end (nested defaults included). */
+function wholePlaceholder(text: string): boolean {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    if (text.startsWith('${', i)) { depth++; i++; } else if (text[i] === '}') { depth--; if (depth === 0 && i < text.length - 1) return false; }
+  }
+  return depth === 0;
 }
 
 function keyPathOf(path: readonly unknown[], node: unknown): string {

@@ -89,6 +89,25 @@ const cavSchema = z.object({
     .min(1),
 });
 
+/**
+ * For an issue at `a.b.field`: the keys of the object `a.b` in the file that its schema does not know
+ * (a typo such as `lable` for `label`), as "; unknown key 'lable' there (known: …)"; '' if none.
+ */
+function unknownKeysNote(json: unknown, schema: z.ZodType, issuePath: readonly PropertyKey[]): string {
+  let value: unknown = json, s: any = schema;
+  const unwrap = (x: any) => { while (x?.def?.innerType) x = x.def.innerType; return x; };
+  for (const k of issuePath.slice(0, -1)) {
+    s = unwrap(s);
+    s = typeof k === 'number' ? s?.def?.element : s?.def?.shape?.[k as string];
+    value = (value as Record<PropertyKey, unknown> | undefined)?.[k];
+  }
+  const shape = unwrap(s)?.def?.shape as Record<string, unknown> | undefined;
+  if (!shape || !value || typeof value !== 'object' || Array.isArray(value)) return '';
+  const unknown = Object.keys(value).filter((k) => !(k in shape));
+  if (!unknown.length) return '';
+  return `; unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} there (known: ${Object.keys(shape).join(', ')})`;
+}
+
 /** `tasks[0].train[3].label` from a zod issue path. */
 export function jsonPath(p: readonly PropertyKey[]): string {
   let out = '';
@@ -96,8 +115,8 @@ export function jsonPath(p: readonly PropertyKey[]): string {
   return out || '(root)';
 }
 
-function zodFailure(file: string, error: z.ZodError): ManifestError {
-  const lines = error.issues.slice(0, 5).map((i) => `${jsonPath(i.path)}: ${i.message}`);
+function zodFailure(file: string, error: z.ZodError, json: unknown, schema: z.ZodType): ManifestError {
+  const lines = error.issues.slice(0, 5).map((i) => `${jsonPath(i.path)}: ${i.message}${unknownKeysNote(json, schema, i.path)}`);
   const more = error.issues.length > 5 ? ` (and ${error.issues.length - 5} more)` : '';
   return new ManifestError(file, `invalid manifest: ${lines.join('; ')}${more}`);
 }
@@ -146,7 +165,7 @@ export async function loadManifest(file: string, options: LoadManifestOptions = 
   const resolve = resolver(abs, base, o.allowOutside);
   if (json && typeof json === 'object' && 'data' in json && !('tasks' in json)) {
     const r = cavSchema.safeParse(json);
-    if (!r.success) throw zodFailure(abs, r.error);
+    if (!r.success) throw zodFailure(abs, r.error, json, cavSchema);
     const task: ManifestTask = { name: path.basename(abs, path.extname(abs)), classes: [], train: [], test: [] };
     r.data.data.forEach((d, i) => {
       const clip = path.extname(d.video_path) ? d.video_path : path.join(d.video_path, `${d.video_id}.mp4`);
@@ -157,7 +176,7 @@ export async function loadManifest(file: string, options: LoadManifestOptions = 
     return { seed: o.seed, source: `cav-mae:${abs}`, tasks: [task] };
   }
   const r = ourSchema.safeParse(json);
-  if (!r.success) throw zodFailure(abs, r.error);
+  if (!r.success) throw zodFailure(abs, r.error, json, ourSchema);
   const tasks = r.data.tasks.map((t, ti) => {
     const map = (split: 'train' | 'test') =>
       t[split].map((c, ci) => ({

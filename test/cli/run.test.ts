@@ -26,7 +26,7 @@ function comparable(r: ReturnType<typeof parseResults>) {
 
 async function newestWeights(dir: string): Promise<Buffer> {
   const latest = (await readFile(path.join(dir, 'checkpoints', 'latest'), 'utf8')).trim();
-  return readFile(path.join(dir, 'checkpoints', latest, 'weights.safetensors.bin'));
+  return readFile(path.join(dir, 'checkpoints', latest, 'weights.safetensors'));
 }
 
 const reference = (async () => {

@@ -25,7 +25,7 @@ async function run(extra: string[]) {
   const latest = (await readFile(path.join(out, 'checkpoints', 'latest'), 'utf8')).trim();
   return {
     steps: JSON.parse(await readFile(path.join(out, 'steps.json'), 'utf8')) as StepsFile,
-    weights: await readFile(path.join(out, 'checkpoints', latest, 'weights.safetensors.bin')),
+    weights: await readFile(path.join(out, 'checkpoints', latest, 'weights.safetensors')),
   };
 }
 

@@ -28,7 +28,7 @@ const FUSED = path.join(REPO_ROOT, 'test/graph/fixtures/continual-pretrain-fused
 
 async function finalWeights(dir: string): Promise<Buffer> {
   const latest = (await readFile(path.join(dir, 'checkpoints', 'latest'), 'utf8')).trim();
-  return readFile(path.join(dir, 'checkpoints', latest, 'weights.safetensors.bin'));
+  return readFile(path.join(dir, 'checkpoints', latest, 'weights.safetensors'));
 }
 async function results(dir: string) {
   const { timing: _t, memory: _m, ...rest } = parseResults(JSON.parse(await readFile(path.join(dir, 'results.json'), 'utf8')));

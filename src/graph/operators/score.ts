@@ -61,7 +61,7 @@ import { defineStage } from '../stage.ts';
 export const scoreOptionsSchema = z.object({
   /** Train node whose model, buffer and stream the step uses; '' = the graph's only train node. */
   trainer: z.string().default(''),
-  /** Score with the newest valid checkpoint in this folder instead of a trainer. */
+  /** Score with the newest valid checkpoint in this folder (a run folder or its checkpoints/) instead of a trainer. */
   checkpoint: z.string().default(''),
   /** Score with this .safetensors file instead of a trainer. */
   weights: z.string().default(''),

@@ -71,7 +71,7 @@ export function train(_options: z.input<typeof trainOptionsSchema>, deps: TrainD
         const outcome = await deps.trainer.step(batch, { step, selector: deps.selector, rng });
         step++;
         deps.selector?.afterStep?.(step);
-        return { kind: 'step', step, task: batch.task, taskName: batch.taskName, batchSize: batch.clips.length, ...outcome };
+        return { kind: 'step', step, node: deps.stage, task: batch.task, taskName: batch.taskName, batchSize: batch.clips.length, ...outcome };
       } finally {
         owner.dispose();
       }
