@@ -6,9 +6,9 @@
  * with `STELLA_WASM_THREADS` set; the two settings alternate within a round and the order flips each
  * round (1, N / N, 1 / …), so both see the same stretch of machine load. Reports each run's median
  * step, the per-round ratio, and the medians, with two 2-D products timed the same way
- * (bench/wasm-product.ts); writes the "wasm threads" section of docs/benchmarks.md.
+ * (bench/wasm-product.ts); with --write, replaces the "wasm threads" section of docs/benchmarks.md.
  *
- *   npm run bench:threads -- [--rounds 3] [--threads 2] [--steps 8] [--config tiny] [--selector stella] [--batch 4] [--no-write]
+ *   npm run bench:threads -- [--rounds 3] [--threads 2] [--steps 8] [--config tiny] [--selector stella] [--batch 4] [--write]
  */
 import { execFile } from 'node:child_process';
 import os from 'node:os';
@@ -29,7 +29,7 @@ const steps = Number(value('steps', '8'));
 const config = value('config', 'tiny');
 const selector = value('selector', 'stella');
 const batch = Number(value('batch', '4'));
-const write = !args.includes('--no-write');
+const write = args.includes('--write');
 if (!(threads > 1)) throw new Error(`--threads must be at least 2 (got ${threads})`);
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
