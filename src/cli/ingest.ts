@@ -5,16 +5,11 @@
  * 1 when nothing could run (unreadable manifest, incompatible cache).
  */
 import type { Command } from 'commander';
-import { InvalidArgumentError, Option } from 'commander';
+import { Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { runIngest, type IngestProgress } from '../media/ingest.ts';
-import { helpFooter } from './help.ts';
+import { helpFooter, positiveInt } from './help.ts';
 
-const positiveInt = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got '${v}'`);
-  return n;
-};
 
 export function register(program: Command): void {
   program

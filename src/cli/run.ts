@@ -35,7 +35,7 @@ import { median } from '../model/step-bench.ts';
 import { preloadInitWeights, type ResolvedInit } from '../method/model-init.ts';
 import { serializeSafetensors } from '../core/safetensors.ts';
 import { graphEnv, listKeys, parseRunSets, RunParamError, runParamsSchema, type RunParams } from './run-params.ts';
-import { helpFooter } from './help.ts';
+import { collect, helpFooter } from './help.ts';
 
 export const DEFAULT_GRAPH = path.join(REPO_ROOT, 'graphs', 'continual-pretrain.yaml');
 
@@ -48,6 +48,8 @@ export interface RunCommandOptions {
   /** Where SIGINT/SIGTERM come from (tests inject one); default the process. */
   signals?: SignalSource | null;
   log?: (line: string) => void;
+  /** Called with each committed checkpoint's directory. */
+  onCheckpoint?: (path: string) => void;
 }
 
 export interface RunOutcome {
@@ -95,7 +97,7 @@ export async function runCommand(options: RunCommandOptions): Promise<RunOutcome
   }
   session.checkpoints = new RunCheckpointer(session, {
     dir: path.join(outDir, 'checkpoints'), every: params.checkpoint.every, keep: params.checkpoint.keep, config,
-    run: { params, graph: graphFile, graphOverrides }, onWarning: (m) => print(`warning: ${m}`),
+    run: { params, graph: graphFile, graphOverrides }, onWarning: (m) => print(`warning: ${m}`), onSaved: options.onCheckpoint,
   });
   session.onEvaluation = (e) => { if (!options.quiet) print(retrievalTable(e, session.tasks)); };
   const total = options.quiet ? undefined : await plannedSteps(loaded);
@@ -272,8 +274,6 @@ export function retrievalTable(e: TaskEvaluation, tasks: readonly string[]): str
   lines.push(`  ${'all'.padEnd(14)}  ${f(all.a2v.R1)}${f(all.a2v.R5)}${f(all.a2v.R10)} │  ${f(all.v2a.R1)}${f(all.v2a.R5)}${f(all.v2a.R10)}`);
   return lines.join('\n');
 }
-
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** `key=default` for every run key, from the schema (so the help cannot drift from it); `(graph)` = the graph's default. */
 function runKeyDefaults(): string[] {
