@@ -20,6 +20,8 @@ export interface RunProcess {
   readonly finished: Promise<{ stopped: boolean }>;
   /** Graceful stop: the current step finishes, a checkpoint is written, the child exits. */
   stop(): void;
+  /** Ends the child at once (its job was taken elsewhere). */
+  kill(): void;
 }
 
 export interface StartRunOptions extends RunChildInput {
@@ -53,5 +55,5 @@ export async function startRun(o: StartRunOptions): Promise<RunProcess> {
       }, reject);
     });
   });
-  return { id: `${os.hostname()}:${child.pid}`, finished, stop: () => { child.kill('SIGTERM'); } };
+  return { id: `${os.hostname()}:${child.pid}`, finished, stop: () => { child.kill('SIGTERM'); }, kill: () => { child.kill('SIGKILL'); } };
 }
