@@ -6,11 +6,12 @@ export type RunState = 'queued' | 'running' | 'done' | 'failed';
 
 export class SweepProgress {
   private readonly states = new Map<string, RunState>();
-  private readonly started = performance.now();
+  private readonly started: number;
   private finishedHere = 0;
 
   constructor(keys: readonly string[], private readonly now = () => performance.now()) {
     for (const k of keys) this.states.set(k, 'queued');
+    this.started = now();
   }
 
   set(key: string, state: RunState, opts: { reused?: boolean } = {}): void {
