@@ -20,15 +20,17 @@ export function register(program: Command): void {
     .addOption(new Option('--config <size>', 'model config').choices(['tiny', 'base']).default('tiny'))
     .option('--concurrency <n>', 'ffmpeg decodes in flight', positiveInt, 2)
     .option('--allow-outside', 'accept clip paths outside the manifest folder')
+    .option('--redis <url>', 'decode and tokenize on `stella worker` processes through this Redis (--concurrency = clips in flight); this process writes the cache')
     .option('--quiet', 'no progress output and no summary')
     .option('--json', 'print { processed, cached, errors, seconds, report } as JSON (no progress)')
     .addHelpText('after', helpFooter(
       ['stella corpus --out data/synth && stella ingest data/synth/manifest.json --out cache/synth',
-        'stella ingest data/clips --out cache/clips --concurrency 4 --json          # a folder of label subfolders'],
+        'stella ingest data/clips --out cache/clips --concurrency 4 --json          # a folder of label subfolders',
+        'stella ingest data/synth/manifest.json --out cache/synth --redis redis://10.0.0.5:6379 --concurrency 16   # decode on workers'],
       '0 completed (also with per-clip errors, listed in DIR/ingest-report.json), 1 nothing could run (unreadable manifest, incompatible cache), 2 usage error',
       ['Progress: a bar with ETA on a TTY (stderr), one line per clip otherwise. Run it again to resume.'],
     ))
-    .action(async (manifest: string, opts: { out: string; config: 'tiny' | 'base'; concurrency: number; allowOutside?: boolean; quiet?: boolean; json?: boolean }) => {
+    .action(async (manifest: string, opts: { out: string; config: 'tiny' | 'base'; concurrency: number; allowOutside?: boolean; quiet?: boolean; json?: boolean; redis?: string }) => {
       const tty = !opts.quiet && !opts.json && process.stderr.isTTY;
       const bar = tty ? new cliProgress.SingleBar({ format: 'ingest [{bar}] {value}/{total} | ETA {eta_formatted} | {errors} errors', stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
       let started = false, errors = 0;
@@ -45,8 +47,10 @@ export function register(program: Command): void {
       const ac = new AbortController();
       const onSigint = () => ac.abort();
       process.once('SIGINT', onSigint);
+      // Loaded only with --redis, so a local ingest never loads the Redis client.
+      const remote = opts.redis ? (await import('../scale/redis-ingest.ts')).redisClipProcessor(opts.redis) : undefined;
       try {
-        const r = await runIngest({ manifest, out: opts.out, config: opts.config, concurrency: opts.concurrency, allowOutside: !!opts.allowOutside, onProgress, signal: ac.signal });
+        const r = await runIngest({ manifest, out: opts.out, config: opts.config, concurrency: opts.concurrency, allowOutside: !!opts.allowOutside, onProgress, signal: ac.signal, processClip: remote?.processClip });
         bar?.stop();
         const summary = {
           processed: r.processed.length,
@@ -61,6 +65,7 @@ export function register(program: Command): void {
           for (const e of r.errors.slice(0, 20)) process.stderr.write(`  error: ${e.message}\n`);
         }
       } finally {
+        await remote?.close();
         bar?.stop();
         process.off('SIGINT', onSigint);
       }

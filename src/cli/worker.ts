@@ -11,7 +11,7 @@ import { helpFooter, positiveInt } from './help.ts';
 export function register(program: Command): void {
   program
     .command('worker')
-    .description('take sweep runs from Redis (BullMQ) until stopped; SIGTERM hands running jobs back after a checkpoint')
+    .description('take sweep runs and ingest clips from Redis (BullMQ) until stopped; SIGTERM hands running jobs back after a checkpoint')
     .requiredOption('--redis <url>', 'redis://host:port of the queue')
     .option('--concurrency <n>', 'runs at a time on this machine', positiveInt, 1)
     .option('--work-dir <dir>', 'scratch folder for the runs (default: a temp folder)')
@@ -27,15 +27,18 @@ export function register(program: Command): void {
       const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
       // Loaded here so other commands never load the Redis client.
       const { startSweepWorker } = await import('../scale/sweep-worker.ts');
+      const { startIngestWorker } = await import('../scale/redis-ingest.ts');
+      const workDir = path.resolve(opts.workDir ?? path.join(os.tmpdir(), `stella-worker-${process.pid}`));
       const handle = startSweepWorker({
         redis: opts.redis, concurrency: opts.concurrency, lockDurationMs: opts.lockDuration, stalledIntervalMs: opts.stalledInterval,
-        maxStalledCount: opts.maxStalled, workDir: path.resolve(opts.workDir ?? path.join(os.tmpdir(), `stella-worker-${process.pid}`)), log,
+        maxStalledCount: opts.maxStalled, workDir, log,
       });
-      log(`worker ${handle.id} on ${opts.redis}, ${opts.concurrency} run(s) at a time`);
+      const ingest = startIngestWorker({ redis: opts.redis, concurrency: opts.concurrency, workDir, id: handle.id });
+      log(`worker ${handle.id} on ${opts.redis}: sweep runs and ingest clips, ${opts.concurrency} at a time`);
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           log(`${signal}: handing back running jobs`);
-          handle.stop().then(resolve, (e) => { log(`stop failed: ${(e as Error).message}`); resolve(); });
+          Promise.all([handle.stop(), ingest.stop()]).then(() => resolve(), (e) => { log(`stop failed: ${(e as Error).message}`); resolve(); });
         };
         process.once('SIGTERM', () => stop('SIGTERM'));
         process.once('SIGINT', () => stop('SIGINT'));

@@ -12,7 +12,6 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, Worker, type Job } from 'bullmq';
@@ -100,5 +99,3 @@ export function startIngestWorker(o: { redis: string; concurrency: number; workD
   worker.on('error', () => {});
   return { stop: async () => { await worker.close(); redis.disconnect(); } };
 }
-
-export const defaultWorkDir = () => path.join(os.tmpdir(), `stella-worker-${process.pid}`);

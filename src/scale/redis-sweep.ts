@@ -50,6 +50,7 @@ export const redisSweepExecutor: SweepExecutor = async (specs, o, progress) => {
       pending.set(jobId, spec);
     }
     while (pending.size) {
+      o.signal?.throwIfAborted();
       for (const [jobId, spec] of [...pending]) {
         const job = await queue.getJob(jobId);
         const state = job ? await job.getState() : 'missing';

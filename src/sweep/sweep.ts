@@ -41,6 +41,8 @@ export interface SweepOptions {
   log: (line: string) => void;
   /** How often the progress line is printed while nothing changes (ms). */
   progressEveryMs?: number;
+  /** Stops waiting for Redis jobs (the jobs stay queued; a later sweep collects them). */
+  signal?: AbortSignal;
 }
 
 /** One planned run. */

@@ -91,16 +91,18 @@ test('a local sweep writes one folder per selector × seed and sweep.json with t
 
 test.serial('Redis sweep, 2 workers, one SIGKILLed mid-run and replaced: every run matches the local sweep; a failing job stops after its attempts', async (t) => {
   if (!hasRedisServer) return t.fail('redis-server is not installed (apt-get install redis-server; .ci/run installs it)');
-  t.timeout(8 * 60_000);
+  t.timeout(12 * 60_000);
   const server = await RedisServer.start();
+  const abort = new AbortController();
   const redis = new Redis({ port: server.port, host: '127.0.0.1', maxRetriesPerRequest: null });
-  const fast = ['--lock-duration', '5000', '--stalled-interval', '1000'];
+  const fast = ['--lock-duration', '10000', '--stalled-interval', '2000'];
   const workers = [startWorker(server.url, fast), startWorker(server.url, fast)];
   try {
     const out = await tmp();
-    const running = sweep(options(out, { selectors: ['stella', 'random', 'nope'], redis: server.url }));
+    const running = sweep(options(out, { selectors: ['stella', 'random', 'nope'], redis: server.url, signal: abort.signal }));
+    running.catch(() => {}); // awaited below; this only keeps an aborted sweep from being reported twice
     const victim = workers[0];
-    const jobId = await until(() => checkpointedJobOf(redis, victim.pid), 4 * 60_000, 'worker 1 to checkpoint a run');
+    const jobId = await until(() => checkpointedJobOf(redis, victim.pid), 6 * 60_000, 'worker 1 to checkpoint a run');
     victim.kill('SIGKILL');
     workers.push(startWorker(server.url, fast)); // the replacement
     await sleep(1000);
@@ -124,6 +126,7 @@ test.serial('Redis sweep, 2 workers, one SIGKILLed mid-run and replaced: every r
     t.regex(json.runs.find((r: SweepRun) => r.selector === 'nope').error, /unknown selector 'nope'/);
     t.deepEqual(await redis.keys('stella:files:*'), []); // collected by the sweep
   } finally {
+    abort.abort(); // a failed assertion must not leave the sweep waiting for Redis
     for (const w of workers) w.kill('SIGKILL');
     redis.disconnect();
     await server.stop();
@@ -132,16 +135,18 @@ test.serial('Redis sweep, 2 workers, one SIGKILLed mid-run and replaced: every r
 
 test.serial('Redis restarted mid-sweep (append-only file) and the worker stopped with SIGTERM: nothing lost or duplicated', async (t) => {
   if (!hasRedisServer) return t.fail('redis-server is not installed (apt-get install redis-server; .ci/run installs it)');
-  t.timeout(8 * 60_000);
+  t.timeout(12 * 60_000);
   const server = await RedisServer.start();
+  const abort = new AbortController();
   const redis = new Redis({ port: server.port, host: '127.0.0.1', maxRetriesPerRequest: null });
   redis.on('error', () => {});
   const first = startWorker(server.url, ['--lock-duration', '10000', '--stalled-interval', '2000']);
   const workers = [first];
   try {
     const out = await tmp();
-    const running = sweep(options(out, { selectors: ['stella'], redis: server.url }));
-    await until(() => checkpointedJobOf(redis, first.pid), 4 * 60_000, 'a checkpointed run');
+    const running = sweep(options(out, { selectors: ['stella'], redis: server.url, signal: abort.signal }));
+    running.catch(() => {}); // awaited below; this only keeps an aborted sweep from being reported twice
+    await until(() => checkpointedJobOf(redis, first.pid), 6 * 60_000, 'a checkpointed run');
     await server.restart(300);
     // SIGTERM: the worker checkpoints its runs, hands the jobs back and exits 0.
     await until(() => checkpointedJobOf(redis, first.pid), 60_000, 'the worker to checkpoint after the restart');
@@ -159,6 +164,7 @@ test.serial('Redis restarted mid-sweep (append-only file) and the worker stopped
     t.is(await redis.zcard('bull:stella-sweep:completed'), 1); // completed once
     t.is(await redis.llen('bull:stella-sweep:wait'), 0);
   } finally {
+    abort.abort(); // a failed assertion must not leave the sweep waiting for Redis
     for (const w of workers) w.kill('SIGKILL');
     redis.disconnect();
     await server.stop();
