@@ -25,6 +25,9 @@ export const redisSweepExecutor: SweepExecutor = async (specs, o, progress) => {
   const runs = new Map<string, SweepRun>();
   const pending = new Map<string, RunSpec>();
   const graph = portableGraph(o.graph);
+  // An abort must also end commands that wait for an unreachable Redis.
+  const onAbort = () => { redis.disconnect(); void queue.disconnect(); };
+  o.signal?.addEventListener('abort', onAbort, { once: true });
   const record = (spec: RunSpec, run: SweepRun) => {
     runs.set(spec.key, run);
     o.log(describeRun(run, runs.size, specs.length));
@@ -74,7 +77,8 @@ export const redisSweepExecutor: SweepExecutor = async (specs, o, progress) => {
       if (pending.size) await sleep(POLL_MS);
     }
   } finally {
-    await queue.close();
+    o.signal?.removeEventListener('abort', onAbort);
+    if (!o.signal?.aborted) await queue.close();
     redis.disconnect();
   }
   return specs.map((s) => runs.get(s.key)!);
