@@ -91,7 +91,7 @@ test('a local sweep writes one folder per selector × seed and sweep.json with t
 
 test.serial('Redis sweep, 2 workers, one SIGKILLed mid-run and replaced: every run matches the local sweep; a failing job stops after its attempts', async (t) => {
   if (!hasRedisServer) return t.fail('redis-server is not installed (apt-get install redis-server; .ci/run installs it)');
-  t.timeout(12 * 60_000);
+  t.timeout(15 * 60_000);
   const server = await RedisServer.start();
   const abort = new AbortController();
   const redis = new Redis({ port: server.port, host: '127.0.0.1', maxRetriesPerRequest: null });
@@ -102,7 +102,7 @@ test.serial('Redis sweep, 2 workers, one SIGKILLed mid-run and replaced: every r
     const running = sweep(options(out, { selectors: ['stella', 'random', 'nope'], redis: server.url, signal: abort.signal }));
     running.catch(() => {}); // awaited below; this only keeps an aborted sweep from being reported twice
     const victim = workers[0];
-    const jobId = await until(() => checkpointedJobOf(redis, victim.pid), 6 * 60_000, 'worker 1 to checkpoint a run');
+    const jobId = await until(() => checkpointedJobOf(redis, victim.pid), 10 * 60_000, 'worker 1 to checkpoint a run');
     victim.kill('SIGKILL');
     workers.push(startWorker(server.url, fast)); // the replacement
     // The killed worker's run process follows it (it notices between steps; no orphan keeps computing).
@@ -134,7 +134,7 @@ test.serial('Redis sweep, 2 workers, one SIGKILLed mid-run and replaced: every r
 
 test.serial('Redis restarted mid-sweep (append-only file) and the worker stopped with SIGTERM: nothing lost or duplicated', async (t) => {
   if (!hasRedisServer) return t.fail('redis-server is not installed (apt-get install redis-server; .ci/run installs it)');
-  t.timeout(12 * 60_000);
+  t.timeout(15 * 60_000);
   const server = await RedisServer.start();
   const abort = new AbortController();
   const redis = new Redis({ port: server.port, host: '127.0.0.1', maxRetriesPerRequest: null });
@@ -145,7 +145,7 @@ test.serial('Redis restarted mid-sweep (append-only file) and the worker stopped
     const out = await tmp();
     const running = sweep(options(out, { selectors: ['stella'], redis: server.url, signal: abort.signal }));
     running.catch(() => {}); // awaited below; this only keeps an aborted sweep from being reported twice
-    await until(() => checkpointedJobOf(redis, first.pid), 6 * 60_000, 'a checkpointed run');
+    await until(() => checkpointedJobOf(redis, first.pid), 10 * 60_000, 'a checkpointed run');
     await server.restart(300);
     // SIGTERM: the worker checkpoints its runs, hands the jobs back and exits 0.
     await until(() => checkpointedJobOf(redis, first.pid), 60_000, 'the worker to checkpoint after the restart');
