@@ -29,7 +29,7 @@ import { SelectorRegistry } from '../graph/selector-registry.ts';
 import type { PatchSelector } from '../method/patch-selector.ts';
 import { STRATEGY_NAMES } from '../method/strategy-registry.ts';
 import { StrategyTrainer } from '../method/strategy-trainer.ts';
-import { helpFooter } from './help.ts';
+import { helpFooter, positiveInt } from './help.ts';
 import {
   benchSideBySide, benchStep, maeRandomForwardFlops, registerStepSelector, stepSelectorNames,
   type BenchOptions, type BenchResult, type StepContext, type StepRunner,
@@ -95,11 +95,6 @@ export async function registerPluginStepSelectors(): Promise<string[]> {
   return plugins;
 }
 
-const positiveInt = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got '${v}'`);
-  return n;
-};
 const nonNegativeInt = (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative integer, got '${v}'`);

@@ -5,16 +5,11 @@
  * 1 when nothing could run (unreadable manifest, incompatible cache).
  */
 import type { Command } from 'commander';
-import { InvalidArgumentError, Option } from 'commander';
+import { Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { runIngest, type IngestProgress } from '../media/ingest.ts';
-import { helpFooter } from './help.ts';
+import { helpFooter, positiveInt } from './help.ts';
 
-const positiveInt = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got '${v}'`);
-  return n;
-};
 
 export function register(program: Command): void {
   program
@@ -25,16 +20,18 @@ export function register(program: Command): void {
     .addOption(new Option('--config <size>', 'model config').choices(['tiny', 'base']).default('tiny'))
     .option('--concurrency <n>', 'ffmpeg decodes in flight', positiveInt, 2)
     .option('--allow-outside', 'accept clip paths outside the manifest folder')
+    .option('--redis <url>', 'decode and tokenize on `stella worker` processes through this Redis (--concurrency = clips in flight); this process writes the cache')
     .option('--quiet', 'no progress output and no summary')
     .option('--json', 'print { processed, cached, errors, seconds, report } as JSON (no progress)')
     .addHelpText('after', helpFooter(
       ['stella corpus --out data/synth --tasks 2 --classes 2 --train 2 --test 1 && stella ingest data/synth/manifest.json --out cache/synth',
-        'stella ingest data/synth/manifest.json --out cache/synth --concurrency 4 --json   # again: every clip is already cached'],
+        'stella ingest data/synth/manifest.json --out cache/synth --concurrency 4 --json   # again: every clip is already cached',
+        'stella ingest data/synth/manifest.json --out cache/synth --redis redis://127.0.0.1:6379 --concurrency 16   # decode on stella worker processes'],
       '0 completed (also with per-clip errors, listed in DIR/ingest-report.json), 1 nothing could run (unreadable manifest, incompatible cache), 2 usage error',
       ['MANIFEST: our manifest.json, a CAV-MAE datafile, or a folder of label subfolders (docs/media.md).',
         'Progress: a bar with ETA on a TTY (stderr), one line per clip otherwise. Run it again to resume.'],
     ))
-    .action(async (manifest: string, opts: { out: string; config: 'tiny' | 'base'; concurrency: number; allowOutside?: boolean; quiet?: boolean; json?: boolean }) => {
+    .action(async (manifest: string, opts: { out: string; config: 'tiny' | 'base'; concurrency: number; allowOutside?: boolean; quiet?: boolean; json?: boolean; redis?: string }) => {
       const tty = !opts.quiet && !opts.json && process.stderr.isTTY;
       const bar = tty ? new cliProgress.SingleBar({ format: 'ingest [{bar}] {value}/{total} | ETA {eta_formatted} | {errors} errors', stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
       let started = false, errors = 0;
@@ -51,8 +48,10 @@ export function register(program: Command): void {
       const ac = new AbortController();
       const onSigint = () => ac.abort();
       process.once('SIGINT', onSigint);
+      // Loaded only with --redis, so a local ingest never loads the Redis client.
+      const remote = opts.redis ? (await import('../scale/redis-ingest.ts')).redisClipProcessor(opts.redis) : undefined;
       try {
-        const r = await runIngest({ manifest, out: opts.out, config: opts.config, concurrency: opts.concurrency, allowOutside: !!opts.allowOutside, onProgress, signal: ac.signal });
+        const r = await runIngest({ manifest, out: opts.out, config: opts.config, concurrency: opts.concurrency, allowOutside: !!opts.allowOutside, onProgress, signal: ac.signal, processClip: remote?.processClip });
         bar?.stop();
         const summary = {
           processed: r.processed.length,
@@ -67,6 +66,7 @@ export function register(program: Command): void {
           for (const e of r.errors.slice(0, 20)) process.stderr.write(`  error: ${e.message}\n`);
         }
       } finally {
+        await remote?.close();
         bar?.stop();
         process.off('SIGINT', onSigint);
       }

@@ -17,6 +17,8 @@ import { register as registerInspect } from './inspect.ts';
 import { register as registerRun } from './run.ts';
 import { register as registerConvert } from './convert.ts';
 import { MAX_WASM_THREADS, WASM_THREADS_ENV } from '../core/wasm-threads.ts';
+import { register as registerSweep } from './sweep.ts';
+import { register as registerWorker } from './worker.ts';
 
 export const EXIT_CODES = {
   ok: 0,
@@ -52,7 +54,7 @@ export function buildProgram(output?: OutputConfiguration): Command {
         `\nExit codes: 0 success, 1 the run failed as a whole, 2 usage error.\nEnvironment: STELLA_BACKEND (tensorflow-gpu|tensorflow|wasm|cpu), ${WASM_THREADS_ENV}, STELLA_FFMPEG / FFMPEG_PATH, STELLA_CACHE (generated corpora; default .cache/).`,
     );
   if (output) program.configureOutput(output);
-  for (const register of [registerRun, registerDoctor, registerIngest, registerCorpus, registerVerifyGolden, registerBench, registerInspect, registerConvert, registerGraph]) register(program);
+  for (const register of [registerRun, registerSweep, registerWorker, registerDoctor, registerIngest, registerCorpus, registerVerifyGolden, registerBench, registerInspect, registerConvert, registerGraph]) register(program);
   return program;
 }
 

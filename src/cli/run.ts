@@ -38,7 +38,7 @@ import type { TaskEvaluator } from '../eval/task-evaluator.ts';
 import { median } from '../model/step-bench.ts';
 import { preloadInitWeights, type ResolvedInit } from '../method/model-init.ts';
 import { graphEnv, listKeys, parseRunSets, RUN_KEY_PLACEHOLDERS, RunParamError, runParamsSchema, type RunParams } from './run-params.ts';
-import { helpFooter } from './help.ts';
+import { collect, helpFooter } from './help.ts';
 
 /** The final model of each train node, at the top of its output folder. */
 export const FINAL_WEIGHTS = 'weights.safetensors';
@@ -54,6 +54,8 @@ export interface RunCommandOptions {
   /** Where SIGINT/SIGTERM come from (tests inject one); default the process. */
   signals?: SignalSource | null;
   log?: (line: string) => void;
+  /** Called with each committed checkpoint's directory. */
+  onCheckpoint?: (path: string) => void;
 }
 
 export interface RunOutcome {
@@ -105,7 +107,7 @@ export async function runCommand(options: RunCommandOptions): Promise<RunOutcome
   }
   session.checkpoints = new RunCheckpointer(session, {
     dir: path.join(outDir, RUN_CHECKPOINTS), every: params.checkpoint.every, keep: params.checkpoint.keep, config,
-    run: { params, graph: graphFile, graphOverrides }, onWarning: (m) => print(`warning: ${m}`),
+    run: { params, graph: graphFile, graphOverrides }, onWarning: (m) => print(`warning: ${m}`), onSaved: options.onCheckpoint,
   });
   // Several train nodes (A/B): each table is headed with its node and selector.
   const armLabel = (node: string) => {
@@ -331,8 +333,6 @@ export function retrievalTable(e: TaskEvaluation, tasks: readonly string[], arm?
   lines.push(row(`chance (G=${r.n})`, { a2v: chance, v2a: chance }));
   return lines.join('\n');
 }
-
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** `key=default` for every run key, from the schema (so the help cannot drift from it); `(graph)` = the graph's default. */
 function runKeyDefaults(): string[] {

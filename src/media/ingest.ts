@@ -21,7 +21,8 @@ import { decodeClip } from './decode.ts';
 import { IngestCacheWriter } from './ingest-cache.ts';
 import { loadManifest, manifestClips, type Manifest } from './manifest.ts';
 import { MediaError, isAbortError } from './media-error.ts';
-import { tokenizeClip } from './tokenize.ts';
+import type { MediaInfo } from './probe.ts';
+import { tokenizeClip, type TokenizedPatches } from './tokenize.ts';
 
 export const ingestOptionsSchema = z.object({
   out: z.string().min(1),
@@ -33,6 +34,16 @@ export type IngestOptions = z.input<typeof ingestOptionsSchema> & {
   manifest: string | Manifest;
   signal?: AbortSignal;
   onProgress?: (p: IngestProgress) => void;
+  /** Decodes and tokenizes one clip (default: here, `decodeAndTokenize`); `stella ingest --redis` sends it to workers. */
+  processClip?: ClipProcessor;
+};
+
+/** Decode (eval mode) + tokenize of one clip; throws MediaError for a bad clip. */
+export type ClipProcessor = (clip: { path: string }, config: ModelConfig, signal: AbortSignal) => Promise<{ tokens: TokenizedPatches; info: MediaInfo }>;
+
+export const decodeAndTokenize: ClipProcessor = async (clip, config, signal) => {
+  const decoded = await decodeClip(clip.path, { config, mode: 'eval' }, signal);
+  return { tokens: tokenizeClip(decoded, config), info: decoded.info };
 };
 
 export interface IngestErrorRecord { path: string; stage: string; message: string }
@@ -66,12 +77,13 @@ export async function runIngest(options: IngestOptions): Promise<IngestReport & 
   const total = clips.length;
   let lastFlush = Date.now();
 
-  type Outcome = { clip: (typeof clips)[number]; cached: boolean; error?: IngestErrorRecord; tokens?: ReturnType<typeof tokenizeClip>; info?: any };
+  const processClip = options.processClip ?? decodeAndTokenize;
+  type Outcome = { clip: (typeof clips)[number]; cached: boolean; error?: IngestErrorRecord; tokens?: TokenizedPatches; info?: MediaInfo };
   const work$ = from(clips).pipe(
     mergeMap((clip) => {
       if (writer.has(clip.path)) return of<Outcome>({ clip, cached: true });
-      return abortable((signal) => decodeClip(clip.path, { config: cfg, mode: 'eval' }, signal), options.signal).pipe(
-        map((decoded): Outcome => ({ clip, cached: false, tokens: tokenizeClip(decoded, cfg), info: decoded.info })),
+      return abortable((signal) => processClip(clip, cfg, signal), options.signal).pipe(
+        map((done): Outcome => ({ clip, cached: false, tokens: done.tokens, info: done.info })),
         catchError((e: unknown) => {
           if (isAbortError(e)) throw e;
           const error = e instanceof MediaError

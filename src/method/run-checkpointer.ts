@@ -46,7 +46,11 @@ export class RunCheckpointer implements Checkpointer, CheckpointPolicy {
 
   constructor(
     private readonly session: RunSessionState,
-    private readonly settings: { dir: string; every: number; keep: number; config: ModelConfig; run: unknown; onWarning?: (m: string) => void },
+    private readonly settings: {
+      dir: string; every: number; keep: number; config: ModelConfig; run: unknown; onWarning?: (m: string) => void;
+      /** Called with each committed checkpoint's directory (a sweep worker copies it off the machine). */
+      onSaved?: (path: string) => void;
+    },
   ) {
     this.store = new AtomicCheckpointer({ dir: settings.dir, keep: settings.keep, onWarning: settings.onWarning });
   }
@@ -84,6 +88,7 @@ export class RunCheckpointer implements Checkpointer, CheckpointPolicy {
         config: { model: this.settings.config.name, run: this.settings.run },
       },
     });
+    this.settings.onSaved?.(saved.path);
     return saved.path;
   }
 }

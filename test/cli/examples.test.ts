@@ -33,6 +33,8 @@ const LONG_PATTERNS: [RegExp, string][] = [
   // Not long, but its input is the authors' PyTorch file, which no clone has; test/cli/convert.test.ts
   // converts checkpoints it writes in each of these layouts.
   [/^stella convert \S+\.pth\b/, "needs the authors' .pth checkpoint (not in the repository)"],
+  // A Redis server and long-lived `stella worker` processes: test/scale/ starts real ones on loopback.
+  [/--redis\b/, 'needs a Redis server and stella worker processes (test/scale/sweep.test.ts runs them)'],
 ];
 const longReason = (cmd: string) => LONG[cmd] ?? LONG_PATTERNS.find(([re]) => re.test(cmd))?.[1];
 const isLong = (cmd: string) => longReason(cmd) !== undefined;

@@ -30,7 +30,7 @@ const paths = commandPaths(buildProgram());
 
 test('the program knows the documented subcommands', (t) => {
   const names = paths.map((p) => p.join(' '));
-  for (const expected of ['run', 'doctor', 'ingest', 'corpus', 'verify-golden', 'bench', 'bench step', 'inspect', 'convert', 'graph', 'graph run', 'graph check', 'graph stages']) {
+  for (const expected of ['run', 'sweep', 'worker', 'doctor', 'ingest', 'corpus', 'verify-golden', 'bench', 'bench step', 'inspect', 'convert', 'graph', 'graph run', 'graph check', 'graph stages']) {
     t.true(names.includes(expected), `missing '${expected}' in ${names.join(', ')}`);
   }
 });
