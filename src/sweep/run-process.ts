@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import type { RunChildInput, RunChildMessage } from './run-child.ts';
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'run-child.ts');
+/** Runs the child with this package's tsconfig whatever the working directory (bin/run-ts.js). */
+const RUN_TS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'run-ts.js');
 
 export interface RunProcess {
   /** `host:pid` of the child, for sweep.json's `worker`. */
@@ -35,7 +37,7 @@ export async function startRun(o: StartRunOptions): Promise<RunProcess> {
   const logFd = openSync(logFile, 'a');
   const logStart = fstatSync(logFd).size; // this attempt's output starts here
   const input: RunChildInput = { graph: o.graph, sets: o.sets, out: o.out, resume: o.resume };
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(input)], { stdio: ['ignore', logFd, logFd, 'ipc'] });
+  const child = spawn(process.execPath, [RUN_TS, CHILD, JSON.stringify(input)], { stdio: ['ignore', logFd, logFd, 'ipc'] });
   closeSync(logFd);
   let stopped = false;
   let checkpoints: Promise<void> = Promise.resolve();
