@@ -32,8 +32,8 @@ export function register(program: Command): void {
     .option('--table-only', 'run nothing; tabulate the runs finished so far')
     .addHelpText('after', helpFooter(
       [
-        'stella sweep --selectors stella,random --seeds 1,2 --out runs/sweep --jobs 2',
-        'stella sweep --selectors stella,der++ --seeds 2021 --set train.epochs=2 --out runs/ep2',
+        'stella sweep --selectors stella,random --seeds 1,2 --set data.tasks=2 --set data.classes=2 --set data.train=2 --set data.test=1 --set train.epochs=1 --out runs/sweep --jobs 2',
+        'stella sweep --selectors stella,der++ --seeds 2021 --set data.tasks=2 --set data.classes=2 --set data.train=2 --set data.test=1 --set train.epochs=2 --out runs/ep2',
         'stella worker --redis redis://queue-host:6379 &   # on each machine, then:',
         'stella sweep --selectors stella,random --seeds 1,2 --redis redis://queue-host:6379 --out runs/sweep',
       ],
