@@ -249,7 +249,7 @@ async function plannedSteps(loaded: LoadedGraph): Promise<number | undefined> {
 }
 
 /** Multitask: every task's training clips as one task, beside the original manifest. */
-async function jointManifest(file: string): Promise<string> {
+export async function jointManifest(file: string): Promise<string> {
   const m = await loadManifest(file);
   const dir = path.dirname(file);
   const rel = (p: string) => path.relative(dir, p);
