@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runCommand } from '../src/cli/run.ts';
+import { FINAL_WEIGHTS, runCommand } from '../src/cli/run.ts';
 import { CORPUS_VERSION, generateCorpus } from '../src/media/corpus.ts';
 import { parseResults, type Results } from '../src/eval/results.ts';
 
@@ -52,10 +52,10 @@ async function main(argv: string[]): Promise<void> {
   };
   const started = performance.now();
   const backbone = await stage('backbone', 'pretrain.yaml', ['init=none']);
-  const avm = await stage('avm', 'pretrain-avm.yaml', [`init=${path.join(out, 'backbone', 'weights.safetensors')}`]);
+  const avm = await stage('avm', 'pretrain-avm.yaml', [`init=${path.join(out, 'backbone', FINAL_WEIGHTS)}`]);
 
   const target = path.join(ROOT, 'models', 'tiny-pretrained.safetensors');
-  await copyFile(path.join(out, 'avm', 'weights.safetensors'), target);
+  await copyFile(path.join(out, 'avm', FINAL_WEIGHTS), target);
   const steps = async (name: string) => JSON.parse(await readFile(path.join(out, name, 'steps.json'), 'utf8'));
   const summary = {
     command: 'npm run pretrain:tiny' + (sets.length ? ` -- ${sets.map((s) => `--set ${s}`).join(' ')}` : ''),

@@ -65,8 +65,11 @@ export function resolveInitFile(init: string, config: ModelConfig, cwd = process
 
 export type WeightsReader = (file: string) => Map<string, NamedTensor>;
 
+/** The authors' PyTorch checkpoints, read asynchronously by readWeights (not at model load). */
+const isTorchCheckpoint = (file: string) => /\.(pth|pt)$/i.test(file);
+
 const readSafetensorsTensors: WeightsReader = (file) => {
-  if (/\.(pth|pt)$/i.test(file)) throw new Error(`init: ${file} is a PyTorch checkpoint, read before a run starts: use \`stella run\`, or \`stella convert ${file} --out FILE.safetensors\` and init=FILE.safetensors`);
+  if (isTorchCheckpoint(file)) throw new Error(`init: ${file} is a PyTorch checkpoint, read before a run starts: use \`stella run\`, or \`stella convert ${file} --out FILE.safetensors\` and init=FILE.safetensors`);
   return readSafetensors(file).tensors;
 };
 
@@ -79,7 +82,7 @@ export async function preloadInitWeights(inits: readonly string[], config: Model
   const loaded = new Map<string, Map<string, NamedTensor>>();
   for (const init of new Set(inits)) {
     const { file } = resolveInitFile(init, config, cwd);
-    if (file && /\.(pth|pt)$/i.test(file) && !loaded.has(file)) loaded.set(file, (await readWeights(file, { config })).tensors);
+    if (file && isTorchCheckpoint(file) && !loaded.has(file)) loaded.set(file, (await readWeights(file, { config })).tensors);
   }
   return (file) => loaded.get(file) ?? readSafetensorsTensors(file);
 }
