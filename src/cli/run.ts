@@ -56,6 +56,8 @@ export interface RunCommandOptions {
   log?: (line: string) => void;
   /** Called with each committed checkpoint's directory. */
   onCheckpoint?: (path: string) => void;
+  /** Redis for graph nodes on `device: redis` (default $STELLA_REDIS). */
+  redis?: string;
 }
 
 export interface RunOutcome {
@@ -124,7 +126,7 @@ export async function runCommand(options: RunCommandOptions): Promise<RunOutcome
   let result: RunResult;
   try {
     result = await runGraph(loaded, {
-      stop, signals: null, outDir,
+      stop, signals: null, outDir, redis: options.redis,
       display: { mode: options.quiet ? 'quiet' : undefined, progress, attachLog: (write) => { print = write ?? log; } },
     });
   } finally {
@@ -361,6 +363,7 @@ export function register(program: Command): void {
     .option('--resume <dir>', 'continue the run in DIR (the run folder or its checkpoints/ folder) from its newest valid checkpoint')
     .option('--quiet', 'no progress display or tables')
     .option('--json', 'print { outDir, results: { <train node>: results.json }, stopped } as JSON at the end (implies --quiet)')
+    .option('--redis <url>', 'Redis for graph nodes on device: redis (e.g. --set nodes.decode.device=redis), run by `stella worker` processes')
     .addHelpText('after', () => helpFooter(
       [
         'stella run                                         # STELLA, tiny, generated corpus (a few minutes)',
@@ -381,9 +384,9 @@ export function register(program: Command): void {
         'SIGINT/SIGTERM: the current step finishes, a checkpoint is written and the resume command printed.',
       ],
     ))
-    .action(async (graph: string | undefined, opts: { set: string[]; out?: string; resume?: string; quiet?: boolean; json?: boolean }) => {
+    .action(async (graph: string | undefined, opts: { set: string[]; out?: string; resume?: string; quiet?: boolean; json?: boolean; redis?: string }) => {
       try {
-        const outcome = await runCommand({ graph, sets: opts.set, out: opts.out, resume: opts.resume, quiet: opts.quiet || opts.json, log: opts.json ? () => {} : undefined });
+        const outcome = await runCommand({ graph, sets: opts.set, out: opts.out, resume: opts.resume, quiet: opts.quiet || opts.json, log: opts.json ? () => {} : undefined, redis: opts.redis });
         if (opts.json) process.stdout.write(JSON.stringify(outcome, null, 2) + '\n');
         process.exitCode = 0;
       } catch (e) {

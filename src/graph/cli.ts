@@ -38,6 +38,7 @@ export function register(program: Command): void {
     .description('run a graph as it is (no run keys, results.json or report: that is `stella run`); SIGINT/SIGTERM stop after the current step')
     .option('--set <key=value>', 'override a key (repeatable; +key=value adds one)', collect, [])
     .option('--out <dir>', 'write everything the run writes here: resolved.yaml, overrides.yaml and the graph\'s ${STELLA_OUT} files (steps.json)')
+    .option('--redis <url>', 'Redis for nodes on device: redis, run by `stella worker` processes (default $STELLA_REDIS)')
     .option('--quiet', 'no live display')
     .addHelpText('after', helpFooter(
       ['stella corpus --out data/synth --tasks 2 --classes 2 --train 2 --test 1   # clips for the graphs below',
@@ -49,7 +50,7 @@ export function register(program: Command): void {
         'The shipped graphs read ${STELLA_MANIFEST} (default data/corpus/manifest.json), ${STELLA_OUT} and the other',
         'run parameters from the environment (docs/graph.md); --out DIR sets STELLA_OUT=DIR.'],
     ))
-    .action(async (file: string, options: { set: string[]; out?: string; quiet?: boolean }) => {
+    .action(async (file: string, options: { set: string[]; out?: string; quiet?: boolean; redis?: string }) => {
       // --out holds everything: the graphs write their own files under ${STELLA_OUT}.
       const env = options.out ? { ...process.env, STELLA_OUT: path.resolve(options.out) } : undefined;
       const loaded = await loadGraph(file, { overrides: options.set, env }).catch((e) => report(e, 2));
@@ -59,7 +60,7 @@ export function register(program: Command): void {
       const stop = new StopController();
       const unlisten = stop.listen(process, () => { process.stderr.write('stella: second signal, exiting now\n'); process.exit(130); });
       try {
-        const result = await runGraph(loaded, { stop, signals: null, outDir: options.out, display: { mode: options.quiet ? 'quiet' : undefined } });
+        const result = await runGraph(loaded, { stop, signals: null, outDir: options.out, redis: options.redis, display: { mode: options.quiet ? 'quiet' : undefined } });
         process.stdout.write(`${JSON.stringify({ steps: result.steps.length, evals: result.evals.length, errors: result.errors.length, metrics: result.metrics.stages })}\n`);
         for (const e of result.errors.slice(0, 20)) process.stderr.write(`[${e.stage}] ${e.path}: ${e.message}\n`);
         if (result.message) process.stderr.write(`${result.message}\n`);

@@ -52,7 +52,15 @@ function childExecArgv(): string[] {
 
 interface Pending { resolve(item: GraphItem): void; reject(error: Error): void }
 
-class DeviceHandle {
+/** What the pool needs of a device: a worker thread or child process here, or Redis (remote-device.ts). */
+interface PoolDevice {
+  load(key: string, worker: WorkerSpec, options: Record<string, unknown>, context: Record<string, unknown>): void;
+  run(key: string, item: GraphItem): Promise<GraphItem>;
+  pushWeights(weights: Map<string, Float32Array>, transfer?: boolean): void;
+  close(): Promise<void>;
+}
+
+class DeviceHandle implements PoolDevice {
   private nextId = 0;
   private readonly pending = new Map<number, Pending>();
   private readonly loaded = new Set<string>();
@@ -80,7 +88,7 @@ class DeviceHandle {
     else this.endpoint.send(message as never);
   }
 
-  load(key: string, worker: WorkerSpec, options: Record<string, unknown>, context: { config: ModelConfig; seed: number | string; node: string }) {
+  load(key: string, worker: WorkerSpec, options: Record<string, unknown>, context: Record<string, unknown>) {
     if (this.loaded.has(key)) return;
     this.loaded.add(key);
     this.post({ type: 'load', key, module: worker.module, export: worker.export, backend: worker.backend ?? true, options, context });
@@ -106,22 +114,38 @@ class DeviceHandle {
   }
 }
 
+/** A device whose module loads asynchronously; calls wait for it, in order. */
+class LazyDevice implements PoolDevice {
+  constructor(private readonly device: Promise<PoolDevice>) { device.catch(() => {}); }
+  load(...args: Parameters<PoolDevice['load']>) { void this.device.then((d) => d.load(...args)); }
+  async run(key: string, item: GraphItem) { return (await this.device).run(key, item); }
+  pushWeights(weights: Map<string, Float32Array>, transfer?: boolean) { void this.device.then((d) => d.pushWeights(weights, transfer)); }
+  async close() { await (await this.device.catch(() => undefined))?.close(); }
+}
+
 export class DevicePool {
-  private readonly devices = new Map<string, DeviceHandle>();
+  private readonly devices = new Map<string, PoolDevice>();
 
   constructor(private readonly settings: {
     config: ModelConfig;
     seed: number | string;
     /** Finds an installed package (default: Node's resolution); tests stand in for what is installed. */
     resolvePackage?: (id: string) => string;
+    /** Redis for `device: redis` (redis://host:port); default $STELLA_REDIS. */
+    redis?: string;
   }) {}
 
   /** The worker or child process for a device string, started on first use. */
-  handle(device: string): DeviceHandle {
+  handle(device: string): PoolDevice {
     let handle = this.devices.get(device);
     if (handle) return handle;
     const [kind, index] = device.split(':');
-    if (kind === 'worker') {
+    if (kind === 'redis') {
+      const url = this.settings.redis ?? process.env.STELLA_REDIS;
+      if (!url) throw new FatalStageError(device, `device 'redis' needs a Redis server: pass --redis redis://host:port or set STELLA_REDIS (docs/scale-out.md)`);
+      // Loaded on first use, so graphs without a remote node never load the Redis client.
+      handle = new LazyDevice(import('./remote-device.ts').then((m) => new m.RedisStageDevice(device, url)));
+    } else if (kind === 'worker') {
       // The entry is a short script that registers tsx's loader in the worker, then imports the
       // host: loader hooks of the main thread do not reach worker threads on Node 20.
       const boot = `import(${JSON.stringify(TSX_API)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(HOST.href)}); });`;
@@ -139,7 +163,7 @@ export class DevicePool {
       });
       handle = new DeviceHandle(device, child);
     } else {
-      throw new Error(`device '${device}' is not a pool device (worker:N or gpu:N)`);
+      throw new Error(`device '${device}' is not a pool device (worker:N, gpu:N or redis)`);
     }
     this.devices.set(device, handle);
     return handle;

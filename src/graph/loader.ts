@@ -10,7 +10,7 @@
  * plugins: [../plugins/x.ts, pkg]   # files relative to this file, or npm packages; default []
  * defaults: { queueSize: 4, device: cpu }
  * nodes:
- *   <id>: { stage: <type>, options: {…}, device: cpu|gpu:N|worker:N, queueSize: N, syncEvery: K }
+ *   <id>: { stage: <type>, options: {…}, device: cpu|gpu:N|worker:N|redis, queueSize: N, syncEvery: K }
  * edges:
  *   - { from: <id>, to: <id>, queueSize: N }
  * ```
@@ -36,7 +36,7 @@ import { loadStageRegistry, type StageDefinition, type StageRegistry } from './s
 
 export const GRAPH_DEFAULTS = { queueSize: 4, device: 'cpu', config: 'tiny', seed: 0 } as const;
 
-export const deviceSchema = z.string().regex(/^(cpu|gpu:\d+|worker:\d+)$/, "device must be 'cpu', 'gpu:N' or 'worker:N'");
+export const deviceSchema = z.string().regex(/^(cpu|gpu:\d+|worker:\d+|redis)$/, "device must be 'cpu', 'gpu:N', 'worker:N' or 'redis'");
 
 export const nodeSchema = z.strictObject({
   /** Stage type (src/graph/operators/<type>.ts, or a plugin's). */
@@ -293,7 +293,10 @@ export async function loadGraphText(text: string, file: string, options: LoadOpt
     }
     const readsModel = node.stage.roles.includes(ModelService) || node.stage.roles.includes(Scorer);
     const trainDevice = [...nodes.values()].find((n) => n.stage.type === 'train')?.device;
-    if (readsModel && trainDevice && node.device !== trainDevice && node.syncEvery === 0) {
+    if (node.device === 'redis' && (readsModel || !node.stage.worker || node.stage.placesItself)) {
+      const why = readsModel ? 'it reads the model, whose weights do not travel to Redis workers' : `stage '${node.stage.type}' offers no worker task`;
+      problems.push({ key: `nodes.${id}.device`, message: `node '${id}' cannot run on device redis: ${why}; use cpu or worker:N`, ...locate(doc, lines, ['nodes', id, 'device']) });
+    } else if (readsModel && trainDevice && node.device !== trainDevice && node.syncEvery === 0) {
       problems.push({ key: `nodes.${id}.syncEvery`, message: `node '${id}' reads the model on ${node.device} while train runs on ${trainDevice}: set syncEvery ≥ 1 (0 means strictly in step, which needs the same device)`, ...locate(doc, lines, ['nodes', id]) });
     }
   }

@@ -41,6 +41,8 @@ export interface RunOptions {
   display?: DisplayOptions;
   /** Writes resolved.yaml and overrides.yaml here (STYLE §11). */
   outDir?: string;
+  /** Redis for nodes on `device: redis` (default $STELLA_REDIS). */
+  redis?: string;
 }
 
 export interface RunResult {
@@ -61,7 +63,7 @@ export async function runGraph(graph: LoadedGraph, options: RunOptions = {}): Pr
   const stop = options.stop ?? new StopController();
   const unlisten = options.signals === null ? () => {} : stop.listen(options.signals ?? process);
   const display = new MetricsDisplay(metrics, options.display ?? { mode: 'quiet' }).start();
-  const pool = new DevicePool({ config: graph.config, seed: graph.spec.seed });
+  const pool = new DevicePool({ config: graph.config, seed: graph.spec.seed, redis: options.redis });
   if (options.outDir) {
     await mkdir(options.outDir, { recursive: true });
     await writeFile(path.join(options.outDir, 'resolved.yaml'), graph.resolvedYaml);
@@ -175,7 +177,8 @@ export async function runGraph(graph: LoadedGraph, options: RunOptions = {}): Pr
         };
         const operator = node.device === 'cpu' || node.stage.placesItself
           ? node.stage.create(deps, node.options as never)
-          : pool.operator(id, node.stage, node.options, node.device, Number(node.options.concurrency ?? 2), errorChannel);
+          // On Redis the window is the node's queueSize: that many items at most sit in its stream.
+          : pool.operator(id, node.stage, node.options, node.device, node.device === 'redis' ? node.queueSize : Number(node.options.concurrency ?? 2), errorChannel);
         output$ = operator(input$);
       } catch (error) {
         fail(error, id);

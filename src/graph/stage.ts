@@ -63,6 +63,12 @@ export interface StageDefinition<Options extends z.ZodObject = z.ZodObject> {
     export: string;
     /** Whether the task uses tensors, so the worker must initialise a tfjs backend first (default true). */
     backend?: boolean;
+    /**
+     * Fields of the input item that name a local file the task reads (decode: `path`). On a
+     * remote device (`device: redis`) the file's bytes travel with the item and the task opens
+     * `context.localPath(item[field])`; the item itself keeps the original path.
+     */
+    files?: readonly string[];
   };
   /** The stage places its own work on `device` (create gets `placement` with the pool) instead of a worker task per item. */
   readonly placesItself?: boolean;
@@ -89,6 +95,16 @@ export interface WorkerTaskContext {
   /** The latest weights pushed to this worker (WeightSync) and their sequence number, as of the item's arrival. */
   weights?: Map<string, Float32Array>;
   weightsVersion?: number;
+  /** Where to open a file the item names (see `worker.files`): a local copy on a remote device, else the path itself. */
+  localPath?: (path: string) => string;
+}
+
+/** Imports a stage's worker task (a module URL and an exported function's name). */
+export async function loadWorkerTask(module: string, exportName: string): Promise<WorkerTask> {
+  const loaded = (await import(module)) as Record<string, unknown>;
+  const run = loaded[exportName];
+  if (typeof run !== 'function') throw new Error(`${module} has no exported function '${exportName}'`);
+  return run as WorkerTask;
 }
 
 /** Binds extra stages from plugins. */

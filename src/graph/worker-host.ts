@@ -13,7 +13,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { transferablesOf, type GraphItem } from './items.ts';
-import type { WorkerTask, WorkerTaskContext } from './stage.ts';
+import { loadWorkerTask, type WorkerTask, type WorkerTaskContext } from './stage.ts';
 
 type Incoming =
   | { type: 'load'; key: string; module: string; export: string; backend: boolean; options: Record<string, unknown>; context: WorkerTaskContext }
@@ -39,10 +39,7 @@ async function handle(message: Incoming) {
   if (message.type === 'load') {
     tasks.set(message.key, (async () => {
       if (message.backend) await ensureBackend();
-      const module = (await import(message.module)) as Record<string, unknown>;
-      const run = module[message.export];
-      if (typeof run !== 'function') throw new Error(`${message.module} has no exported function '${message.export}'`);
-      return { run: run as WorkerTask, options: message.options, context: message.context };
+      return { run: await loadWorkerTask(message.module, message.export), options: message.options, context: message.context };
     })());
     return;
   }

@@ -19,7 +19,7 @@ import { modelConfig } from '../core/config.ts';
 import { decodeAndTokenize, type ClipProcessor } from '../media/ingest.ts';
 import { MediaError, abortError, type MediaErrorKind } from '../media/media-error.ts';
 import type { MediaInfo } from '../media/probe.ts';
-import { KEY_PREFIX, openRedis, redisOptions } from './redis-connection.ts';
+import { KEY_PREFIX, openRedis, redisOptions } from '../graph/redis-connection.ts';
 
 export const INGEST_QUEUE = 'stella-ingest';
 const POLL_MS = 100;

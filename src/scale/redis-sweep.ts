@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { inspectRunFolder, readResultsFile } from '../sweep/run-folder.ts';
 import { describeRun, reusedRun, type RunSpec, type SweepExecutor, type SweepRun } from '../sweep/sweep.ts';
-import { openRedis, redisOptions } from './redis-connection.ts';
+import { openRedis, redisOptions } from '../graph/redis-connection.ts';
 import { downloadRunFiles } from './run-files.ts';
 import { checkpointKey, filesKey, portableGraph, SWEEP_QUEUE, sweepJobId, type SweepJobData, type SweepJobResult } from './sweep-jobs.ts';
 import path from 'node:path';

@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { REPO_ROOT } from '../graph/container.ts';
-import { KEY_PREFIX } from './redis-connection.ts';
+import { KEY_PREFIX } from '../graph/redis-connection.ts';
 
 export const SWEEP_QUEUE = 'stella-sweep';
 

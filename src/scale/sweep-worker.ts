@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Worker, WaitingError, type Job } from 'bullmq';
 import { startRun, type RunProcess } from '../sweep/run-process.ts';
-import { openRedis, redisOptions } from './redis-connection.ts';
+import { openRedis, redisOptions } from '../graph/redis-connection.ts';
 import { downloadCheckpoint, uploadCheckpoint } from './redis-checkpoints.ts';
 import { uploadRunFiles } from './run-files.ts';
 import { checkpointKey, filesKey, localGraph, SWEEP_QUEUE, type SweepJobData, type SweepJobResult } from './sweep-jobs.ts';

@@ -91,7 +91,9 @@ export function decode(
 export const decodeTask: WorkerTask = async (item, options, context) => {
   const clip = item as ClipRef;
   const rng = SeededRng.fromSeed(context.seed).fork(context.node);
-  const media = await mediaDecoder.decode(clip.path, decodeRequest(clip, decodeOptionsSchema.parse(options), context.config, rng));
+  // On a remote device the file is a local copy of the clip's bytes; the clip keeps its path (and rng fork).
+  const file = context.localPath?.(clip.path) ?? clip.path;
+  const media = await mediaDecoder.decode(file, decodeRequest(clip, decodeOptionsSchema.parse(options), context.config, rng));
   return { kind: 'decoded', ...clipFields(clip), video: media.video, fbank: media.fbank, info: media.info };
 };
 
@@ -102,7 +104,7 @@ export const stage = defineStage({
   outputs: ['decoded'],
   optionsSchema: decodeOptionsSchema,
   roles: [Decoder, RunConfig, Rng],
-  worker: { module: import.meta.url, export: 'decodeTask', backend: false },
+  worker: { module: import.meta.url, export: 'decodeTask', backend: false, files: ['path'] },
   oneToOne: true,
   create: (deps, options) =>
     decode(options, {

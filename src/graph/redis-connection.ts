@@ -1,5 +1,5 @@
 /**
- * Redis connections for the scale-out commands. `redis://[user:password@]host[:port][/db]`.
+ * Redis connections for remote devices (remote-device.ts) and the scale-out commands (src/scale). `redis://[user:password@]host[:port][/db]`.
  * `maxRetriesPerRequest: null`: while Redis is away (a restart) commands wait for the reconnect
  * instead of failing, which BullMQ's workers require and which lets a sweep ride out a restart.
  */
