@@ -107,10 +107,11 @@ export async function runCommand(options: RunCommandOptions): Promise<RunOutcome
     session.losses.push(...restored.restored.losses);
     log(`resuming from ${restored.restored.from} (step ${restored.restored.steps})`);
   }
-  session.checkpoints = new RunCheckpointer(session, {
+  const checkpoints = new RunCheckpointer(session, {
     dir: path.join(outDir, RUN_CHECKPOINTS), every: params.checkpoint.every, keep: params.checkpoint.keep, config,
     run: { params, graph: graphFile, graphOverrides }, onWarning: (m) => print(`warning: ${m}`), onSaved: options.onCheckpoint,
   });
+  session.checkpoints = checkpoints;
   // Several train nodes (A/B): each table is headed with its node and selector.
   const armLabel = (node: string) => {
     if (session.trainers.size < 2) return undefined;
@@ -133,7 +134,7 @@ export async function runCommand(options: RunCommandOptions): Promise<RunOutcome
     unlisten();
   }
   if (result.stopped) {
-    const message = `stopped after step ${result.position.step}; checkpoint in ${path.join(outDir, RUN_CHECKPOINTS)}.\nResume with: stella run --resume ${outDir}`;
+    const message = `stopped after step ${result.position.step}; checkpoint in ${path.join(outDir, RUN_CHECKPOINTS)}.\nResume with: ${checkpoints.resumeCommand()}`;
     log(message);
     return { outDir, results: {}, evaluations: session.evaluations, stopped: true, message };
   }

@@ -6,9 +6,10 @@
  *   stella graph check graphs/ab-selectors.yaml [--json]   validates and prints the resolved graph
  *   stella graph stages [--json]                            lists stage types with their inputs/outputs
  *
- * Exit codes: `graph run` 0 done (also after a graceful stop, which prints how to resume), 1 the
- * graph failed while running, 2 usage error or an invalid graph file (as `stella run`), 130 a second
- * SIGINT during a stop; `graph check` 0 valid, 1 invalid (the verdict), 2 usage error or a missing file.
+ * Exit codes: `graph run` 0 done (also after a graceful stop, which prints the checkpoint and the
+ * Checkpointer's resume command, if it gives one), 1 the graph failed while running, 2 usage error or
+ * an invalid graph file (as `stella run`), 130 a second SIGINT during a stop; `graph check` 0 valid,
+ * 1 invalid (the verdict), 2 usage error or a missing file.
  */
 import type { Command } from 'commander';
 import path from 'node:path';

@@ -10,6 +10,8 @@
  *   total, e.g. training steps), it adds a bar (TTY) or a line suffix (plain) with the ETA: the
  *   remaining count at the mean rate since the display started (so restored steps of a resumed run
  *   do not count as fast ones).
+ * - Time comes from a `DisplayClock` (default: `performance.now` and an unref'd `setInterval`);
+ *   tests pass a manual one so ETAs and redraws do not depend on how loaded the machine is.
  */
 import cliProgress from 'cli-progress';
 
@@ -103,6 +105,24 @@ export interface ProgressSource {
   done(): number;
 }
 
+/** Where the display reads the time and schedules its redraws. */
+export interface DisplayClock {
+  /** Milliseconds on a monotonic scale. */
+  now(): number;
+  /** Calls `tick` every `ms` until the returned function is called. */
+  every(ms: number, tick: () => void): () => void;
+}
+
+/** Wall-clock time; the redraw timer does not keep the process alive. */
+export const systemClock: DisplayClock = {
+  now: () => performance.now(),
+  every(ms, tick) {
+    const timer = setInterval(tick, ms);
+    timer.unref();
+    return () => clearInterval(timer);
+  },
+};
+
 export interface DisplayOptions {
   mode?: DisplayMode;
   intervalMs?: number;
@@ -113,6 +133,8 @@ export interface DisplayOptions {
    * written meanwhile would tear the display), and with `undefined` at stop.
    */
   attachLog?: (write: ((line: string) => void) | undefined) => void;
+  /** Default `systemClock`. */
+  clock?: DisplayClock;
 }
 
 /** Seconds left at the mean rate so far; undefined until something was done. */
@@ -133,7 +155,8 @@ export function formatDuration(seconds: number | undefined): string {
 
 /** Live view of a GraphMetrics. `stop()` prints a final line (except in quiet mode). */
 export class MetricsDisplay {
-  private timer: NodeJS.Timeout | undefined;
+  private stopTicks: (() => void) | undefined;
+  private readonly clock: DisplayClock;
   private multibar: cliProgress.MultiBar | undefined;
   private readonly bars = new Map<string, cliProgress.SingleBar>();
   private progressBar: cliProgress.SingleBar | undefined;
@@ -143,6 +166,7 @@ export class MetricsDisplay {
   constructor(private readonly metrics: GraphMetrics, private readonly options: DisplayOptions = {}) {
     const stream = options.stream ?? process.stderr;
     this.mode = options.mode ?? (stream.isTTY ? 'tty' : 'plain');
+    this.clock = options.clock ?? systemClock;
   }
 
   start(): this {
@@ -156,7 +180,7 @@ export class MetricsDisplay {
     }
     const progress = this.options.progress;
     if (progress) {
-      this.progressStart = { ms: performance.now(), done: progress.done() };
+      this.progressStart = { ms: this.clock.now(), done: progress.done() };
       if (this.multibar) {
         this.progressBar = this.multibar.create(Math.max(1, progress.total), Math.min(progress.done(), progress.total), this.progressPayload(), {
           format: ` {label} [{bar}] {value}/{total} | {elapsedText} elapsed | ETA {etaText}`,
@@ -164,8 +188,7 @@ export class MetricsDisplay {
       }
     }
     if (this.multibar) this.options.attachLog?.((line) => this.multibar?.log(line.endsWith('\n') ? line : `${line}\n`));
-    this.timer = setInterval(() => this.render(), this.options.intervalMs ?? (this.mode === 'tty' ? 250 : 10_000));
-    this.timer.unref();
+    this.stopTicks = this.clock.every(this.options.intervalMs ?? (this.mode === 'tty' ? 250 : 10_000), () => this.render());
     return this;
   }
 
@@ -174,7 +197,7 @@ export class MetricsDisplay {
     const p = this.options.progress;
     if (!p) return {};
     const done = Math.min(p.done(), p.total);
-    const elapsedMs = performance.now() - this.progressStart.ms;
+    const elapsedMs = this.clock.now() - this.progressStart.ms;
     const eta = etaSeconds(elapsedMs, done - this.progressStart.done, p.total - done);
     return { label: p.label.padEnd(14), done, total: p.total, elapsedText: formatDuration(elapsedMs / 1000), etaText: formatDuration(eta) };
   }
@@ -200,10 +223,13 @@ export class MetricsDisplay {
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.stopTicks?.();
+    this.stopTicks = undefined;
     if (this.mode === 'quiet') return;
     this.render();
+    // cli-progress writes logged lines only on its own redraw timer, and its stop() drops them:
+    // redraw once so a line logged just before the end (e.g. the last task's table) is shown.
+    this.multibar?.update();
     this.options.attachLog?.(undefined);
     this.multibar?.stop();
     if (this.mode === 'plain') return;

@@ -151,6 +151,12 @@ export interface StreamPosition {
 /** Writes model + optimiser + buffer + RNG + stream position atomically; returns where. */
 export interface Checkpointer {
   save(position: StreamPosition): Promise<string | undefined>;
+  /**
+   * The command that continues from `checkpoint` (printed after a graceful stop). The graph cannot
+   * know it: only the tool that can restore this Checkpointer's files can. Without it the stop
+   * message names the checkpoint only.
+   */
+  resumeCommand?(checkpoint: string): string | undefined;
 }
 export const Checkpointer = Symbol('Checkpointer');
 

@@ -30,7 +30,7 @@ import { disposeItem, isPhaseItem, type Batch, type EvalResult, type GraphItem, 
 import type { LoadedGraph } from './loader.ts';
 import { GraphMetrics, MetricsDisplay, type DisplayOptions, type MetricsSnapshot } from './metrics.ts';
 import { Checkpointer, Metrics, ModelService, Scorer, type StreamPosition } from './roles.ts';
-import { StopController, type SignalSource } from './stop.ts';
+import { StopController, stopMessage, type SignalSource } from './stop.ts';
 
 export interface RunOptions {
   /** Stop flag; default one listening on `signals`. */
@@ -130,9 +130,8 @@ export async function runGraph(graph: LoadedGraph, options: RunOptions = {}): Pr
           position.reason = 'stop';
           const checkpointer = container.isBound(Checkpointer) ? container.get<Checkpointer>(Checkpointer) : undefined;
           checkpoint = await checkpointer?.save({ ...position });
-          message = checkpoint
-            ? `stopped (${stop.reason}) after step ${position.step}; checkpoint written to ${checkpoint}. Resume with: stella graph run ${graph.file} --resume ${checkpoint}`
-            : `stopped (${stop.reason}) after step ${position.step}; no Checkpointer is bound, so nothing was saved. Bind one (docs/plugins.md) to make runs resumable.`;
+          const resumeCommand = checkpoint ? checkpointer?.resumeCommand?.(checkpoint) : undefined;
+          message = stopMessage({ reason: stop.reason, step: position.step, checkpoint, resumeCommand });
         }
         await teardown();
         resolve({ metrics: metrics.snapshot(), steps, evals, errors, stopped: stop.requested, position, checkpoint, message });

@@ -35,7 +35,10 @@ export default new ContainerModule(({ bind }) => {
   }
   const session = new RunSessionState();
   bind(RunSession).toConstantValue(session);
-  bind<Checkpointer>(Checkpointer).toConstantValue({ save: async (position) => session.checkpoints?.save('stop', position.step) });
+  bind<Checkpointer>(Checkpointer).toConstantValue({
+    save: async (position) => session.checkpoints?.save('stop', position.step),
+    resumeCommand: (checkpoint) => session.checkpoints?.resumeCommand?.(checkpoint),
+  });
   bind<Trainer>(Trainer)
     .toDynamicValue((context) => new TrainerRole(context.get<RunSessionState>(RunSession), context.get<ModelConfig>(RunConfig), context.get<SeededRng>(Rng)))
     .inTransientScope();

@@ -9,8 +9,9 @@
  * Blobs: `weights.safetensors` (the first train node; what `stella inspect` reads),
  * `weights-<node>.safetensors` for others, `trainer-<node>.json|.bin` (state codec), `session.json|.bin`.
  */
+import path from 'node:path';
 import type { ModelConfig } from '../core/config.ts';
-import { Checkpointer as AtomicCheckpointer, loadLatest } from '../core/checkpoint.ts';
+import { Checkpointer as AtomicCheckpointer, loadLatest, RUN_CHECKPOINTS } from '../core/checkpoint.ts';
 import { serializeSafetensors } from '../core/safetensors.ts';
 import { decodeState, encodeState } from '../core/state-codec.ts';
 import type { Checkpointer, StreamPosition } from '../graph/roles.ts';
@@ -56,6 +57,19 @@ export class RunCheckpointer implements Checkpointer, CheckpointPolicy {
   }
 
   get every(): number { return this.settings.every; }
+
+  /**
+   * The command that continues this run: `stella run --resume` takes the run folder (the parent of
+   * checkpoints/) and restores its newest valid checkpoint, so the command is the same for every
+   * `_checkpoint` of the run.
+   */
+  resumeCommand(_checkpoint?: string): string {
+    const { dir } = this.settings;
+    const runDir = path.basename(dir) === RUN_CHECKPOINTS ? path.dirname(dir) : dir;
+    // Quoted for a POSIX shell when it holds anything but plain path characters.
+    const arg = /^[\w@%+=:,./-]+$/.test(runDir) ? runDir : `'${runDir.replace(/'/g, `'\\''`)}'`;
+    return `stella run --resume ${arg}`;
+  }
 
   /** Graph role: called on a graceful stop with the stream position. */
   async save(position: StreamPosition): Promise<string | undefined>;

@@ -36,6 +36,8 @@ export interface CheckpointPolicy {
   /** Save every N steps (0 = only at task ends and on stop). */
   every: number;
   save(reason: 'step' | 'task-end' | 'stop', step: number): Promise<string | undefined>;
+  /** The command that continues the run from `checkpoint` (printed after a graceful stop). */
+  resumeCommand?(checkpoint: string): string;
 }
 
 export class RunSessionState {

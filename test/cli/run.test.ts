@@ -7,6 +7,7 @@ import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import { Rng } from '../../src/core/rng.ts';
 import { parseResults } from '../../src/eval/results.ts';
+import { buildProgram } from '../../src/cli/main.ts';
 import { runCommand } from '../../src/cli/run.ts';
 import { RunParamError } from '../../src/cli/run-params.ts';
 import { REPO_ROOT } from '../helpers.ts';
@@ -27,6 +28,17 @@ function comparable(r: ReturnType<typeof parseResults>) {
 async function newestWeights(dir: string): Promise<Buffer> {
   const latest = (await readFile(path.join(dir, 'checkpoints', 'latest'), 'utf8')).trim();
   return readFile(path.join(dir, 'checkpoints', latest, 'weights.safetensors'));
+}
+
+/** What `stella run` would get as --resume from `command` (parsed by the real CLI, the run itself not started). */
+async function runResumeOption(command: string): Promise<string | undefined> {
+  const [tool, ...args] = command.split(' '); // the test's temp folders hold no spaces
+  if (tool !== 'stella') throw new Error(`not a stella command: '${command}'`);
+  const program = buildProgram();
+  let resume: string | undefined;
+  program.commands.find((c) => c.name() === 'run')!.action((_graph: unknown, opts: { resume?: string }) => { resume = opts.resume; });
+  await program.parseAsync(args, { from: 'user' });
+  return resume;
 }
 
 const reference = (async () => {
@@ -133,12 +145,15 @@ test('SIGINT stops after the current step, checkpoints, and --resume finishes th
   const first = await stopping;
   clearInterval(timer);
   t.true(first.stopped);
-  t.regex(first.message!, /Resume with: stella run --resume /);
+  // The printed hint is a command the CLI takes: it parses to `run --resume <this run's folder>`.
+  const hint = /^Resume with: (.+)$/m.exec(first.message!)?.[1] ?? '';
+  const resume = await runResumeOption(hint);
+  t.is(resume, out);
   t.false(existsSync(path.join(out, 'results.json')));
   const stoppedAt = Number(/stopped after step (\d+)/.exec(first.message!)?.[1]);
   t.is(await newestCheckpointStep(out), stoppedAt, 'the stop checkpoints the step it stopped after');
   const log: string[] = [];
-  const second = await runCommand({ resume: out, quiet: true, log: (l) => log.push(l), signals: null });
+  const second = await runCommand({ resume, quiet: true, log: (l) => log.push(l), signals: null });
   t.false(second.stopped);
   await assertResumedFrom(t, out, log, stoppedAt, 4);
   t.true((await newestWeights(out)).equals(await newestWeights(straight)));

@@ -18,18 +18,21 @@ export function manifestRows(tasks: Record<string, number>, split = 'train'): Ma
 
 export const fakeManifest = (rows: ManifestRow[]): ManifestLoader => ({ load: async () => rows });
 
-/** Decodes `/data/<task>/clip-<i>.mp4` into arrays that encode i; paths containing 'bad' fail. */
+/**
+ * Decodes `/data/<task>/clip-<i>.mp4` into arrays that encode i; paths containing 'bad' fail.
+ * Each decode takes `delayMs`; one whose path `held` accepts never finishes unless aborted.
+ */
 export class FakeDecoder implements Decoder {
   active = 0;
   maxActive = 0;
   aborted = 0;
-  constructor(private readonly delayMs = 1) {}
+  constructor(private readonly delayMs = 1, private readonly held: (path: string) => boolean = () => false) {}
   async decode(path: string, request: { config: ModelConfig }, signal?: AbortSignal): Promise<DecodedMedia> {
     this.active++;
     this.maxActive = Math.max(this.maxActive, this.active);
     try {
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(resolve, this.delayMs);
+        const timer = this.held(path) ? undefined : setTimeout(resolve, this.delayMs);
         signal?.addEventListener('abort', () => { clearTimeout(timer); this.aborted++; reject(new Error('aborted')); });
       });
       if (path.includes('bad')) throw new Error(`ffmpeg exited with code 1 for ${path}`);

@@ -1,6 +1,7 @@
 import test from 'ava';
 import { BoundedQueue } from '../../src/graph/bounded-queue.ts';
 import { GraphMetrics, MetricsDisplay } from '../../src/graph/metrics.ts';
+import { ManualClock } from './manual-clock.ts';
 
 test('snapshot holds per-stage counts, latency, errors, queue depths and gauges as plain JSON', (t) => {
   const metrics = new GraphMetrics();
@@ -18,19 +19,27 @@ test('snapshot holds per-stage counts, latency, errors, queue depths and gauges 
   t.regex(metrics.summaryLine(), /decode 2\/3 \(err 1\) \|\| q decode→tokenize 1\/4/);
 });
 
-test('display: plain lines off a TTY, nothing when quiet', async (t) => {
+test('display: plain lines off a TTY, one per interval and one at stop; nothing when quiet', (t) => {
   const metrics = new GraphMetrics();
   metrics.stage('train').received = 1;
+  const clock = new ManualClock();
   const plain: string[] = [];
-  const display = new MetricsDisplay(metrics, { stream: { write: (x: string) => plain.push(x), isTTY: false }, intervalMs: 5 }).start();
+  const display = new MetricsDisplay(metrics, { stream: { write: (x: string) => plain.push(x), isTTY: false }, intervalMs: 5, clock }).start();
   t.is(display.mode, 'plain');
-  await new Promise((r) => setTimeout(r, 30));
+  clock.advance(4);
+  t.deepEqual(plain, [], 'nothing before the first interval');
+  clock.advance(6);
+  t.is(plain.length, 2);
+  metrics.stage('train').emitted = 1;
   display.stop();
-  t.true(plain.length >= 2);
-  t.regex(plain[0], /train 0\/1/);
+  t.is(plain.length, 3);
+  t.regex(plain[0], /train 0\/1\n$/);
+  t.regex(plain[2], /train 1\/1\n$/);
+  clock.advance(50);
+  t.is(plain.length, 3, 'no line after stop');
   const quiet: string[] = [];
-  const q = new MetricsDisplay(metrics, { mode: 'quiet', stream: { write: (x: string) => quiet.push(x) }, intervalMs: 5 }).start();
-  await new Promise((r) => setTimeout(r, 20));
+  const q = new MetricsDisplay(metrics, { mode: 'quiet', stream: { write: (x: string) => quiet.push(x) }, intervalMs: 5, clock }).start();
+  clock.advance(20);
   q.stop();
   t.deepEqual(quiet, []);
 });

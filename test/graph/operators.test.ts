@@ -43,11 +43,13 @@ test('decode: keeps order under concurrency, bounds concurrency, turns a bad cli
 });
 
 test('decode: unsubscribing aborts every in-flight decode (ffmpeg children get their signal)', async (t) => {
-  const decoder = new FakeDecoder(200);
+  // Only clip 0 finishes; the two behind it would run forever if nothing aborted them.
+  const decoder = new FakeDecoder(0, (p) => !p.endsWith('clip-0.mp4'));
   const first = await firstValueFrom(pullable(['/d/clip-0.mp4', '/d/clip-1.mp4', '/d/clip-2.mp4']).pipe(decode({ concurrency: 3 }, { decoder, config: TINY }), take(1)).pipe(toArray()));
-  t.is(first.length, 1);
-  await new Promise((r) => setTimeout(r, 5));
+  t.deepEqual(first.map((d) => (d.kind === 'decoded' ? d.index : -1)), [0]);
+  t.is(decoder.maxActive, 3, 'all three were decoding at once');
   t.is(decoder.aborted, 2, 'the two decodes behind the first were aborted');
+  await new Promise(setImmediate); // one turn of the event loop: their rejections settle
   t.is(decoder.active, 0);
 });
 
