@@ -71,7 +71,7 @@ export interface RemoteTaskSpec {
 export interface ShippedFile { key: string; sha: string; ext: string }
 
 type WorkerSpec = NonNullable<StageDefinition['worker']>;
-interface Pending { resolve(item: GraphItem): void; reject(error: Error): void }
+interface Pending { node: string; resolve(item: GraphItem): void; reject(error: Error): void }
 
 export class RedisStageDevice {
   readonly runId = randomUUID().slice(0, 12);
@@ -133,7 +133,7 @@ export class RedisStageDevice {
     }
     const { header, blobs } = encodeItem(item);
     const id = String(this.nextId++);
-    const result = new Promise<GraphItem>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    const result = new Promise<GraphItem>((resolve, reject) => this.pending.set(id, { node: key, resolve, reject }));
     await this.redis.xadd(node.inKey, '*', 'id', id, 'head', header, 'files', JSON.stringify(files), ...blobs.flatMap((b, i) => [`b${i}`, b]));
     return result;
   }
@@ -186,11 +186,11 @@ export class RedisStageDevice {
       try {
         p.resolve(decodeItem<GraphItem>(fields.get('head')!, blobsOf(fields)));
       } catch (error) {
-        p.reject(new FatalStageError(this.device, `a result from a worker could not be read: ${(error as Error).message}`));
+        p.reject(new FatalStageError(p.node, `a result from a worker could not be read: ${(error as Error).message}`));
       }
     } else {
       const message = fields.get('message')?.toString() ?? 'the worker sent no message';
-      p.reject(fields.get('fatal')?.toString() === '1' ? new FatalStageError(this.device, message) : new Error(message));
+      p.reject(fields.get('fatal')?.toString() === '1' ? new FatalStageError(p.node, message) : new Error(message));
     }
   }
 

@@ -45,7 +45,7 @@ export interface RemoteStageWorker {
 }
 
 type Entry = [Buffer, Buffer[] | null];
-interface LoadedSpec { spec: RemoteTaskSpec; run: WorkerTask }
+type LoadedSpec = { spec: RemoteTaskSpec; run: WorkerTask; loadError?: undefined } | { spec: RemoteTaskSpec; run?: undefined; loadError: Error };
 
 let backend: Promise<unknown> | undefined;
 const ensureBackend = () => (backend ??= import('../core/backend.ts').then((b) => b.initBackend()));
@@ -68,7 +68,7 @@ export function startRemoteStageWorker(o: RemoteStageWorkerOptions): RemoteStage
   const log = o.log ?? (() => {});
   const redis = openRedis(o.redis);
   const blocking = openRedis(o.redis);
-  const specs = new Map<string, Promise<LoadedSpec>>();
+  const specs = new Map<string, Promise<LoadedSpec | undefined>>();
   const files = new Map<string, Promise<string>>();
   const active = new Map<string, { stream: string; entry: string }>();
   let slotFreed: () => void = () => {};
@@ -80,10 +80,16 @@ export function startRemoteStageWorker(o: RemoteStageWorkerOptions): RemoteStage
     if (!loaded) {
       loaded = (async () => {
         const json = await redis.hget(stream.replace(/:in$/, ':spec'), 'json');
-        if (!json) throw new Error(`${stream}: its task description is gone (the graph closed)`);
+        if (!json) return undefined; // the graph closed
         const spec = JSON.parse(json) as RemoteTaskSpec;
-        if (spec.backend) await ensureBackend();
-        return { spec, run: await loadWorkerTask(localModule(spec.module), spec.export) };
+        try {
+          if (spec.backend) await ensureBackend();
+          return { spec, run: await loadWorkerTask(localModule(spec.module), spec.export) };
+        } catch (error) {
+          // Reported to the graph as fatal: every item would fail the same way on this worker.
+          const loadError = new Error(`worker ${id} cannot load the task ${spec.module}#${spec.export}: ${(error as Error).message}`);
+          return { spec, loadError: Object.assign(loadError, { name: 'FatalStageError' }) };
+        }
       })();
       loaded.catch(() => specs.delete(stream));
       specs.set(stream, loaded);
@@ -119,8 +125,11 @@ export function startRemoteStageWorker(o: RemoteStageWorkerOptions): RemoteStage
     let reply: string | undefined;
     let post: (string | Buffer)[];
     try {
-      const { spec, run } = await specOf(stream);
+      const loaded = await specOf(stream);
+      if (!loaded) throw new Error('the graph closed');
+      const { spec, run, loadError } = loaded;
       reply = spec.reply;
+      if (loadError) throw loadError;
       const shipped = JSON.parse(fields.get('files')?.toString() ?? '{}') as Record<string, ShippedFile>;
       const locals = new Map<string, string>();
       for (const [original, f] of Object.entries(shipped)) {
@@ -130,7 +139,7 @@ export function startRemoteStageWorker(o: RemoteStageWorkerOptions): RemoteStage
       }
       const item = decodeItem(fields.get('head')!, blobsOf(fields));
       const context = { ...spec.context, localPath: (p: string) => locals.get(p) ?? p } as unknown as WorkerTaskContext;
-      const out = originalPaths(await run(item as never, spec.options, context), originals);
+      const out = originalPaths(await run!(item as never, spec.options, context), originals);
       const { header, blobs } = encodeItem(out);
       post = ['ok', '1', 'head', header, ...blobs.flatMap((b, i) => [`b${i}`, b])];
     } catch (error) {

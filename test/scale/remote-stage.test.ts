@@ -234,6 +234,28 @@ edges:
   }
 });
 
+test.serial('a worker that cannot load a node\'s task fails the graph with one clear error instead of dropping items', async (t) => {
+  if (!hasRedisServer) return t.fail('redis-server is not installed (apt-get install redis-server; .ci/run installs it)');
+  t.timeout(60_000);
+  const server = await RedisServer.start();
+  const worker = startWorker(server.url);
+  try {
+    const graph = await loadGraphText(`name: remote-missing
+nodes:
+  source: { stage: count-source, options: { count: 3 } }
+  echo: { stage: remote-missing, device: redis }
+edges:
+  - { from: source, to: echo }
+`, path.join(REPO_ROOT, 'g.yaml'), modules);
+    await t.throwsAsync(() => runGraph(graph, { signals: null, redis: server.url }), {
+      message: /stage 'echo': worker \S+ cannot load the task test\/scale\/fixtures\/no-such-task\.ts#task: .*no-such-task/,
+    });
+  } finally {
+    worker.kill('SIGKILL');
+    await server.stop();
+  }
+});
+
 test('a node that reads the model or has no worker task is refused on device redis, naming the node', async (t) => {
   const error = await t.throwsAsync(() => loadGraphText(`name: bad-remote
 nodes:
