@@ -17,7 +17,7 @@ import { initBackend } from '../src/core/backend.ts';
 import { generateCorpus } from '../src/media/corpus.ts';
 import { loadGraphText } from '../src/graph/loader.ts';
 import { runGraph } from '../src/graph/runner.ts';
-import { Trainer } from '../src/graph/roles.ts';
+import { Trainer } from '../src/method/roles.ts';
 import { writeBenchmarkSection } from './docs-section.ts';
 
 const args = process.argv.slice(2);

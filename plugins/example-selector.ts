@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ContainerModule } from 'inversify';
-import { SelectorContribution, type PatchSelector, type SelectionInput, type SelectionResult } from '../src/graph/roles.ts';
+import { SelectorContribution, type PatchSelector, type SelectionInput, type SelectionResult } from '../src/method/roles.ts';
 
 /** Patch indices sorted by `distance` (ascending), ties by index; first `keep` of them. */
 function nearest(count: number, keep: number, distance: (index: number) => number): Int32Array {

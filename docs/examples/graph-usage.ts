@@ -3,7 +3,7 @@
  * docs/graph.md shows the parts between the Begin-example / End-example markers.
  */
 import { lastValueFrom, toArray } from 'rxjs';
-import { loadGraph, loadGraphSpec, runGraph, source, decode, tokenize, batch, train, Trainer, type RunResult, type StepResult } from '../../src/graph/index.ts';
+import { loadGraph, loadGraphSpec, runGraph, source, decode, tokenize, batch, train, Trainer, type RunResult, type StepResult } from '../../src/index.ts';
 
 /** 1. A YAML file, with overrides, and a Trainer bound in code. */
 export async function yamlUsage(file: string, trainer: Trainer): Promise<RunResult> {

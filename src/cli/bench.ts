@@ -25,7 +25,7 @@ import { z } from 'zod';
 import { describeBackend, initBackend } from '../core/backend.ts';
 import { modelConfig, tokenGrid } from '../core/config.ts';
 import { createContainer } from '../graph/container.ts';
-import { SelectorRegistry } from '../graph/selector-registry.ts';
+import { SelectorRegistry } from '../method/selector-registry.ts';
 import type { PatchSelector } from '../method/patch-selector.ts';
 import { STRATEGY_NAMES } from '../method/strategy-registry.ts';
 import { StrategyTrainer } from '../method/strategy-trainer.ts';

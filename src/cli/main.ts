@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, type OutputConfiguration } from 'commander';
 import { REPO_ROOT } from '../graph/container.ts';
 import { register as registerDoctor } from './doctor.ts';
-import { register as registerGraph } from '../graph/cli.ts';
+import { register as registerGraph } from './graph.ts';
 import { register as registerIngest } from './ingest.ts';
 import { register as registerCorpus } from './corpus.ts';
 import { register as registerVerifyGolden } from './verify-golden.ts';

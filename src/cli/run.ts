@@ -22,7 +22,7 @@ import { serializeSafetensors } from '../core/safetensors.ts';
 import { REPO_ROOT } from '../graph/container.ts';
 import { GraphConfigError, GraphFileError } from '../graph/errors.ts';
 import { loadGraph, type LoadedGraph } from '../graph/loader.ts';
-import { Evaluator } from '../graph/roles.ts';
+import { Evaluator } from '../method/roles.ts';
 import { runGraph, type RunResult } from '../graph/runner.ts';
 import { StopController, type SignalSource } from '../graph/stop.ts';
 import { CORPUS_VERSION, generateCorpus } from '../media/corpus.ts';

@@ -10,8 +10,8 @@
  * Ref: spec §9.1–§9.3.
  */
 import type { ModelConfig } from '../core/config.ts';
-import type { TaskEnd } from '../graph/items.ts';
-import type { Evaluator } from '../graph/roles.ts';
+import type { TaskEnd } from '../media/items.ts';
+import type { Evaluator } from '../method/roles.ts';
 import { loadManifest } from '../media/manifest.ts';
 import type { RunSessionState } from '../method/run-session.ts';
 import type { StrategyTrainer } from '../method/strategy-trainer.ts';

@@ -2,21 +2,24 @@
  * The run's inversify container.
  *
  * Load order (later ones see what earlier ones bound; a default is bound only where nothing is):
- *   1. area modules that exist: src/media/media-module.ts, src/model/model-module.ts,
- *      src/method/method-module.ts, src/eval/eval-module.ts (each `export default` ContainerModule),
+ *   1. area modules: every src/<area>/<area>-module.ts, areas in alphabetical order (each
+ *      `export default` ContainerModule; STELLA's media, method and eval modules bind their roles and
+ *      register their stages here, exactly as a plugin does),
  *   2. plugins: every plugins/*.ts (unless `autoloadPlugins: false`), then the graph's
  *      `plugins: [...]` (a file relative to the graph file, or an npm package name),
  *   3. `modules` given in code (tests inject fakes here),
- *   4. src/graph/graph-module.ts defaults (media decoder/tokenizer/manifest, no-op Checkpointer,
- *      Metrics, Rng from `seed`, RunConfig, SelectorRegistry),
+ *   4. defaults, each only where nothing is bound: RunConfig from `config` (or the bound
+ *      RunConfigPresets' `configName`), the `RoleDefault`s the modules above offered (STELLA's media
+ *      decoder, tokenizer, manifest loader), then src/graph/graph-module.ts (no-op Checkpointer,
+ *      Metrics, Rng from `seed`),
  *   5. `values`: role → instance pairs that replace any binding (the quickest way to inject a fake).
  *
- * A role token is a Symbol named like its interface (src/graph/roles.ts). Selectors are an
- * extension point: bind any number of `SelectorContribution`s; `SelectorRegistry` picks by name.
+ * A role token is a Symbol named like its interface (src/graph/roles.ts for the engine's). Stages
+ * are an extension point: bind any number of `StageContribution`s (src/graph/stage.ts).
  *
  * ## Example
  * ```ts
- * const container = await createContainer({ config: modelConfig('tiny'), values: [[Trainer, myTrainer]] });
+ * const container = await createContainer({ config: modelConfig('tiny'), values: [[Metrics, myMetrics]] });
  * ```
  */
 import 'reflect-metadata';
@@ -26,18 +29,19 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Container, ContainerModule, type ServiceIdentifier } from 'inversify';
-import { modelConfig, type ModelConfig } from '../core/config.ts';
-import { graphModule } from './graph-module.ts';
+import { graphModule, roleDefaultsModule } from './graph-module.ts';
 import type { GraphMetrics } from './metrics.ts';
-import { ContainerToken } from './selector-registry.ts';
+import { ContainerToken, RoleDefault, RunConfig, RunConfigPresets } from './roles.ts';
 
 const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const REPO_ROOT = path.resolve(SRC, '..');
 export const PLUGINS_DIR = path.join(REPO_ROOT, 'plugins');
-const AREA_MODULES = ['media/media-module.ts', 'model/model-module.ts', 'method/method-module.ts', 'eval/eval-module.ts'];
 
 export interface ContainerSettings {
-  config?: ModelConfig;
+  /** The run's config itself (bound to RunConfig; opaque to the engine). */
+  config?: unknown;
+  /** Otherwise the name of one of the bound RunConfigPresets (default: the presets' default). */
+  configName?: string;
   seed?: number | string;
   metrics?: GraphMetrics;
   /** Plugin specifiers from the graph file. */
@@ -86,6 +90,13 @@ export async function importPlugin(specifier: string, baseDir?: string): Promise
   return candidate as ContainerModule;
 }
 
+/** Every src/<area>/<area>-module.ts, areas in alphabetical order (the engine's own folder has none). */
+export async function areaModuleFiles(): Promise<string[]> {
+  const engine = path.basename(path.dirname(fileURLToPath(import.meta.url)));
+  const areas = (await readdir(SRC, { withFileTypes: true })).filter((d) => d.isDirectory() && d.name !== engine).map((d) => d.name).sort();
+  return areas.map((area) => path.join(SRC, area, `${area}-module.ts`)).filter((file) => existsSync(file));
+}
+
 export async function pluginFiles(): Promise<string[]> {
   if (!existsSync(PLUGINS_DIR)) return [];
   return (await readdir(PLUGINS_DIR)).filter((f) => /\.(ts|js)$/.test(f) && !f.endsWith('.d.ts')).sort().map((f) => path.join(PLUGINS_DIR, f));
@@ -101,22 +112,34 @@ export async function createContainer(settings: ContainerSettings = {}): Promise
     await container.loadAsync(module);
   };
   if (settings.loadAreaModules ?? true) {
-    for (const area of AREA_MODULES) {
-      const file = path.join(SRC, area);
-      if (existsSync(file)) await load(await importPlugin(file), pathToFileURL(file).href);
-    }
+    for (const file of await areaModuleFiles()) await load(await importPlugin(file), pathToFileURL(file).href);
   }
   const specifiers = [...((settings.autoloadPlugins ?? true) ? await pluginFiles() : []), ...(settings.plugins ?? [])];
   for (const specifier of specifiers) {
     await load(await importPlugin(specifier, settings.baseDir), resolvePlugin(specifier, settings.baseDir));
   }
   for (const [i, module] of (settings.modules ?? []).entries()) await load(module, `modules[${i}]`);
-  await load(graphModule({ config: settings.config ?? modelConfig('tiny'), seed: settings.seed ?? 0, metrics: settings.metrics }), 'graph-module');
+  const offered = container.isBound(RoleDefault) ? container.getAll<RoleDefault>(RoleDefault) : [];
+  // The graph's own `config:` comes before any area's default for it.
+  const config = settings.config ?? presetConfig(container, settings.configName);
+  const defaults = config === undefined ? offered : [{ token: RunConfig, value: config }, ...offered];
+  await load(roleDefaultsModule(defaults), 'role-defaults');
+  await load(graphModule({ seed: settings.seed ?? 0, metrics: settings.metrics }), 'graph-module');
   for (const [token, value] of settings.values ?? []) {
     if (container.isBound(token)) container.unbind(token);
     container.bind(token).toConstantValue(value);
   }
   return container;
+}
+
+/**
+ * The bound preset named `name`, else the presets' default (an unknown name is the loader's to
+ * report; the run's roles still resolve meanwhile); undefined without presets.
+ */
+export function presetConfig(container: Container, name?: string): unknown {
+  if (!container.isBound(RunConfigPresets)) return undefined;
+  const presets = container.get<RunConfigPresets>(RunConfigPresets);
+  return (name !== undefined && Object.hasOwn(presets.configs, name) ? presets.configs[name] : undefined) ?? presets.configs[presets.default];
 }
 
 /** A role from the container, or an error naming the role and how to bind it. */

@@ -29,7 +29,6 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { OperatorFunction } from 'rxjs';
-import type { ModelConfig } from '../core/config.ts';
 import { mapConcurrent } from './concurrent-map.ts';
 import { FatalStageError } from './errors.ts';
 import { transferablesOf, type GraphItem, type StageError } from './items.ts';
@@ -127,7 +126,8 @@ export class DevicePool {
   private readonly devices = new Map<string, PoolDevice>();
 
   constructor(private readonly settings: {
-    config: ModelConfig;
+    /** The graph's resolved `config:`, passed to worker tasks as is. */
+    config: unknown;
     seed: number | string;
     /** Finds an installed package (default: Node's resolution); tests stand in for what is installed. */
     resolvePackage?: (id: string) => string;

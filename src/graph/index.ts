@@ -1,7 +1,7 @@
-/** Public API of the graph engine (docs/graph.md). */
+/** Public API of the graph engine (docs/graph.md). Knows no domain: STELLA's stages are in src/index.ts. */
 export * from './items.ts';
 export * from './roles.ts';
-export { defineStage, loadStageRegistry, StageContribution, StageRegistry, type StageDefinition, type StageDeps, type WorkerTask } from './stage.ts';
+export { defineStage, loadStageRegistry, StageContribution, StageRegistry, type StageDefinition, type StageDeps, type WorkerTask, type WorkerTaskContext } from './stage.ts';
 export { BoundedQueue, fromQueues, isPullable, pullable, requestFrom, type PullObservable } from './bounded-queue.ts';
 export { mapConcurrent } from './concurrent-map.ts';
 export { createContainer, getRole, importPlugin, type ContainerSettings } from './container.ts';
@@ -11,12 +11,5 @@ export { runGraph, type RunOptions, type RunResult } from './runner.ts';
 export { DevicePool, WeightSync } from './device-pool.ts';
 export { GraphMetrics, MetricsDisplay, type MetricsSnapshot } from './metrics.ts';
 export { StopController } from './stop.ts';
-export { SelectorRegistry } from './selector-registry.ts';
-export { source } from './operators/source.ts';
-export { decode } from './operators/decode.ts';
-export { tokenize } from './operators/tokenize.ts';
-export { batch } from './operators/batch.ts';
-export { train } from './operators/train.ts';
-export { evaluate } from './operators/evaluate.ts';
 export { tapMetrics } from './operators/tap-metrics.ts';
 export { writeResults } from './operators/write-results.ts';

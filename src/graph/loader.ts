@@ -5,7 +5,7 @@
  * File layout (docs/graph.md has the full reference):
  * ```yaml
  * name: continual-pretrain          # required
- * config: tiny                      # model config (src/core/config.ts), default tiny
+ * config: tiny                      # a bound RunConfigPresets name (STELLA: the model size), default the presets' default
  * seed: 0                           # root of every Rng fork, default 0
  * plugins: [../plugins/x.ts, pkg]   # files relative to this file, or npm packages; default []
  * defaults: { queueSize: 4, device: cpu }
@@ -17,29 +17,29 @@
  * Checks: YAML syntax, unknown/mistyped top-level and node keys (with a "did you mean"),
  * unknown stage type (lists the known ones), each node's options against its stage's zod
  * schema (defaults filled in), unknown plugin, edges naming unknown nodes, cycles, kinds an
- * edge cannot carry, a node that needs input but has no edge into it, unbound roles, unknown
- * selector names, and a model-reading node on another device with `syncEvery: 0`.
+ * edge cannot carry (markers such as a task boundary travel on every edge; `'*'` takes or passes
+ * anything), a node that needs input but has no edge into it, unbound roles, each stage's own
+ * `check` of its options against the container (e.g. STELLA's unknown selector names), and a
+ * model-reading node on another device with `syncEvery: 0`.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Container } from 'inversify';
 import { isMap, isScalar, LineCounter, parseDocument, stringify as stringifyYaml, type Document } from 'yaml';
 import { z } from 'zod';
-import { MODEL_CONFIGS, modelConfig, type ModelConfig } from '../core/config.ts';
 import { createContainer, resolvePlugin, type ContainerSettings } from './container.ts';
 import { GraphConfigError, GraphFileError, messageOf, type ConfigProblem } from './errors.ts';
-import type { ItemKind } from './items.ts';
+import { ANY_KIND, type ItemKind } from './items.ts';
 import { applyOverrides, childSchema, closest, interpolateEnv, parseOverride } from './overrides.ts';
-import { ModelService, Scorer } from './roles.ts';
-import { SelectorRegistry } from './selector-registry.ts';
+import { ModelService, RunConfigPresets } from './roles.ts';
 import { loadStageRegistry, type StageDefinition, type StageRegistry } from './stage.ts';
 
-export const GRAPH_DEFAULTS = { queueSize: 4, device: 'cpu', config: 'tiny', seed: 0 } as const;
+export const GRAPH_DEFAULTS = { queueSize: 4, device: 'cpu', seed: 0 } as const;
 
 export const deviceSchema = z.string().regex(/^(cpu|gpu:\d+|worker:\d+|redis)$/, "device must be 'cpu', 'gpu:N', 'worker:N' or 'redis'");
 
 export const nodeSchema = z.strictObject({
-  /** Stage type (src/graph/operators/<type>.ts, or a plugin's). */
+  /** Stage type (the engine's src/graph/operators/<type>.ts, or one an area module or plugin registers). */
   stage: z.string().min(1),
   /** Stage options, checked against the stage's own schema. */
   options: z.record(z.string(), z.unknown()).default({}),
@@ -61,7 +61,8 @@ export const edgeSchema = z.strictObject({
 export const graphSchema = z.strictObject({
   name: z.string().min(1),
   description: z.string().default(''),
-  config: z.string().default(GRAPH_DEFAULTS.config),
+  /** Names one of the bound RunConfigPresets; filled with their default when absent. */
+  config: z.string().optional(),
   seed: z.union([z.number(), z.string()]).default(GRAPH_DEFAULTS.seed),
   plugins: z.array(z.string()).default([]),
   defaults: z
@@ -90,7 +91,8 @@ export interface LoadedGraph {
   spec: GraphSpec;
   nodes: Map<string, ValidatedNode>;
   edges: ValidatedEdge[];
-  config: ModelConfig;
+  /** The config `spec.config` names (opaque to the engine; also bound to RunConfig). */
+  config: unknown;
   container: Container;
   registry: StageRegistry;
   /** The document after interpolation and overrides, for `resolved.yaml`. */
@@ -146,12 +148,12 @@ export async function loadGraphText(text: string, file: string, options: LoadOpt
     }
   });
   if (pluginProblems.length) fail([...problems, ...pluginProblems]);
-  const rawConfig = String((doc.toJS() as { config?: unknown })?.config ?? GRAPH_DEFAULTS.config);
+  const rawConfig = (doc.toJS() as { config?: unknown })?.config;
   const container = await createContainer({
     ...options.container,
     plugins,
     baseDir,
-    config: (MODEL_CONFIGS as Record<string, ModelConfig>)[rawConfig] ?? modelConfig('tiny'),
+    configName: rawConfig === undefined || rawConfig === null ? undefined : String(rawConfig),
     seed: (doc.toJS() as { seed?: number | string })?.seed ?? GRAPH_DEFAULTS.seed,
   });
   const registry = await loadStageRegistry(container);
@@ -198,8 +200,13 @@ export async function loadGraphText(text: string, file: string, options: LoadOpt
     fail(structure.error.issues.flatMap((issue) => issueProblems(issue, [], doc, lines, note)));
   }
   const spec = structure.data!;
-  if (!(spec.config in MODEL_CONFIGS)) {
-    problems.push({ key: 'config', message: `unknown model config '${spec.config}'; known: ${Object.keys(MODEL_CONFIGS).join(', ')}`, ...locate(doc, lines, ['config']) });
+  const presets = container.isBound(RunConfigPresets) ? container.get<RunConfigPresets>(RunConfigPresets) : undefined;
+  spec.config ??= presets?.default;
+  if (spec.config !== undefined && !(presets && Object.hasOwn(presets.configs, spec.config))) {
+    const message = presets
+      ? `unknown ${presets.what} '${spec.config}'; known: ${Object.keys(presets.configs).join(', ')}`
+      : `config '${spec.config}' names a preset, but nothing binds RunConfigPresets (load the module that defines them)`;
+    problems.push({ key: 'config', message, ...locate(doc, lines, ['config']) });
   }
 
   // Nodes: stage types and options.
@@ -232,6 +239,8 @@ export async function loadGraphText(text: string, file: string, options: LoadOpt
 
   // Edges: dangling, kinds.
   const ids = Object.keys(spec.nodes);
+  // In-band markers (a task boundary) that any registered stage declares travel on every edge.
+  const markers = [...new Set(registry.all().flatMap((s) => s.markers ?? []))];
   const edges: ValidatedEdge[] = [];
   spec.edges.forEach((edge, i) => {
     let ok = true;
@@ -249,8 +258,9 @@ export async function loadGraphText(text: string, file: string, options: LoadOpt
     const from = nodes.get(edge.from);
     const to = nodes.get(edge.to);
     if (ok && from && to) {
-      const carried: ItemKind[] = [...from.stage.outputs, 'task-end'];
-      if (!to.stage.inputs.some((k) => carried.includes(k))) {
+      const carried: ItemKind[] = [...from.stage.outputs, ...markers];
+      const open = carried.includes(ANY_KIND) || to.stage.inputs.includes(ANY_KIND);
+      if (!open && !to.stage.inputs.some((k) => carried.includes(k))) {
         problems.push({
           key: `edges.${i}`,
           message: `'${edge.from}' (${from.stage.type}) emits [${from.stage.outputs.join(', ')}] but '${edge.to}' (${to.stage.type}) takes [${to.stage.inputs.join(', ') || 'nothing: it is a source'}]`,
@@ -274,24 +284,18 @@ export async function loadGraphText(text: string, file: string, options: LoadOpt
     problems.push({ key: `edges.${index}`, message: `cycle: ${cycle.join(' → ')}; graphs must be acyclic`, ...locate(doc, lines, ['edges', index]) });
   }
 
-  // Roles, selectors, devices.
-  const selectors = container.get<SelectorRegistry>(SelectorRegistry);
+  // Roles, stage checks, devices.
   for (const [id, node] of nodes) {
     for (const role of node.stage.roles) {
       if (!container.isBound(role)) {
         problems.push({ key: `nodes.${id}`, message: `stage '${node.stage.type}' needs role '${String((role as symbol).description ?? role)}', which nothing binds (see docs/plugins.md)`, ...locate(doc, lines, ['nodes', id, 'stage']) });
       }
     }
-    const selector = node.options.selector;
-    if (typeof selector === 'string' && selector && !selectors.has(selector)) {
-      const known = selectors.names();
-      problems.push({
-        key: `nodes.${id}.options.selector`,
-        message: `unknown selector '${selector}'; known selectors: ${known.length ? known.join(', ') : '(none bound)'}${note(`nodes.${id}.options.selector`)}`,
-        ...locate(doc, lines, ['nodes', id, 'options', 'selector']),
-      });
+    for (const { option, message } of node.stage.check?.(node.options, container) ?? []) {
+      const key = `nodes.${id}.options.${option}`;
+      problems.push({ key, message: `${message}${note(key)}`, ...locate(doc, lines, ['nodes', id, 'options', option]) });
     }
-    const readsModel = node.stage.roles.includes(ModelService) || node.stage.roles.includes(Scorer);
+    const readsModel = node.stage.roles.includes(ModelService);
     const trainDevice = [...nodes.values()].find((n) => n.stage.type === 'train')?.device;
     if (node.device === 'redis' && (readsModel || !node.stage.worker || node.stage.placesItself)) {
       const why = readsModel ? 'it reads the model, whose weights do not travel to Redis workers' : `stage '${node.stage.type}' offers no worker task`;
@@ -307,7 +311,7 @@ export async function loadGraphText(text: string, file: string, options: LoadOpt
     spec,
     nodes,
     edges,
-    config: modelConfig(spec.config),
+    config: spec.config === undefined ? undefined : presets?.configs[spec.config],
     container,
     registry,
     resolvedYaml: doc.toString(),

@@ -4,8 +4,8 @@
  * Topology: every edge is a BoundedQueue of its own size. A node reads its input queue(s)
  * through `fromQueues`, gated on room in all its output queues, so with fan-out (one node
  * feeding two) the slower branch throttles the producer and nothing buffers without bound.
- * A fanned-out item is cloned for every branch after the first (Batch tensors via `tf.clone`),
- * so branches own what they receive. Root nodes (sources) are pulled one item at a time when
+ * A fanned-out item is cloned for every branch after the first (its own `clone()`, else a
+ * structured clone), so branches own what they receive. Root nodes (sources) are pulled one item at a time when
  * their outputs have room.
  *
  *   source ─▶[q]─▶ decode ─▶[q]─▶ tokenize ─▶[q]─▶ batch ─┬▶[q]─▶ train A ─▶[q]─▶ results A
@@ -17,7 +17,6 @@
  * what they hold, the Checkpointer writes, and the run resolves with `stopped: true`.
  * Sinks: outputs of nodes without outgoing edges are collected (steps, evals) and disposed.
  */
-import * as tf from '@tensorflow/tfjs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Subject, type Subscription } from 'rxjs';
@@ -25,11 +24,10 @@ import { BoundedQueue, fromQueues, isPullable, pullable } from './bounded-queue.
 import { getRole } from './container.ts';
 import { DevicePool, WeightSync } from './device-pool.ts';
 import { messageOf } from './errors.ts';
-import { clonePhase, disposePhase } from '../method/phases.ts';
-import { disposeItem, isPhaseItem, type Batch, type EvalResult, type GraphItem, type StageError, type StepResult } from './items.ts';
+import { cloneItem, disposeItem, isEvalResult, isStepResult, type EvalResult, type GraphItem, type StageError, type StepResult } from './items.ts';
 import type { LoadedGraph } from './loader.ts';
 import { GraphMetrics, MetricsDisplay, type DisplayOptions, type MetricsSnapshot } from './metrics.ts';
-import { Checkpointer, Metrics, ModelService, Scorer, type StreamPosition } from './roles.ts';
+import { Checkpointer, Metrics, ModelService, type StreamPosition } from './roles.ts';
 import { StopController, stopMessage, type SignalSource } from './stop.ts';
 
 export interface RunOptions {
@@ -98,7 +96,7 @@ export async function runGraph(graph: LoadedGraph, options: RunOptions = {}): Pr
   // Weight sync for model-reading nodes on another device (syncEvery ≥ 1).
   const syncs: WeightSync[] = [];
   for (const node of nodes.values()) {
-    const readsModel = node.stage.roles.includes(ModelService) || node.stage.roles.includes(Scorer);
+    const readsModel = node.stage.roles.includes(ModelService);
     if (readsModel && node.device !== 'cpu' && node.syncEvery > 0) {
       syncs.push(new WeightSync(getRole<ModelService>(container, ModelService, node.id), node.syncEvery, (w) => pool.pushWeights(node.device, w)));
     }
@@ -195,15 +193,15 @@ export async function runGraph(graph: LoadedGraph, options: RunOptions = {}): Pr
         if (reservation.held > 0) reservation.held--;
         const start = taken.shift();
         if (start !== undefined) counters.observeLatency(performance.now() - start);
-        if (item.kind === 'step') {
+        if (isStepResult(item)) {
           position.step = item.step;
           position.task = item.task;
           position.clipsSeen += item.batchSize;
           for (const s of syncs) s.afterStep(item.step).catch((e) => fail(e, id));
         }
         if (outs.length === 0) {
-          if (item.kind === 'step') steps.push(item);
-          else if (item.kind === 'eval') evals.push(item);
+          if (isStepResult(item)) steps.push(item);
+          else if (isEvalResult(item)) evals.push(item);
           disposeItem(item);
           return;
         }
@@ -242,44 +240,4 @@ export async function runGraph(graph: LoadedGraph, options: RunOptions = {}): Pr
       }
     }
   });
-}
-
-/** An independent copy for a second fan-out branch: tensors cloned, typed arrays copied. */
-export function cloneItem(item: GraphItem): GraphItem {
-  if (item.kind === 'batch') {
-    const video = tf.clone(item.video);
-    const audio = tf.clone(item.audio);
-    let disposed = false;
-    const copy: Batch = {
-      ...item,
-      clips: item.clips.map((c) => ({ ...c })),
-      video,
-      audio,
-      dispose() {
-        if (disposed) return;
-        disposed = true;
-        video.dispose();
-        audio.dispose();
-      },
-    };
-    return copy;
-  }
-  if (isPhaseItem(item)) {
-    // The copy owns its own tensors and random stream, but not the original's turn on the trainer.
-    const batch = cloneItem(item.batch) as Batch;
-    const phase = clonePhase(item.phase);
-    let disposed = false;
-    return {
-      ...item,
-      batch,
-      phase,
-      dispose() {
-        if (disposed) return;
-        disposed = true;
-        batch.dispose();
-        disposePhase(phase);
-      },
-    } as GraphItem;
-  }
-  return structuredClone(item);
 }

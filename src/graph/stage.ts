@@ -12,17 +12,17 @@
  * - `create(deps, options)`: returns the `OperatorFunction`. Called once per run and node;
  *   state goes in the operator's closure, or in an injected service.
  *
- * Adding a stage is a one-file job: put `src/graph/operators/<type>.ts` exporting `stage`
- * (a `StageDefinition`) and the plain-RxJS factory; `loadStageRegistry()` discovers every file
- * in that folder. A plugin can add stages too, by binding a `StageDefinition` to
- * `StageContribution` in its ContainerModule.
+ * Adding a stage is a one-file job: a file exporting `stage` (a `StageDefinition`) and the
+ * plain-RxJS factory, bound to `StageContribution` by a ContainerModule: an area module
+ * (STELLA's stages: src/media/stages, src/method/stages, src/eval/stages) or a plugin, the same way.
+ * The engine's own generic stages (src/graph/operators/) are always registered.
  *
  * Ref: STYLE.md "What we take" §1–3; docs/graph.md "Writing a stage".
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Container, ServiceIdentifier } from 'inversify';
+import { ContainerModule, type Container, type ContainerModuleLoadOptions, type ServiceIdentifier } from 'inversify';
 import type { Observer, OperatorFunction } from 'rxjs';
 import { z } from 'zod';
 import type { GraphItem, ItemKind, StageError } from './items.ts';
@@ -45,15 +45,26 @@ export interface StageDeps {
   placement?: { device: string; syncEvery: number; pool?: import('./device-pool.ts').DevicePool };
 }
 
-export interface StageDefinition<Options extends z.ZodObject = z.ZodObject> {
+export interface StageDefinition<Options extends z.ZodObject = z.ZodObject, Item extends GraphItem = GraphItem> {
   readonly type: string;
   /** One line for `stella graph stages` and error messages. */
   readonly description: string;
+  /** Kinds taken and emitted; `'*'` (ANY_KIND) for a stage that takes or passes on anything. */
   readonly inputs: readonly ItemKind[];
   readonly outputs: readonly ItemKind[];
+  /**
+   * In-band marker kinds this stage emits that every stage forwards (e.g. a task boundary): an edge
+   * carries them whatever its producer lists, so a consumer may take only markers.
+   */
+  readonly markers?: readonly ItemKind[];
   readonly optionsSchema: Options;
   readonly roles: readonly symbol[];
-  create(deps: StageDeps, options: z.infer<Options>): OperatorFunction<GraphItem, GraphItem>;
+  create(deps: StageDeps, options: z.infer<Options>): OperatorFunction<Item, Item>;
+  /**
+   * Checks options against the run's container when the graph loads (e.g. a name that must be
+   * bound); each problem names the option. Runs after the roles are checked.
+   */
+  check?(options: z.infer<Options>, container: Container): Array<{ option: string; message: string }>;
   /**
    * How to run this stage on `device: worker:N` (or `gpu:N`): a module URL and the name of an
    * exported `WorkerTask`. Only 1:1 stages whose work is a pure function of the item can offer it.
@@ -83,12 +94,14 @@ export interface StageDefinition<Options extends z.ZodObject = z.ZodObject> {
 
 /**
  * A stage's per-item work as run inside a worker: gets the item (typed arrays transferred, not
- * copied), the node's parsed options and the run's model config; returns the output item.
- * Roles are the worker's defaults (src/graph/defaults.ts), not the main thread's container.
+ * copied), the node's parsed options and a context (the graph's config, opaque to the engine, the
+ * seed and the node id); returns the output item. There is no container in the worker: the task
+ * uses its own module's defaults (STELLA's decode task: media's decoder).
  */
 export type WorkerTask = (item: GraphItem, options: Record<string, unknown>, context: WorkerTaskContext) => Promise<GraphItem> | GraphItem;
 export interface WorkerTaskContext {
-  config: import('../core/config.ts').ModelConfig;
+  /** The graph's resolved `config:` (opaque to the engine; the task knows its type). */
+  config: unknown;
   seed: number | string;
   /** Node id, for rng forks that match the in-thread run. */
   node: string;
@@ -107,12 +120,26 @@ export async function loadWorkerTask(module: string, exportName: string): Promis
   return run as WorkerTask;
 }
 
-/** Binds extra stages from plugins. */
+/** Where area modules and plugins bind their stages (any number; `loadStageRegistry` collects them). */
 export const StageContribution = Symbol('StageContribution');
 
-/** Type-checked helper so each operator file can write `export const stage = defineStage({...})`. */
-export function defineStage<Options extends z.ZodObject>(definition: StageDefinition<Options>): StageDefinition<Options> {
-  return definition;
+/** Binds each stage to `StageContribution` (for use inside a ContainerModule). */
+export function bindStages(bind: ContainerModuleLoadOptions['bind'], stages: readonly StageDefinition[]): void {
+  for (const stage of stages) bind<StageDefinition>(StageContribution).toConstantValue(stage);
+}
+
+/** A ContainerModule that registers `stages` and binds nothing else. */
+export function stagesModule(stages: readonly StageDefinition[]): ContainerModule {
+  return new ContainerModule(({ bind }) => bindStages(bind, stages));
+}
+
+/**
+ * Type-checked helper so each stage file can write `export const stage = defineStage({...})`.
+ * `Item` is the domain's item union the operator works on (default: any GraphItem).
+ */
+export function defineStage<Options extends z.ZodObject, Item extends GraphItem = GraphItem>(definition: StageDefinition<Options, Item>): StageDefinition<Options> {
+  // The operator's input is whatever the loader checked against `inputs`, so narrowing to Item is safe.
+  return definition as unknown as StageDefinition<Options>;
 }
 
 export class StageRegistry {
@@ -138,7 +165,7 @@ export class StageRegistry {
 const OPERATORS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'operators');
 let builtIn: Promise<StageDefinition[]> | undefined;
 
-/** Every `stage` exported by a file in src/graph/operators/, loaded once. */
+/** The engine's generic stages: every `stage` exported by a file in src/graph/operators/, loaded once. */
 export function builtInStages(): Promise<StageDefinition[]> {
   builtIn ??= (async () => {
     const files = (await readdir(OPERATORS_DIR)).filter((f) => /\.ts$/.test(f) && !f.endsWith('.d.ts')).sort();
@@ -152,7 +179,7 @@ export function builtInStages(): Promise<StageDefinition[]> {
   return builtIn;
 }
 
-/** Built-in stages plus any bound to `StageContribution` in `container`. */
+/** The engine's generic stages plus every stage bound to `StageContribution` in `container` (area modules, plugins). */
 export async function loadStageRegistry(container?: Container): Promise<StageRegistry> {
   const registry = new StageRegistry();
   for (const definition of await builtInStages()) registry.register(definition);

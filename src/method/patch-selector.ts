@@ -8,7 +8,7 @@
  *     → { video: int32 [R, Kv], audio: int32 [R, Ka] }   (distinct ids per row; caller disposes)
  *
  * Rows R are the current rows followed by the replayed rows (whose importance is the stored one).
- * A plugin binds a `SelectorContribution` (src/graph/roles.ts) whose `create` returns a PatchSelector;
+ * A plugin binds a `SelectorContribution` (src/method/roles.ts) whose `create` returns a PatchSelector;
  * see plugins/example-selector.ts and docs/plugins.md.
  */
 import * as tf from '@tensorflow/tfjs';

@@ -20,9 +20,10 @@
  * Ref: spec §5.2; docs/graph.md "STELLA as stages".
  */
 import { Rng } from '../core/rng.ts';
-import type { AnyPhaseItem, Batch, PhaseItem } from '../graph/items.ts';
+import { cloneItem } from '../graph/items.ts';
+import type { AnyPhaseItem, Batch, PhaseItem } from './items.ts';
 import type { ModelService } from '../model/model-service.ts';
-import { disposePhase, type PhaseContext, type StepPhase } from './phases.ts';
+import { clonePhase, disposePhase, type PhaseContext, type StepPhase } from './phases.ts';
 import type { RunSessionState } from './run-session.ts';
 import { StellaFamilyStrategy } from './strategies/stella-family.ts';
 import type { Strategy } from './strategy.ts';
@@ -144,7 +145,8 @@ const turnOf = new WeakMap<object, () => void>();
 
 /**
  * A phase item over `batch`: owns the batch, the payload and the trainer's turn; `dispose()` frees all
- * three (idempotent).
+ * three (idempotent). `clone()` (a second fan-out branch) copies the batch's tensors and the payload,
+ * random stream included, but not the turn.
  */
 export function phaseItem<K extends AnyPhaseItem['kind'], P extends StepPhase>(kind: K, batch: Batch, phase: P, release: () => void): PhaseItem<K, P> {
   let disposed = false;
@@ -160,6 +162,7 @@ export function phaseItem<K extends AnyPhaseItem['kind'], P extends StepPhase>(k
         turnOf.get(item)?.();
       }
     },
+    clone: () => phaseItem(kind, cloneItem(batch), clonePhase(phase), () => {}),
   };
   turnOf.set(item, release);
   return item;

@@ -1,7 +1,7 @@
 /**
  * The STELLA step as four phases: one code path for the fused `train` stage
  * (`StellaFamilyStrategy.step` = the four in sequence) and for the explicit graph stages
- * `score` → `replay-assess` → `sample` → `train` (src/graph/operators/).
+ * `score` → `replay-assess` → `sample` → `train` (src/method/stages/).
  *
  *   scorePhase(strategy, batch, ctx)      → Scored    (1)–(4): AVM pairs, LPIS importance, queries (no gradient)
  *   assessPhase(strategy, scored, ctx)    → Assessed  (5): replay draw of N rows, RCA π from the stored queries

@@ -14,7 +14,7 @@
  * (steps 0, K, 2K, … below S). K = 0 on a replica means "strictly in step": a sync before every
  * step (used by a worker scorer whose results must equal the in-thread run).
  *
- * Ref: spec §5.2 (1)–(4); src/graph/device-pool.ts (WeightSync), src/graph/operators/score.ts.
+ * Ref: spec §5.2 (1)–(4); src/graph/device-pool.ts (WeightSync), src/method/stages/score.ts.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../core/config.ts';

@@ -1,5 +1,5 @@
 /**
- * TrainerRole: the graph's `Trainer` (src/graph/roles.ts) for one train node, over a StrategyTrainer.
+ * TrainerRole: the graph's `Trainer` (src/method/roles.ts) for one train node, over a StrategyTrainer.
  *
  * The train stage calls `configure({ node, memory, lr, …trainer options })` once (unknown options are
  * refused; `init`/`avmInit` load the starting weights, model-init.ts), then `step(batch, { step, selector })`
@@ -12,8 +12,10 @@
 import type { ModelConfig } from '../core/config.ts';
 import type { Rng } from '../core/rng.ts';
 import { parseSafetensors } from '../core/safetensors.ts';
-import type { Batch, StepResult, TaskEnd } from '../graph/items.ts';
-import type { Trainer, TrainContext } from '../graph/roles.ts';
+import type { Batch } from './items.ts';
+import type { StepResult } from '../graph/items.ts';
+import type { TaskEnd } from '../media/items.ts';
+import type { Trainer, TrainContext } from './roles.ts';
 import { FatalStageError } from '../graph/errors.ts';
 import { NonFiniteLossError } from './strategy.ts';
 import type { RunSessionState } from './run-session.ts';

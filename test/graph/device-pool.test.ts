@@ -3,10 +3,11 @@ import { firstValueFrom, toArray } from 'rxjs';
 import { initBackend } from '../../src/core/backend.ts';
 import { pullable } from '../../src/graph/bounded-queue.ts';
 import { DevicePool, WeightSync } from '../../src/graph/device-pool.ts';
-import type { GraphItem, TokenizedClip } from '../../src/graph/items.ts';
+import type { GraphItem } from '../../src/graph/items.ts';
+import type { TokenizedClip } from '../../src/media/items.ts';
 import { loadGraphText } from '../../src/graph/loader.ts';
 import { runGraph } from '../../src/graph/runner.ts';
-import { Decoder, ManifestLoader, Tokenizer } from '../../src/graph/roles.ts';
+import { Decoder, ManifestLoader, Tokenizer } from '../../src/media/roles.ts';
 import { FakeDecoder, TINY, fakeManifest, manifestRows, patchTokenizer } from './fakes.ts';
 import testStages, { heavyStage, heavyWork, probe } from './fixtures/test-stages.ts';
 
@@ -24,7 +25,7 @@ test('a worker-run stage gives outputs identical to the in-thread run, in order'
   const expected = tokenized(6).map(heavyWork);
   const pool = new DevicePool({ config: TINY, seed: 0 });
   try {
-    const items: GraphItem[] = [...tokenized(6), { kind: 'task-end', task: 0, taskName: 't' }];
+    const items: GraphItem[] = [...tokenized(6), { kind: 'task-end', task: 0, taskName: 't' } as GraphItem];
     const run = pool.operator('heavy', heavyStage, {}, 'worker:0', 2);
     const out = (await firstValueFrom(run(pullable(items)).pipe(toArray<GraphItem>()))) as TokenizedClip[];
     t.is(out.length, 7);

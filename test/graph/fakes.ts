@@ -5,10 +5,22 @@
 import * as tf from '@tensorflow/tfjs';
 import { MODEL_CONFIGS, tokenGrid, type ModelConfig } from '../../src/core/config.ts';
 import { patchifyAudio, patchifyVideo } from '../../src/media/patchify.ts';
-import type { Batch, TaskEnd } from '../../src/graph/items.ts';
-import type { Decoder, DecodedMedia, Evaluator, ManifestLoader, ManifestRow, Tokenizer, Trainer } from '../../src/graph/roles.ts';
+import type { Batch } from '../../src/method/items.ts';
+import type { TaskEnd } from '../../src/media/items.ts';
+import type { Decoder, DecodedMedia, ManifestLoader, ManifestRow, Tokenizer } from '../../src/media/roles.ts';
+import type { Evaluator, Trainer } from '../../src/method/roles.ts';
+import { stagesModule } from '../../src/graph/stage.ts';
+import mediaModule from '../../src/media/media-module.ts';
+import { METHOD_STAGES } from '../../src/method/method-module.ts';
+import { EVAL_STAGES } from '../../src/eval/eval-module.ts';
 
 export const TINY: ModelConfig = MODEL_CONFIGS.tiny;
+
+/**
+ * STELLA's stages and the media roles' defaults, without the method's and eval's services (run
+ * session, selectors, trainer, evaluator): with `loadAreaModules: false`, tests bind fakes for those.
+ */
+export const stellaStagesOnly = [mediaModule, stagesModule([...METHOD_STAGES, ...EVAL_STAGES])];
 
 export function manifestRows(tasks: Record<string, number>, split = 'train'): ManifestRow[] {
   return Object.entries(tasks).flatMap(([task, n]) =>

@@ -3,13 +3,13 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { GraphConfigError } from '../../src/graph/errors.ts';
 import { loadGraph, loadGraphText } from '../../src/graph/loader.ts';
-import { Evaluator, SelectorContribution, Trainer } from '../../src/graph/roles.ts';
+import { Evaluator, SelectorContribution, Trainer } from '../../src/method/roles.ts';
 import { REPO_ROOT } from '../helpers.ts';
-import { FakeEvaluator, FakeTrainer } from './fakes.ts';
+import { FakeEvaluator, FakeTrainer, stellaStagesOnly } from './fakes.ts';
 
 const values: Array<[symbol, unknown]> = [[Trainer, new FakeTrainer()], [Evaluator, new FakeEvaluator()]];
-// The engine alone: no area modules (src/method binds the real selectors and trainer), fakes injected.
-const container = { values, autoloadPlugins: false, loadAreaModules: false };
+// The engine with STELLA's stages but no method services (src/method binds the real selectors and trainer), fakes injected.
+const container = { values, autoloadPlugins: false, loadAreaModules: false, modules: stellaStagesOnly };
 
 const BASE = `name: t
 nodes:
@@ -128,7 +128,7 @@ test('a YAML syntax error names its line', async (t) => {
 
 test('a missing role binding is reported before any data flows', async (t) => {
   const train = `${BASE}  - { from: batch, to: train }\n`.replace('edges:', '  train: { stage: train }\nedges:');
-  const e = await problem(train, { container: { autoloadPlugins: false, loadAreaModules: false } });
+  const e = await problem(train, { container: { autoloadPlugins: false, loadAreaModules: false, modules: stellaStagesOnly } });
   t.regex(e.message, /stage 'train' needs role 'Trainer', which nothing binds/);
 });
 

@@ -7,10 +7,11 @@ import { initBackend } from '../../src/core/backend.ts';
 import { modelConfig } from '../../src/core/config.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { pullable } from '../../src/graph/bounded-queue.ts';
-import { disposeItem, type DecodedClip, type GraphItem } from '../../src/graph/items.ts';
-import { batch } from '../../src/graph/operators/batch.ts';
-import { score } from '../../src/graph/operators/score.ts';
-import { tokenize } from '../../src/graph/operators/tokenize.ts';
+import { disposeItem, type GraphItem } from '../../src/graph/items.ts';
+import { type DecodedClip } from '../../src/media/items.ts';
+import { batch } from '../../src/method/stages/batch.ts';
+import { score } from '../../src/method/stages/score.ts';
+import { tokenize } from '../../src/media/stages/tokenize.ts';
 import { modelHost } from '../../src/method/phases-host.ts';
 import { ModelService } from '../../src/model/model-service.ts';
 

@@ -3,7 +3,8 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/core/backend.ts';
 import { loadGraphText } from '../../src/graph/loader.ts';
 import { runGraph } from '../../src/graph/runner.ts';
-import { Decoder, Evaluator, ManifestLoader, Tokenizer, Trainer } from '../../src/graph/roles.ts';
+import { Decoder, ManifestLoader, Tokenizer } from '../../src/media/roles.ts';
+import { Evaluator, Trainer } from '../../src/method/roles.ts';
 import { FakeDecoder, FakeEvaluator, FakeTrainer, fakeManifest, manifestRows, patchTokenizer } from './fakes.ts';
 
 test.before(async () => { await initBackend(); });

@@ -7,7 +7,7 @@ import { initBackend } from '../../src/core/backend.ts';
 import { modelConfig } from '../../src/core/config.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { loadGraph } from '../../src/graph/loader.ts';
-import { stage as scoreStage } from '../../src/graph/operators/score.ts';
+import { stage as scoreStage } from '../../src/method/stages/score.ts';
 import { exportModelWeights, importModelWeights, SyncSchedule } from '../../src/method/scorer-replica.ts';
 import { ModelService } from '../../src/model/model-service.ts';
 import { REPO_ROOT } from '../helpers.ts';

@@ -4,7 +4,9 @@ import { EventEmitter } from 'node:events';
 import { initBackend } from '../../src/core/backend.ts';
 import { loadGraphText } from '../../src/graph/loader.ts';
 import { runGraph } from '../../src/graph/runner.ts';
-import { Checkpointer, Decoder, ManifestLoader, Tokenizer, Trainer, type StreamPosition } from '../../src/graph/roles.ts';
+import { Checkpointer, type StreamPosition } from '../../src/graph/roles.ts';
+import { Decoder, ManifestLoader, Tokenizer } from '../../src/media/roles.ts';
+import { Trainer } from '../../src/method/roles.ts';
 import { stopMessage, type SignalSource } from '../../src/graph/stop.ts';
 import { FakeDecoder, FakeTrainer, fakeManifest, manifestRows, patchTokenizer } from './fakes.ts';
 

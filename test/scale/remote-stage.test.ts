@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { parseResults } from '../../src/eval/results.ts';
 import { runCommand } from '../../src/cli/run.ts';
-import type { ClipRef, TokenizedClip } from '../../src/graph/items.ts';
+import type { ClipRef, TokenizedClip } from '../../src/media/items.ts';
 import { loadGraphText } from '../../src/graph/loader.ts';
 import { runGraph } from '../../src/graph/runner.ts';
 import { generateCorpus } from '../../src/media/corpus.ts';

@@ -19,7 +19,7 @@
  */
 import { tap, type MonoTypeOperatorFunction } from 'rxjs';
 import { z } from 'zod';
-import type { GraphItem } from '../items.ts';
+import { ANY_KIND, isStepResult, type GraphItem } from '../items.ts';
 import { GraphMetrics } from '../metrics.ts';
 import { Metrics } from '../roles.ts';
 import { defineStage } from '../stage.ts';
@@ -39,7 +39,7 @@ export function tapMetrics(options: z.input<typeof tapMetricsOptionsSchema>, dep
         const count = (counts.get(item.kind) ?? 0) + 1;
         counts.set(item.kind, count);
         deps.metrics.gauge(`${name}.${item.kind}`, count);
-        if (item.kind === 'step') {
+        if (isStepResult(item)) {
           for (const [key, value] of Object.entries(item.losses)) deps.metrics.gauge(`${name}.loss.${key}`, value);
           const now = performance.now();
           if (lastStepAt !== undefined) counters.observeLatency(now - lastStepAt);
@@ -53,8 +53,8 @@ export function tapMetrics(options: z.input<typeof tapMetricsOptionsSchema>, dep
 export const stage = defineStage({
   type: 'tap-metrics',
   description: 'counts items by kind, records losses as gauges; passes everything on',
-  inputs: ['clip', 'task-end', 'decoded', 'tokenized', 'batch', 'step', 'eval'],
-  outputs: ['clip', 'task-end', 'decoded', 'tokenized', 'batch', 'step', 'eval'],
+  inputs: [ANY_KIND],
+  outputs: [ANY_KIND],
   optionsSchema: tapMetricsOptionsSchema,
   roles: [Metrics],
   create: (deps, options) => tapMetrics({ name: options.name || deps.node }, { metrics: deps.get<GraphMetrics>(Metrics) }),

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { Observable, type MonoTypeOperatorFunction } from 'rxjs';
 import { z } from 'zod';
 import { requestFrom } from '../bounded-queue.ts';
-import { ITEM_KINDS, type EvalResult, type GraphItem, type StepResult } from '../items.ts';
+import { ANY_KIND, isEvalResult, isStepResult, type EvalResult, type GraphItem, type StepResult } from '../items.ts';
 import { GraphMetrics } from '../metrics.ts';
 import { Metrics } from '../roles.ts';
 import { defineStage } from '../stage.ts';
@@ -37,8 +37,8 @@ export function writeResults(options: z.input<typeof writeResultsOptionsSchema>,
       const evals: EvalResult[] = [];
       const subscription = input.subscribe({
         next(item) {
-          if (item.kind === 'step') steps.push(item);
-          if (item.kind === 'eval') evals.push(item);
+          if (isStepResult(item)) steps.push(item);
+          if (isEvalResult(item)) evals.push(item);
           subscriber.next(item);
           requestFrom(input, 1);
         },
@@ -60,8 +60,8 @@ export function writeResults(options: z.input<typeof writeResultsOptionsSchema>,
 export const stage = defineStage({
   type: 'write-results',
   description: 'sink: writes steps, evals and the metrics snapshot to a JSON file at the end',
-  inputs: ITEM_KINDS,
-  outputs: ITEM_KINDS,
+  inputs: [ANY_KIND],
+  outputs: [ANY_KIND],
   optionsSchema: writeResultsOptionsSchema,
   roles: [Metrics],
   create: (deps, options) => writeResults(options, { metrics: deps.get<GraphMetrics>(Metrics) }),

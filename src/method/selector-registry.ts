@@ -11,9 +11,8 @@
  * ```
  */
 import { inject, injectable, type Container } from 'inversify';
+import { ContainerToken } from '../graph/roles.ts';
 import { SelectorContribution, type Selector } from './roles.ts';
-
-export const ContainerToken = Symbol('Container');
 
 @injectable()
 export class SelectorRegistry {
@@ -44,4 +43,9 @@ export class SelectorRegistry {
     }
     return contribution.create(options);
   }
+}
+
+/** The container's registry, or one over its contributions when nothing bound the registry (a container without src/method). */
+export function selectorRegistryOf(container: Container): SelectorRegistry {
+  return container.isBound(SelectorRegistry) ? container.get<SelectorRegistry>(SelectorRegistry) : new SelectorRegistry(container);
 }

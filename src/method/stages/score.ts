@@ -42,21 +42,22 @@ import type { ModelConfig } from '../../core/config.ts';
 import { Rng as SeededRng } from '../../core/rng.ts';
 import { parseSafetensors, readSafetensors, type NamedTensor } from '../../core/safetensors.ts';
 import { ModelService } from '../../model/model-service.ts';
-import { scorePhase, type PhaseContext } from '../../method/phases.ts';
-import { exportModelWeights, ScorerReplica, SyncSchedule } from '../../method/scorer-replica.ts';
-import { matchingPairs } from '../../method/avm-matching.ts';
-import type { StellaFamilyStrategy } from '../../method/strategies/stella-family.ts';
-import type { TrainBatch } from '../../method/strategy.ts';
-import { WeightSync, type DevicePool } from '../device-pool.ts';
+import { scorePhase, type PhaseContext } from '../phases.ts';
+import { exportModelWeights, ScorerReplica, SyncSchedule } from '../scorer-replica.ts';
+import { matchingPairs } from '../avm-matching.ts';
+import type { StellaFamilyStrategy } from '../strategies/stella-family.ts';
+import type { TrainBatch } from '../strategy.ts';
+import { WeightSync, type DevicePool } from '../../graph/device-pool.ts';
 import { scoredFromArrays, type ScoreRequest, type ScoreResult } from './score-worker.ts';
-import { hostForTrainNode, modelHost, phaseItem, resumeSkip, type PhaseHost } from '../../method/phases-host.ts';
-import { RunSession, type RunSessionState } from '../../method/run-session.ts';
-import { NonFiniteLossError } from '../../method/strategy.ts';
-import { mapConcurrent } from '../concurrent-map.ts';
-import { FatalStageError } from '../errors.ts';
-import type { Batch, GraphItem, StageError } from '../items.ts';
-import { Rng, RunConfig } from '../roles.ts';
-import { defineStage } from '../stage.ts';
+import { hostForTrainNode, modelHost, phaseItem, resumeSkip, type PhaseHost } from '../phases-host.ts';
+import { RunSession, type RunSessionState } from '../run-session.ts';
+import { NonFiniteLossError } from '../strategy.ts';
+import { mapConcurrent } from '../../graph/concurrent-map.ts';
+import { FatalStageError } from '../../graph/errors.ts';
+import type { Batch, StellaItem } from '../items.ts';
+import type { GraphItem, StageError } from '../../graph/items.ts';
+import { Rng, RunConfig } from '../../graph/roles.ts';
+import { defineStage } from '../../graph/stage.ts';
 
 export const scoreOptionsSchema = z.object({
   /** Train node whose model, buffer and stream the step uses; '' = the graph's only train node. */
@@ -95,7 +96,7 @@ export interface ScoreDeps {
 /** The worker task that scores with the replica on a pool device. */
 const SCORE_WORKER = { module: new URL('./score-worker.ts', import.meta.url).href, export: 'scoreOnWorker' };
 
-export function score(_options: z.input<typeof scoreOptionsSchema>, deps: ScoreDeps): OperatorFunction<GraphItem, GraphItem> {
+export function score(_options: z.input<typeof scoreOptionsSchema>, deps: ScoreDeps): OperatorFunction<StellaItem, StellaItem> {
   let host: Promise<PhaseHost> | undefined;
   let skip: number | undefined;
   const syncEvery = deps.syncEvery ?? 0;
@@ -143,7 +144,7 @@ export function score(_options: z.input<typeof scoreOptionsSchema>, deps: ScoreD
       return scoredFromArrays(result);
     });
   };
-  const scoring = mapConcurrent<GraphItem, GraphItem>(
+  const scoring = mapConcurrent<StellaItem, StellaItem>(
     async (item, signal) => {
       const batch = item as Batch;
       let release: (() => void) | undefined;

@@ -24,11 +24,13 @@
 import type { Observable, OperatorFunction } from 'rxjs';
 import { z } from 'zod';
 import { Rng as SeededRng } from '../../core/rng.ts';
-import { pullable } from '../bounded-queue.ts';
-import { mediaManifestLoader } from '../defaults.ts';
-import type { ClipRef, GraphItem, TaskEnd } from '../items.ts';
-import { ManifestLoader, Rng, type ManifestRow } from '../roles.ts';
-import { defineStage } from '../stage.ts';
+import { pullable } from '../../graph/bounded-queue.ts';
+import { mediaManifestLoader } from '../default-roles.ts';
+import { TASK_END, type ClipRef, type TaskEnd } from '../items.ts';
+import { ManifestLoader, type ManifestRow } from '../roles.ts';
+import { Rng } from '../../graph/roles.ts';
+import { defineStage } from '../../graph/stage.ts';
+import type { StellaItem } from '../../method/items.ts';
 
 export const SOURCE_DEFAULTS = { split: 'train', epochs: 1, shuffle: false, tasks: [] as string[], limit: 0 };
 
@@ -83,10 +85,12 @@ export const stage = defineStage({
   type: 'source',
   description: 'manifest → ClipRef stream, TaskEnd after each task, epochs per task',
   inputs: [],
-  outputs: ['clip', 'task-end'],
+  outputs: ['clip', TASK_END],
+  // Every stage forwards task boundaries, so an edge carries them whatever its producer lists.
+  markers: [TASK_END],
   optionsSchema: sourceOptionsSchema,
   roles: [ManifestLoader, Rng],
-  create: (deps, options): OperatorFunction<GraphItem, GraphItem> => {
+  create: (deps, options): OperatorFunction<StellaItem, StellaItem> => {
     const loader = deps.get<ManifestLoader>(ManifestLoader);
     const rng = deps.get<SeededRng>(Rng).fork(deps.node);
     // A root node ignores its (empty) input; the runner pulls from the returned source.

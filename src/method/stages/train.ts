@@ -32,13 +32,15 @@
 import type { OperatorFunction } from 'rxjs';
 import { z } from 'zod';
 import { Rng as SeededRng } from '../../core/rng.ts';
-import { mapConcurrent } from '../concurrent-map.ts';
-import { withPhase } from '../../method/phases.ts';
-import { linkTrainNode } from '../../method/phases-host.ts';
-import { isPhaseItem, type Batch, type GraphItem, type StageError, type StepResult } from '../items.ts';
-import { Rng, Trainer, type Selector } from '../roles.ts';
-import { SelectorRegistry } from '../selector-registry.ts';
-import { defineStage } from '../stage.ts';
+import { mapConcurrent } from '../../graph/concurrent-map.ts';
+import { withPhase } from '../phases.ts';
+import { linkTrainNode } from '../phases-host.ts';
+import { isPhaseItem, type Batch, type StellaItem } from '../items.ts';
+import { type StageError, type StepResult } from '../../graph/items.ts';
+import { Rng } from '../../graph/roles.ts';
+import { Trainer, type Selector } from '../roles.ts';
+import { selectorRegistryOf } from '../selector-registry.ts';
+import { defineStage } from '../../graph/stage.ts';
 
 export const trainOptionsSchema = z.object({
   /** Selector binding name (`stella`, `random`, a plugin's name); empty = trainer default. */
@@ -60,12 +62,12 @@ export interface TrainDeps {
   stage?: string;
 }
 
-export function train(_options: z.input<typeof trainOptionsSchema>, deps: TrainDeps): OperatorFunction<GraphItem, GraphItem> {
+export function train(_options: z.input<typeof trainOptionsSchema>, deps: TrainDeps): OperatorFunction<StellaItem, StellaItem> {
   const rng = deps.rng ?? SeededRng.fromSeed(0).fork('train');
   let step = 0;
-  return mapConcurrent<GraphItem, StepResult>(
+  return mapConcurrent<StellaItem, StepResult>(
     async (item) => {
-      const owner = item as Batch | Extract<GraphItem, { phase: unknown }>;
+      const owner = item as Batch | Extract<StellaItem, { phase: unknown }>;
       const batch = isPhaseItem(owner) ? withPhase(owner.batch, owner.phase) : owner;
       try {
         const outcome = await deps.trainer.step(batch, { step, selector: deps.selector, rng });
@@ -99,8 +101,16 @@ export const stage = defineStage({
   outputs: ['step'],
   optionsSchema: trainOptionsSchema,
   roles: [Trainer, Rng],
+  // An unknown selector name is refused when the graph loads, with the names that are bound.
+  check: (options, container) => {
+    if (!options.selector) return [];
+    const selectors = selectorRegistryOf(container);
+    if (selectors.has(options.selector)) return [];
+    const known = selectors.names();
+    return [{ option: 'selector', message: `unknown selector '${options.selector}'; known selectors: ${known.length ? known.join(', ') : '(none bound)'}` }];
+  },
   create: (deps, options) => {
-    const selector = options.selector ? deps.get<SelectorRegistry>(SelectorRegistry).create(options.selector, options.selectorOptions) : undefined;
+    const selector = options.selector ? selectorRegistryOf(deps.container).create(options.selector, options.selectorOptions) : undefined;
     // The score / replay-assess / sample nodes serving this node find its trainer and selector by node id.
     linkTrainNode(deps.container, deps.node, selector);
     return train(options, {

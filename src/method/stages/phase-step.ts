@@ -6,13 +6,14 @@
  */
 import type { OperatorFunction } from 'rxjs';
 import { z } from 'zod';
-import type { StellaFamilyStrategy } from '../../method/strategies/stella-family.ts';
-import { hostForTrainNode, nextPhaseItem, type PhaseHost } from '../../method/phases-host.ts';
-import type { PhaseContext } from '../../method/phases.ts';
-import { RunSession, type RunSessionState } from '../../method/run-session.ts';
-import { mapConcurrent } from '../concurrent-map.ts';
-import type { AnyPhaseItem, GraphItem, StageError } from '../items.ts';
-import type { StageDeps } from '../stage.ts';
+import type { StellaFamilyStrategy } from '../strategies/stella-family.ts';
+import { hostForTrainNode, nextPhaseItem, type PhaseHost } from '../phases-host.ts';
+import type { PhaseContext } from '../phases.ts';
+import { RunSession, type RunSessionState } from '../run-session.ts';
+import { mapConcurrent } from '../../graph/concurrent-map.ts';
+import type { AnyPhaseItem, StellaItem } from '../items.ts';
+import type { StageError } from '../../graph/items.ts';
+import type { StageDeps } from '../../graph/stage.ts';
 
 export const phaseStageOptionsSchema = z.object({
   /** Train node whose strategy, buffer and stream this stage uses; '' = the graph's only train node. */
@@ -33,9 +34,9 @@ export function phaseStep<From extends PhaseKind, To extends PhaseKind>(
   run: (strategy: StellaFamilyStrategy, phase: any, ctx: PhaseContext) => unknown,
   deps: PhaseStageDeps,
   stage: string,
-): OperatorFunction<GraphItem, GraphItem> {
+): OperatorFunction<StellaItem, StellaItem> {
   let host: PhaseHost | undefined;
-  return mapConcurrent<GraphItem, GraphItem>(
+  return mapConcurrent<StellaItem, StellaItem>(
     (item) => {
       const current = item as Extract<AnyPhaseItem, { kind: From }>;
       try {

@@ -1,15 +1,16 @@
 /**
- * Default role implementations that delegate to the media module, imported lazily so the graph
- * loads (and its tests run) before or without src/media/decode.ts, tokenize.ts, manifest.ts.
- * A missing module is a FatalStageError naming the file: the graph stops cleanly at the first
+ * The media roles' default implementations (bound by media-module.ts where nothing else binds the
+ * role). They import decode.ts, tokenize.ts and manifest.ts lazily, so that loading a graph (and
+ * the worker that only tokenizes) does not pay for ffmpeg resolution and the fbank tables. A module
+ * that fails to load is a FatalStageError naming the file: the graph stops cleanly at the first
  * item instead of reporting the same failure for every clip.
  */
-import { FatalStageError } from './errors.ts';
-import type { Checkpointer, Decoder, ManifestLoader, ManifestRow, Tokenizer } from './roles.ts';
+import { FatalStageError } from '../graph/errors.ts';
+import type { Decoder, ManifestLoader, ManifestRow, Tokenizer } from './roles.ts';
 
 async function importMedia<T>(file: string, stage: string): Promise<T> {
   try {
-    return (await import(new URL(`../media/${file}`, import.meta.url).href)) as T;
+    return (await import(new URL(`./${file}`, import.meta.url).href)) as T;
   } catch (error) {
     throw new FatalStageError(stage, `src/media/${file} could not be loaded (${(error as Error).message.split('\n')[0]}); bind the role in a plugin or wait for the media module`);
   }
@@ -68,6 +69,3 @@ export function normaliseManifest(manifest: unknown, file: string): ManifestRow[
   if (m && Array.isArray(m.clips)) return (m.clips as Record<string, unknown>[]).map((r) => rowOf(r));
   throw new FatalStageError('source', `manifest '${file}' has no tasks/clips list the graph understands`);
 }
-
-/** Used when nothing binds `Checkpointer`: nothing is written, and the stop message says so. */
-export const noCheckpointer: Checkpointer = { async save() { return undefined; } };

@@ -26,10 +26,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { Observable, type OperatorFunction } from 'rxjs';
 import { z } from 'zod';
-import { requestFrom } from '../bounded-queue.ts';
-import { STDERR_ERRORS } from '../errors.ts';
-import { clipFields, type Batch, type GraphItem, type StageError, type TokenizedClip } from '../items.ts';
-import { defineStage } from '../stage.ts';
+import { requestFrom } from '../../graph/bounded-queue.ts';
+import { STDERR_ERRORS } from '../../graph/errors.ts';
+import { clipFields, type TokenizedClip } from '../../media/items.ts';
+import { batchOf, type Batch, type StellaItem } from '../items.ts';
+import { type StageError } from '../../graph/items.ts';
+import { defineStage } from '../../graph/stage.ts';
 
 export const BATCH_DEFAULTS = { size: 8, dropLast: true };
 const VIDEO_PATCH_DIM = 768; // 3 channels · 16 · 16
@@ -52,34 +54,20 @@ export function stackClips(clips: TokenizedClip[]): Batch {
   });
   const videoTensor = tf.tensor3d(video, [clips.length, lv, VIDEO_PATCH_DIM]);
   const audioTensor = tf.tensor3d(audio, [clips.length, la, AUDIO_PATCH_DIM]);
-  let disposed = false;
-  return {
-    kind: 'batch',
-    task: clips[0].task,
-    taskName: clips[0].taskName,
-    clips: clips.map(clipFields),
-    video: videoTensor,
-    audio: audioTensor,
-    dispose() {
-      if (disposed) return;
-      disposed = true;
-      videoTensor.dispose();
-      audioTensor.dispose();
-    },
-  };
+  return batchOf({ task: clips[0].task, taskName: clips[0].taskName, clips: clips.map(clipFields) }, videoTensor, audioTensor);
 }
 
 export function batch(
   options: z.input<typeof batchOptionsSchema> = {},
   deps: { errors?: { next(e: StageError): void }; stage?: string } = {},
-): OperatorFunction<GraphItem, GraphItem> {
+): OperatorFunction<StellaItem, StellaItem> {
   const { size, dropLast } = batchOptionsSchema.parse(options);
   const errors = deps.errors ?? STDERR_ERRORS;
   const stageName = deps.stage ?? 'batch';
   return (input) =>
-    new Observable<GraphItem>((subscriber) => {
+    new Observable<StellaItem>((subscriber) => {
       let pending: TokenizedClip[] = [];
-      const emit = (item: GraphItem) => {
+      const emit = (item: StellaItem) => {
         subscriber.next(item);
         if (subscriber.closed && item.kind === 'batch') item.dispose();
       };

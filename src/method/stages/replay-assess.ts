@@ -26,15 +26,15 @@
  */
 import type { OperatorFunction } from 'rxjs';
 import type { z } from 'zod';
-import { assessPhase } from '../../method/phases.ts';
-import { RunSession } from '../../method/run-session.ts';
-import type { GraphItem } from '../items.ts';
-import { defineStage } from '../stage.ts';
+import { assessPhase } from '../phases.ts';
+import { RunSession } from '../run-session.ts';
+import { defineStage } from '../../graph/stage.ts';
 import { phaseStageDeps, phaseStageOptionsSchema, phaseStep, type PhaseStageDeps } from './phase-step.ts';
+import type { StellaItem } from '../items.ts';
 
 export const replayAssessOptionsSchema = phaseStageOptionsSchema;
 
-export function replayAssess(_options: z.input<typeof replayAssessOptionsSchema>, deps: PhaseStageDeps): OperatorFunction<GraphItem, GraphItem> {
+export function replayAssess(_options: z.input<typeof replayAssessOptionsSchema>, deps: PhaseStageDeps): OperatorFunction<StellaItem, StellaItem> {
   return phaseStep('scored', 'assessed', assessPhase, deps, 'replay-assess');
 }
 

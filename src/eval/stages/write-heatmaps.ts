@@ -31,12 +31,13 @@ import path from 'node:path';
 import { filter, type OperatorFunction } from 'rxjs';
 import { z } from 'zod';
 import type { ModelConfig } from '../../core/config.ts';
-import { renderClipPictures } from '../../eval/pictures.ts';
+import { renderClipPictures } from '../pictures.ts';
 import { unpatchifyAudio, unpatchifyVideo } from '../../media/patchify.ts';
-import { mapConcurrent } from '../concurrent-map.ts';
-import { disposeItem, isPhaseItem, type AnyPhaseItem, type GraphItem, type StageError } from '../items.ts';
-import { RunConfig } from '../roles.ts';
-import { defineStage } from '../stage.ts';
+import { mapConcurrent } from '../../graph/concurrent-map.ts';
+import { disposeItem, type StageError } from '../../graph/items.ts';
+import { isPhaseItem, type AnyPhaseItem, type StellaItem } from '../../method/items.ts';
+import { RunConfig } from '../../graph/roles.ts';
+import { defineStage } from '../../graph/stage.ts';
 
 export const writeHeatmapsOptionsSchema = z.object({
   /** Folder for the PNGs. */
@@ -51,13 +52,13 @@ export interface WriteHeatmapsDeps {
   onWrite?: (file: string) => void;
 }
 
-export function writeHeatmaps(options: z.input<typeof writeHeatmapsOptionsSchema>, deps: WriteHeatmapsDeps): OperatorFunction<GraphItem, GraphItem> {
+export function writeHeatmaps(options: z.input<typeof writeHeatmapsOptionsSchema>, deps: WriteHeatmapsDeps): OperatorFunction<StellaItem, StellaItem> {
   const { dir } = writeHeatmapsOptionsSchema.parse(options);
   const { config } = deps;
   const S = config.imageSize, T = config.numFrames, P = config.patchSize;
   return (source) =>
     source.pipe(
-      mapConcurrent<GraphItem, GraphItem | undefined>(
+      mapConcurrent<StellaItem, StellaItem | undefined>(
         async (item) => {
           if (!isPhaseItem(item)) {
             disposeItem(item);
@@ -102,7 +103,7 @@ export function writeHeatmaps(options: z.input<typeof writeHeatmapsOptionsSchema
           pathOf: (item) => (item as AnyPhaseItem).batch?.clips?.[0]?.path ?? '',
         },
       ),
-      filter((x): x is GraphItem => x !== undefined),
+      filter((x): x is StellaItem => x !== undefined),
     );
 }
 

@@ -23,11 +23,14 @@
 import type { OperatorFunction } from 'rxjs';
 import { z } from 'zod';
 import { modelConfig, tokenGrid, type ModelConfig } from '../../core/config.ts';
-import { mapConcurrent } from '../concurrent-map.ts';
-import { mediaTokenizer, preloadTokenizer } from '../defaults.ts';
-import { clipFields, type DecodedClip, type GraphItem, type StageError, type TaskEnd, type TokenizedClip } from '../items.ts';
-import { RunConfig, Tokenizer } from '../roles.ts';
-import { defineStage, type WorkerTask } from '../stage.ts';
+import { mapConcurrent } from '../../graph/concurrent-map.ts';
+import { mediaTokenizer, preloadTokenizer } from '../default-roles.ts';
+import { clipFields, type DecodedClip, type TaskEnd, type TokenizedClip } from '../items.ts';
+import { type StageError } from '../../graph/items.ts';
+import { RunConfig } from '../../graph/roles.ts';
+import { Tokenizer } from '../roles.ts';
+import { defineStage, type WorkerTask } from '../../graph/stage.ts';
+import type { StellaItem } from '../../method/items.ts';
 
 export const tokenizeOptionsSchema = z.object({});
 
@@ -63,7 +66,7 @@ export function tokenize(
 /** Worker side: media's tokenizer, loaded in the worker. */
 export const tokenizeTask: WorkerTask = async (item, _options, context) => {
   await preloadTokenizer();
-  return tokenizeItem(item as DecodedClip, mediaTokenizer, context.config);
+  return tokenizeItem(item as DecodedClip, mediaTokenizer, context.config as ModelConfig);
 };
 
 export const stage = defineStage({
@@ -81,5 +84,5 @@ export const stage = defineStage({
       config: deps.get<ModelConfig>(RunConfig),
       errors: deps.errors,
       stage: deps.node,
-    }) as OperatorFunction<GraphItem, GraphItem>,
+    }) as OperatorFunction<StellaItem, StellaItem>,
 });

@@ -23,11 +23,12 @@
  */
 import { mergeMap, type OperatorFunction } from 'rxjs';
 import { z } from 'zod';
-import { mapConcurrent } from '../concurrent-map.ts';
-import { messageOf, STDERR_ERRORS } from '../errors.ts';
-import type { EvalResult, GraphItem, StageError } from '../items.ts';
-import { Evaluator } from '../roles.ts';
-import { defineStage } from '../stage.ts';
+import { mapConcurrent } from '../../graph/concurrent-map.ts';
+import { messageOf, STDERR_ERRORS } from '../../graph/errors.ts';
+import type { EvalResult, StageError } from '../../graph/items.ts';
+import { Evaluator } from '../../method/roles.ts';
+import { defineStage } from '../../graph/stage.ts';
+import type { StellaItem } from '../../method/items.ts';
 
 export const evaluateOptionsSchema = z.object({
   /** Evaluate after every N-th task (1 = after each task). */
@@ -41,7 +42,7 @@ export const evaluateOptionsSchema = z.object({
 export function evaluate(
   options: z.input<typeof evaluateOptionsSchema>,
   deps: { evaluator: Evaluator; errors?: { next(e: StageError): void }; stage?: string },
-): OperatorFunction<GraphItem, GraphItem> {
+): OperatorFunction<StellaItem, StellaItem> {
   const { every, trainer, manifest } = evaluateOptionsSchema.parse(options);
   const errors = deps.errors ?? STDERR_ERRORS;
   const stage = deps.stage ?? 'evaluate';
@@ -49,7 +50,7 @@ export function evaluate(
     let step = 0;
     let taskEnds = 0;
     return input.pipe(
-      mapConcurrent<GraphItem, GraphItem[]>(
+      mapConcurrent<StellaItem, StellaItem[]>(
         async (item) => {
           if (item.kind === 'step') { step = item.step; return [item]; }
           if (item.kind !== 'task-end') return [item];
@@ -68,7 +69,7 @@ export function evaluate(
         { stage, concurrency: 1, errors },
       ),
       // Arrays are flattened synchronously, so this adds no buffering.
-      mergeMap((items) => items as GraphItem[]),
+      mergeMap((items) => items as StellaItem[]),
     );
   };
 }

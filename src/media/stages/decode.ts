@@ -28,11 +28,14 @@ import type { OperatorFunction } from 'rxjs';
 import { z } from 'zod';
 import { modelConfig, type ModelConfig } from '../../core/config.ts';
 import { Rng as SeededRng } from '../../core/rng.ts';
-import { mapConcurrent } from '../concurrent-map.ts';
-import { mediaDecoder } from '../defaults.ts';
-import { clipFields, clipRefFromPath, type ClipRef, type DecodedClip, type GraphItem, type StageError, type TaskEnd } from '../items.ts';
-import { Decoder, Rng, RunConfig } from '../roles.ts';
-import { defineStage, type WorkerTask } from '../stage.ts';
+import { mapConcurrent } from '../../graph/concurrent-map.ts';
+import { mediaDecoder } from '../default-roles.ts';
+import { clipFields, clipRefFromPath, type ClipRef, type DecodedClip, type TaskEnd } from '../items.ts';
+import { type StageError } from '../../graph/items.ts';
+import { Decoder } from '../roles.ts';
+import { Rng, RunConfig } from '../../graph/roles.ts';
+import { defineStage, type WorkerTask } from '../../graph/stage.ts';
+import type { StellaItem } from '../../method/items.ts';
 
 export const DECODE_DEFAULTS = { concurrency: 2, mode: 'train' as const, cache: false };
 
@@ -93,7 +96,7 @@ export const decodeTask: WorkerTask = async (item, options, context) => {
   const rng = SeededRng.fromSeed(context.seed).fork(context.node);
   // On a remote device the file is a local copy of the clip's bytes; the clip keeps its path (and rng fork).
   const file = context.localPath?.(clip.path) ?? clip.path;
-  const media = await mediaDecoder.decode(file, decodeRequest(clip, decodeOptionsSchema.parse(options), context.config, rng));
+  const media = await mediaDecoder.decode(file, decodeRequest(clip, decodeOptionsSchema.parse(options), context.config as ModelConfig, rng));
   return { kind: 'decoded', ...clipFields(clip), video: media.video, fbank: media.fbank, info: media.info };
 };
 
@@ -113,5 +116,5 @@ export const stage = defineStage({
       rng: deps.get<SeededRng>(Rng).fork(deps.node),
       errors: deps.errors,
       stage: deps.node,
-    }) as OperatorFunction<GraphItem, GraphItem>,
+    }) as OperatorFunction<StellaItem, StellaItem>,
 });

@@ -17,14 +17,15 @@
  * Ref: spec §5.2 (1)–(4); src/method/scoring.ts, src/method/scorer-replica.ts.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { ModelConfig } from '../../core/config.ts';
 import { Rng } from '../../core/rng.ts';
-import type { Importance } from '../../method/importance.ts';
-import { importModelWeights } from '../../method/scorer-replica.ts';
-import { scoreBatch, type ScoredBatch } from '../../method/scoring.ts';
-import { NonFiniteLossError } from '../../method/strategy.ts';
+import type { Importance } from '../importance.ts';
+import { importModelWeights } from '../scorer-replica.ts';
+import { scoreBatch, type ScoredBatch } from '../scoring.ts';
+import { NonFiniteLossError } from '../strategy.ts';
 import { ModelService } from '../../model/model-service.ts';
-import type { GraphItem } from '../items.ts';
-import type { WorkerTaskContext } from '../stage.ts';
+import type { WorkerTaskContext } from '../../graph/stage.ts';
+import type { GraphItem } from '../../graph/items.ts';
 
 export interface ScoreRequest {
   kind: 'score-request';
@@ -64,7 +65,7 @@ export async function scoreOnWorker(item: GraphItem, _options: Record<string, un
   if (!context.weights) throw new Error('score worker: no weights were synced before the first request');
   if (!replica || replica.fastMatmul !== request.fastMatmul) {
     replica?.model.dispose();
-    replica = { model: new ModelService({ config: context.config, rng: Rng.fromSeed('scorer-replica'), fastMatmul: request.fastMatmul }), version: undefined, fastMatmul: request.fastMatmul };
+    replica = { model: new ModelService({ config: context.config as ModelConfig, rng: Rng.fromSeed('scorer-replica'), fastMatmul: request.fastMatmul }), version: undefined, fastMatmul: request.fastMatmul };
   }
   if (replica.version !== context.weightsVersion) {
     importModelWeights(replica.model, context.weights, `weights sync ${context.weightsVersion}`);

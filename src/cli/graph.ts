@@ -13,13 +13,13 @@
  */
 import type { Command } from 'commander';
 import path from 'node:path';
-import { GraphConfigError, GraphFileError } from './errors.ts';
-import { loadGraph } from './loader.ts';
-import { runGraph } from './runner.ts';
-import { loadStageRegistry } from './stage.ts';
-import { createContainer } from './container.ts';
-import { StopController } from './stop.ts';
-import { helpFooter } from '../cli/help.ts';
+import { GraphConfigError, GraphFileError } from '../graph/errors.ts';
+import { loadGraph } from '../graph/loader.ts';
+import { runGraph } from '../graph/runner.ts';
+import { loadStageRegistry } from '../graph/stage.ts';
+import { createContainer } from '../graph/container.ts';
+import { StopController } from '../graph/stop.ts';
+import { helpFooter } from './help.ts';
 import { describeBackend, initBackend } from '../core/backend.ts';
 
 const collect = (value: string, previous: string[]) => [...previous, value];

@@ -25,15 +25,15 @@
  */
 import type { OperatorFunction } from 'rxjs';
 import type { z } from 'zod';
-import { samplePhase } from '../../method/phases.ts';
-import { RunSession } from '../../method/run-session.ts';
-import type { GraphItem } from '../items.ts';
-import { defineStage } from '../stage.ts';
+import { samplePhase } from '../phases.ts';
+import { RunSession } from '../run-session.ts';
+import { defineStage } from '../../graph/stage.ts';
 import { phaseStageDeps, phaseStageOptionsSchema, phaseStep, type PhaseStageDeps } from './phase-step.ts';
+import type { StellaItem } from '../items.ts';
 
 export const sampleOptionsSchema = phaseStageOptionsSchema;
 
-export function sample(_options: z.input<typeof sampleOptionsSchema>, deps: PhaseStageDeps): OperatorFunction<GraphItem, GraphItem> {
+export function sample(_options: z.input<typeof sampleOptionsSchema>, deps: PhaseStageDeps): OperatorFunction<StellaItem, StellaItem> {
   return phaseStep('assessed', 'selected', samplePhase, deps, 'sample');
 }
 
