@@ -5,8 +5,8 @@
  * through `fromQueues`, gated on room in all its output queues, so with fan-out (one node
  * feeding two) the slower branch throttles the producer and nothing buffers without bound.
  * A fanned-out item is cloned for every branch after the first (its own `clone()`, else a
- * structured clone), so branches own what they receive. Root nodes (sources) are pulled one item at a time when
- * their outputs have room.
+ * structured clone), so branches own what they receive. Root nodes (sources) are pulled one item
+ * at a time when their outputs have room.
  *
  *   source ─▶[q]─▶ decode ─▶[q]─▶ tokenize ─▶[q]─▶ batch ─┬▶[q]─▶ train A ─▶[q]─▶ results A
  *                                                       └▶[q]─▶ train B ─▶[q]─▶ results B

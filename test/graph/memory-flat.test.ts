@@ -8,7 +8,7 @@ import { modelConfig } from '../../src/core/config.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { pullable } from '../../src/graph/bounded-queue.ts';
 import { disposeItem, type GraphItem } from '../../src/graph/items.ts';
-import { type DecodedClip } from '../../src/media/items.ts';
+import type { DecodedClip } from '../../src/media/items.ts';
 import { batch } from '../../src/method/stages/batch.ts';
 import { score } from '../../src/method/stages/score.ts';
 import { tokenize } from '../../src/media/stages/tokenize.ts';

@@ -31,7 +31,7 @@ import { Rng as SeededRng } from '../../core/rng.ts';
 import { mapConcurrent } from '../../graph/concurrent-map.ts';
 import { mediaDecoder } from '../default-roles.ts';
 import { clipFields, clipRefFromPath, type ClipRef, type DecodedClip, type TaskEnd } from '../items.ts';
-import { type StageError } from '../../graph/items.ts';
+import type { StageError } from '../../graph/items.ts';
 import { Decoder } from '../roles.ts';
 import { Rng, RunConfig } from '../../graph/roles.ts';
 import { defineStage, type WorkerTask } from '../../graph/stage.ts';

@@ -26,7 +26,7 @@ import { modelConfig, tokenGrid, type ModelConfig } from '../../core/config.ts';
 import { mapConcurrent } from '../../graph/concurrent-map.ts';
 import { mediaTokenizer, preloadTokenizer } from '../default-roles.ts';
 import { clipFields, type DecodedClip, type TaskEnd, type TokenizedClip } from '../items.ts';
-import { type StageError } from '../../graph/items.ts';
+import type { StageError } from '../../graph/items.ts';
 import { RunConfig } from '../../graph/roles.ts';
 import { Tokenizer } from '../roles.ts';
 import { defineStage, type WorkerTask } from '../../graph/stage.ts';

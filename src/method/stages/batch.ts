@@ -30,7 +30,7 @@ import { requestFrom } from '../../graph/bounded-queue.ts';
 import { STDERR_ERRORS } from '../../graph/errors.ts';
 import { clipFields, type TokenizedClip } from '../../media/items.ts';
 import { batchOf, type Batch, type StellaItem } from '../items.ts';
-import { type StageError } from '../../graph/items.ts';
+import type { StageError } from '../../graph/items.ts';
 import { defineStage } from '../../graph/stage.ts';
 
 export const BATCH_DEFAULTS = { size: 8, dropLast: true };

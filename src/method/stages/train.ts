@@ -36,7 +36,7 @@ import { mapConcurrent } from '../../graph/concurrent-map.ts';
 import { withPhase } from '../phases.ts';
 import { linkTrainNode } from '../phases-host.ts';
 import { isPhaseItem, type Batch, type StellaItem } from '../items.ts';
-import { type StageError, type StepResult } from '../../graph/items.ts';
+import type { StageError, StepResult } from '../../graph/items.ts';
 import { Rng } from '../../graph/roles.ts';
 import { Trainer, type Selector } from '../roles.ts';
 import { selectorRegistryOf } from '../selector-registry.ts';
