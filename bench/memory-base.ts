@@ -1,0 +1,198 @@
+/**
+ * In-step peak tensor memory of STELLA against DER++ at `base` (ViT-B), measured with shape-only
+ * kernels on the cpu backend, and the check that shape-only kernels leave the peak unchanged.
+ *
+ * Why shape-only: tfjs's tensor-byte count depends only on the shapes and lifetimes of the tensors,
+ * not their values (src/core/shape-only-kernels.ts). The wasm heap cannot hold a `base` step and the
+ * cpu backend computes one in about an hour here; with the heavy kernels shape-only it takes about a
+ * minute, and the allocations are those of the real code path.
+ *
+ * 1. Validation at `tiny` (the Selectors protocol's batch): per selector, the peak with the real wasm
+ *    kernels, the real cpu kernels and the shape-only cpu kernels; they must be equal (the script
+ *    fails otherwise).
+ * 2. `base`: one child process per selector and run (`stella bench step --config base --batch B
+ *    --steps 1 --warmup 1 --shape-only --json`, STELLA_BACKEND=cpu), the selectors' order alternating
+ *    per run; medians over the runs, STELLA's saving against DER++ and the goal (≥ 40 %).
+ * With --write, replaces the "Memory at base" section of docs/benchmarks.md.
+ *
+ *   npm run bench:memory-base -- [--runs 3] [--batch 2] [--selectors stella,der++] [--validate stella,der++,full] [--validate-batch 4] [--naive] [--write]
+ */
+import { execFile } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { median } from '../src/model/step-bench.ts';
+import { writeBenchmarkSection } from './docs-section.ts';
+
+const args = process.argv.slice(2);
+const value = (name: string, fallback: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : fallback;
+};
+const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
+const runs = Number(value('runs', '3'));
+const batch = Number(value('batch', '2'));
+const selectors = list(value('selectors', 'stella,der++'));
+const validate = list(value('validate', 'stella,der++,full'));
+const validateBatch = Number(value('validate-batch', '4'));
+const naive = args.includes('--naive');
+const write = args.includes('--write');
+for (const [name, n] of [['runs', runs], ['batch', batch], ['validate-batch', validateBatch]] as const) {
+  if (!(Number.isInteger(n) && n > 0)) throw new Error(`--${name} must be a positive integer (got ${n})`);
+}
+if (!selectors.includes('stella') || !selectors.includes('der++')) throw new Error(`--selectors must include stella and der++ (got ${selectors.join(',')})`);
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const exec = promisify(execFile);
+
+interface Measured {
+  peakTensorBytes: number;
+  residentTensorBytes: number;
+  peakRssBytes: number;
+  rows: number;
+  replayed: number;
+  /** The child's wall time, start-up and warm-up included. */
+  wallMs: number;
+}
+
+/** One `stella bench step` child: one selector, one warm-up step (fills the replay buffer), one measured step. */
+async function measure(config: string, selector: string, rows: number, backend: 'cpu' | 'wasm', shapeOnly: boolean): Promise<Measured> {
+  const stepArgs = ['bench', 'step', '--config', config, '--selector', selector, '--batch', String(rows), '--steps', '1', '--warmup', '1', '--json'];
+  if (shapeOnly) stepArgs.push('--shape-only');
+  if (naive) stepArgs.push('--naive');
+  const t0 = performance.now();
+  const { stdout } = await exec(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/main.ts'), ...stepArgs], {
+    cwd: root, env: { ...process.env, STELLA_BACKEND: backend, STELLA_WASM_THREADS: '1' }, maxBuffer: 16 << 20,
+  });
+  const out = JSON.parse(stdout) as { backend: string; results: Measured[] };
+  if (out.backend !== backend) throw new Error(`asked for the ${backend} backend, the child ran ${out.backend}`);
+  return { ...out.results[0], wallMs: performance.now() - t0 };
+}
+
+const MiB = (b: number) => (b / 2 ** 20).toFixed(1);
+const GiB = (b: number) => (b / 2 ** 30).toFixed(2);
+const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+
+// 1. Validation at tiny.
+const checks: { selector: string; wasm: number; cpu: number; shapeOnly: number }[] = [];
+for (const selector of validate) {
+  const [wasm, cpu, shapeOnly] = [
+    await measure('tiny', selector, validateBatch, 'wasm', false),
+    await measure('tiny', selector, validateBatch, 'cpu', false),
+    await measure('tiny', selector, validateBatch, 'cpu', true),
+  ];
+  checks.push({ selector, wasm: wasm.peakTensorBytes, cpu: cpu.peakTensorBytes, shapeOnly: shapeOnly.peakTensorBytes });
+  process.stderr.write(`tiny ${selector}: wasm ${wasm.peakTensorBytes}, cpu ${cpu.peakTensorBytes}, cpu shape-only ${shapeOnly.peakTensorBytes} bytes\n`);
+}
+const mismatched = checks.filter((c) => c.wasm !== c.cpu || c.cpu !== c.shapeOnly);
+
+// 2. base, one process per selector and run.
+const measured = new Map<string, Measured[]>(selectors.map((s) => [s, []]));
+for (let run = 1; run <= runs; run++) {
+  const order = run % 2 ? selectors : [...selectors].reverse();
+  for (const selector of order) {
+    const m = await measure('base', selector, batch, 'cpu', true);
+    measured.get(selector)!.push(m);
+    process.stderr.write(`base run ${run} ${selector}: peak ${MiB(m.peakTensorBytes)} MiB, resident ${MiB(m.residentTensorBytes)} MiB, RSS ${GiB(m.peakRssBytes)} GiB, ${(m.wallMs / 1000).toFixed(0)} s (load ${os.loadavg()[0].toFixed(1)})\n`);
+  }
+}
+const peak = (s: string) => median(measured.get(s)!.map((m) => m.peakTensorBytes));
+const saving = 1 - peak('stella') / peak('der++');
+const rowsOf = (s: string) => measured.get(s)![0];
+
+const checkTable = [
+  '| selector (tiny, batch ' + validateBatch + ') | wasm, real kernels | cpu, real kernels | cpu, shape-only | equal |',
+  '| --- | --- | --- | --- | --- |',
+  ...checks.map((c) => `| ${c.selector} | ${c.wasm} B (${MiB(c.wasm)} MiB) | ${c.cpu} B | ${c.shapeOnly} B | ${c.wasm === c.cpu && c.cpu === c.shapeOnly ? 'yes' : '**no**'} |`),
+].join('\n');
+const baseTable = [
+  '| selector | rows (replay) | peak tensors MiB, per run | median | resident MiB | peak RSS GiB (median) | wall s per run (build + warm-up + step) |',
+  '| --- | --- | --- | --- | --- | --- | --- |',
+  ...selectors.map((s) => {
+    const ms = measured.get(s)!;
+    return `| ${s} | ${rowsOf(s).rows} (${rowsOf(s).replayed}) | ${ms.map((m) => MiB(m.peakTensorBytes)).join(', ')} | **${MiB(peak(s))}** | ${MiB(rowsOf(s).residentTensorBytes)} | ${GiB(median(ms.map((m) => m.peakRssBytes)))} | ${ms.map((m) => (m.wallMs / 1000).toFixed(0)).join(', ')} |`;
+  }),
+].join('\n');
+const command = `npm run bench:memory-base -- --runs ${runs} --batch ${batch} --selectors ${selectors.join(',')} --validate ${validate.join(',')} --validate-batch ${validateBatch}${naive ? ' --naive' : ''}`;
+
+const section = `## Memory at base
+
+Goal (issue 12): STELLA's in-step peak at \`base\` (ViT-B: 768 wide, 12 blocks, decoder 512 × 8) at
+least 40 % below DER++'s, one process per selector.
+
+**Result: STELLA ${MiB(peak('stella'))} MiB against DER++ ${MiB(peak('der++'))} MiB, ${pct(saving)} less: the goal is ${saving >= 0.4 ? 'met' : `**not met** (${(40 - 100 * saving).toFixed(1)} points short)`}.**
+(Paper: 43.6 % for STELLA, ViT-B on a V100 at batch 9.) Batch ${batch} current rows + ${batch} replayed,
+${naive ? 'plain tfjs path (`--naive`)' : 'fast path (the default)'}, the same peak as the Selectors section (\`measurePeakBytes\`: the high-water mark of
+\`tf.memory().numBytes\` within the measured step, plus the selector's resident tensors).
+
+\`\`\`
+${command}
+\`\`\`
+
+**Method: shape-only kernels on the cpu backend.** tfjs counts a tensor's bytes from its shape and dtype
+when the engine tracks it, never from its values, so the in-step peak depends only on which tensors
+exist when. \`--shape-only\` (src/core/shape-only-kernels.ts) re-registers the cpu kernels that cost the
+time (BatchMatMul, _FusedMatMul, the elementwise, softmax, transpose and reduction kernels, and the
+large copies Concat, SplitV, Slice, GatherV2) as kernels that return a zero-filled output of the shape
+and dtype the real kernel would, without computing it. Everything else is the real code path: the
+same strategy code, tape, tidy scopes, gradients (themselves products), disposals, replay buffer and
+optimiser; TopK, OneHot, ScatterNd, Cast and the ids stay real. A \`base\` step then takes about a minute
+instead of an hour. Each child runs one warm-up step first (it fills the replay buffer with ${batch} rows,
+so the measured step trains on ${batch} current + ${batch} replayed rows, as in the Selectors protocol).
+
+**Validation at tiny** (same children, \`--config tiny --batch ${validateBatch}\`): the peak with shape-only
+kernels equals the peak with the real cpu kernels and with the real wasm kernels, byte for byte${mismatched.length ? ` — **except ${mismatched.map((c) => c.selector).join(', ')}**` : ''}:
+
+${checkTable}
+
+Values reach control flow in a few places; none changes a shape, so zeros allocate what real values do:
+- importance order (TopK over all L patches: a full permutation whatever the scores; ties go to the
+  lower index) and the candidate masks (top K = L/2, K fixed by the config);
+- STELLA's Bernoulli pruning, weighted video permutation and audio chunk rule (stellaSelection): they
+  decide *which* patches are kept, never how many (K_v, K_a fixed), and the Mode-D gathers take the first
+  K ids of each permutation;
+- the MAE masking plan (visible counts fixed by the mask ratio), the AVM's matching pairs (random
+  stream), the replay draw (min(N, rows held): a count of steps, not of values);
+- the non-finite guards (importance in scoreBatch, every loss term in sumLosses): with zeros everything
+  stays finite, and a guard that fired would stop the step with an error, not change a shape;
+- Adam reads gradients and weights with dataSync on the cpu backend (host typed arrays, not tensors).
+The random streams may advance differently with zeros (weighted draws), which changes which rows and
+patches are drawn but not how many.
+
+**Base, one process per selector and run** (cpu backend, ${os.availableParallelism()} shared cores; peaks are deterministic, so the runs
+agree to the byte; RSS is the child's peak, with shape-only outputs left as untouched zero pages):
+
+${baseTable}
+
+Reading: peak tensor bytes count every live tensor handle (a reshaped view counts again, as in every
+figure of this file), so they exceed the memory actually held; they are comparable between selectors.
+
+**On wasm no base training step fits.** tfjs-wasm is 32-bit WebAssembly: its heap stops at 4 GiB
+(Emscripten's \`getHeapMax()\`, 4 GiB − 64 KiB), whatever the machine has. Measured here
+(\`STELLA_WASM_THREADS=1\`, STELLA, batch 1, one step): building the model took the heap to 0.80 GiB
+(tf.memory() 1.43 GiB, as it counts reshaped views again); the first step then filled the heap
+(process RSS 3.4 GiB and rising) and aborted inside XNNPACK (\`xnn_create_fully_connected_nc_f32 …
+status 6\`, \`Aborted()\`, from a BatchMatMul) after about 7 minutes on the loaded machine. Batch 2 fails
+the same way (the issue's report). Training \`base\` on wasm is therefore refused up front
+(\`src/core/backend-limits.ts\`, called by \`StrategyTrainer\` and the \`full\` bench step; test
+\`test/core/backend-limits.test.ts\`):
+
+\`\`\`
+$ STELLA_BACKEND=wasm stella bench step --config base --selector stella --batch 1
+stella: config 'base' (768 wide, 12 blocks, decoder 512 × 8) cannot train on the wasm backend: tfjs-wasm's
+heap is limited to 4 GiB (32-bit WebAssembly), and a 'base' training step needs more even at batch 1
+(measured: the heap fills and XNNPACK aborts). Use the tensorflow backend instead (npm install
+@tensorflow/tfjs-node, then STELLA_BACKEND=tensorflow; with a GPU, @tensorflow/tfjs-node-gpu and
+STELLA_BACKEND=tensorflow-gpu), or STELLA_BACKEND=cpu (no heap limit, but slow), or config=tiny.
+\`\`\`
+
+(exit code 1, after ~19 s of start-up; \`stella run --set config=base\` stops the same way once the
+corpus is generated, before the first step.)
+`;
+process.stdout.write(section);
+if (write) await writeBenchmarkSection('Memory at base', section);
+if (mismatched.length) {
+  process.stderr.write(`shape-only peaks differ from the real kernels' for ${mismatched.map((c) => c.selector).join(', ')}\n`);
+  process.exitCode = 1;
+}
