@@ -114,6 +114,11 @@ const baseTable = [
     return `| ${s} | ${rowsOf(s).rows} (${rowsOf(s).replayed}) | ${ms.map((m) => MiB(m.peakTensorBytes)).join(', ')} | **${MiB(peak(s))}** | ${MiB(rowsOf(s).residentTensorBytes)} | ${GiB(median(ms.map((m) => m.peakRssBytes)))} | ${ms.map((m) => (m.wallMs / 1000).toFixed(0)).join(', ')} |`;
   }),
 ].join('\n');
+/** The same command before the fast path's gradients freed what they hold (commit acc70c7, batch 2, fast path). */
+const BEFORE_FREEING = { stella: 27193232728, der: 40650344668, tinyStella: 261909756, tinyDer: 350799672 };
+const beforeSaving = 1 - BEFORE_FREEING.stella / BEFORE_FREEING.der;
+const tinyCheck = (s: string) => checks.find((c) => c.selector === s);
+const tinyNow = tinyCheck('stella') && tinyCheck('der++') ? { stella: tinyCheck('stella')!.wasm, der: tinyCheck('der++')!.wasm } : undefined;
 const command = `npm run bench:memory-base -- --runs ${runs} --batch ${batch} --selectors ${selectors.join(',')} --validate ${validate.join(',')} --validate-batch ${validateBatch}${naive ? ' --naive' : ''}`;
 
 const section = `## Memory at base
@@ -167,6 +172,23 @@ ${baseTable}
 
 Reading: peak tensor bytes count every live tensor handle (a reshaped view counts again, as in every
 figure of this file), so they exceed the memory actually held; they are comparable between selectors.
+
+**What the step stopped keeping alive** (issue 12: "what else STELLA can stop keeping alive without
+changing its numbers"). tfjs calls a \`tf.customGrad\` gradient outside the per-node tidy scope of the
+backward and frees every node's incoming gradient and saved tensors only when the whole backward ends,
+so the fast path's gradients (linear, layer norm, GELU, the block-diagonal attention, gathers) kept all
+their intermediates, every upstream gradient and every saved activation alive at once. \`freeingGrad\`
+(src/core/fast-matmul.ts) runs each of them in a tidy scope and frees its dy and saved tensors as soon
+as it returns. The values are the same ops in the same order: STELLA's and DER++'s losses over 4 steps
+are bit-identical before and after (wasm, tiny, batch 4; test \`freeingGrad: the same gradients bit for
+bit…\` in test/core/fast-matmul.test.ts checks the gradients). Effect on the in-step peak:
+
+| | STELLA | DER++ | STELLA vs DER++ |
+| --- | --- | --- | --- |
+${batch === 2 && !naive ? `| base, batch 2, before | ${MiB(BEFORE_FREEING.stella)} MiB | ${MiB(BEFORE_FREEING.der)} MiB | ${pct(beforeSaving)} less |\n` : ''}| base, batch ${batch}, after | ${MiB(peak('stella'))} MiB | ${MiB(peak('der++'))} MiB | ${pct(saving)} less |
+${tinyNow && validateBatch === 4 ? `| tiny, batch ${validateBatch}, before (the Selectors section) | ${MiB(BEFORE_FREEING.tinyStella)} MiB | ${MiB(BEFORE_FREEING.tinyDer)} MiB | ${pct(1 - BEFORE_FREEING.tinyStella / BEFORE_FREEING.tinyDer)} less |
+| tiny, batch ${validateBatch}, after | ${MiB(tinyNow.stella)} MiB | ${MiB(tinyNow.der)} MiB | ${pct(1 - tinyNow.stella / tinyNow.der)} less |
+` : ''}
 
 **On wasm no base training step fits.** tfjs-wasm is 32-bit WebAssembly: its heap stops at 4 GiB
 (Emscripten's \`getHeapMax()\`, 4 GiB − 64 KiB), whatever the machine has. Measured here
