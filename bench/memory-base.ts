@@ -181,7 +181,9 @@ their intermediates, every upstream gradient and every saved activation alive at
 (src/core/fast-matmul.ts) runs each of them in a tidy scope and frees its dy and saved tensors as soon
 as it returns. The values are the same ops in the same order: STELLA's and DER++'s losses over 4 steps
 are bit-identical before and after (wasm, tiny, batch 4; test \`freeingGrad: the same gradients bit for
-bit…\` in test/core/fast-matmul.test.ts checks the gradients). Effect on the in-step peak:
+bit…\` in test/core/fast-matmul.test.ts checks the gradients). Effect on the in-step peak ("before":
+the same measurement, shape-only cpu kernels, one warm-up and one measured step, on commit acc70c7;
+peaks are deterministic, so one run each):
 
 | | STELLA | DER++ | STELLA vs DER++ |
 | --- | --- | --- | --- |
@@ -189,7 +191,6 @@ ${batch === 2 && !naive ? `| base, batch 2, before | ${MiB(BEFORE_FREEING.stella
 ${tinyNow && validateBatch === 4 ? `| tiny, batch ${validateBatch}, before (the Selectors section) | ${MiB(BEFORE_FREEING.tinyStella)} MiB | ${MiB(BEFORE_FREEING.tinyDer)} MiB | ${pct(1 - BEFORE_FREEING.tinyStella / BEFORE_FREEING.tinyDer)} less |
 | tiny, batch ${validateBatch}, after | ${MiB(tinyNow.stella)} MiB | ${MiB(tinyNow.der)} MiB | ${pct(1 - tinyNow.stella / tinyNow.der)} less |
 ` : ''}
-
 **On wasm no base training step fits.** tfjs-wasm is 32-bit WebAssembly: its heap stops at 4 GiB
 (Emscripten's \`getHeapMax()\`, 4 GiB − 64 KiB), whatever the machine has. Measured here
 (\`STELLA_WASM_THREADS=1\`, STELLA, batch 1, one step): building the model took the heap to 0.80 GiB

@@ -5,7 +5,8 @@
  * batched MatMul falls to a slow loop (~2 GFLOP/s); `tf.matMul` of [B, L, D] × [D, E] is a batched
  * one, and every matmul gradient is a transposed one. An explicit `tf.transpose` is cheap, so each
  * product here is "reshape to 2-D, transpose explicitly, multiply", forward and backward
- * (`tf.customGrad`). Gathers get a ScatterNd gradient because wasm has no UnsortedSegmentSum.
+ * (`tf.customGrad`, each gradient wrapped in `freeingGrad` so what it holds is freed when it returns).
+ * Gathers get a ScatterNd gradient because wasm has no UnsortedSegmentSum.
  * Column sums (bias gradients) avoid wasm's axis-0 Sum (see `sumRows`). `withSharedSaves` runs a
  * training forward/backward without wasm's copy of every tensor saved for the gradient.
  *
