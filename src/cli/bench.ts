@@ -162,7 +162,7 @@ export function register(program: Command): void {
       ['stella bench step --compare', 'stella bench step --selector all --batch 4 --steps 2 --warmup 1',
         'npm run bench:ingest -- --clips 4 --runs 1            # add --write to update docs/benchmarks.md',
         'npm run bench:pipeline -- --rounds 1 --clips 8        # add --write to update docs/benchmarks.md',
-        'npm run bench:memory-base -- --runs 3 --batch 2       # STELLA vs DER++ peak at base, shape-only kernels (~20 min, ~11 GiB RSS)',
+        'npm run bench:memory-base -- --runs 3 --batch 1,2     # STELLA vs DER++ peak at base, shape-only kernels (~25 min, ~11 GiB RSS)',
         'npm run bench:quality                                 # all selectors × 3 seeds (hours; docs/benchmarks.md)'],
       '0 measured, 1 the benchmark failed, 2 usage error',
     ));
