@@ -58,7 +58,11 @@ export class ParamStore implements ParamSink {
   add(name: string, torchShape: number[], layout: ParamLayout, torchValues: ParamValues): tf.Variable {
     if (this.entries.has(name)) throw new Error(`${this.owner}: parameter '${name}' registered twice`);
     const values = typeof torchValues === 'function' ? torchValues() : torchValues;
-    const variable = tf.variable(toInternal(values, torchShape, layout), true, `${this.owner}#${this.namespace}/${name}`);
+    const initial = toInternal(values, torchShape, layout);
+    const variable = tf.variable(initial, true, `${this.owner}#${this.namespace}/${name}`);
+    // The variable shares the initial buffer; the initial tensor itself would otherwise stay tracked
+    // (a second count of every weight) and, after the first update, hold the old values alive.
+    initial.dispose();
     this.entries.set(name, { layout, torchShape, variable });
     this.variables.set(name, variable);
     return variable;
