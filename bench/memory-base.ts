@@ -124,9 +124,9 @@ const baseTable = [
     return `| ${b} + ${first(s, b).replayed} | ${s} | ${ms.map((m) => MiB(m.peakTensorBytes)).join(', ')} | **${MiB(peak(s, b))}** | ${MiB(first(s, b).residentTensorBytes)} | ${MiB(rise(s, b))} | ${versus} | ${GiB(median(ms.map((m) => m.peakRssBytes)))} | ${ms.map((m) => (m.wallMs / 1000).toFixed(0)).join(', ')} |`;
   })),
 ].join('\n');
-/** The same command before the fast path's gradients freed what they hold (commit acc70c7, batch 2, fast path). */
-const BEFORE_FREEING = { stella: 27193232728, der: 40650344668, tinyStella: 261909756, tinyDer: 350799672 };
-const beforeSaving = 1 - BEFORE_FREEING.stella / BEFORE_FREEING.der;
+/** Peak bytes of the same measurement on commit acc70c7 (batch 2; tiny batch 4), and with only freeingGrad (commit 1bdb593). */
+const BEFORE = { stella: 27193232728, der: 40650344668, tinyStella: 261909756, tinyDer: 350799672 };
+const FREEING_ONLY = { stella: 14022.0 * 2 ** 20, der: 23918.7 * 2 ** 20 }; // MiB as that run printed them
 const tinyCheck = (s: string) => checks.find((c) => c.selector === s);
 const tinyNow = tinyCheck('stella') && tinyCheck('der++') ? { stella: tinyCheck('stella')!.wasm, der: tinyCheck('der++')!.wasm } : undefined;
 const command = `npm run bench:memory-base -- --runs ${runs} --batch ${batches.join(',')} --selectors ${selectors.join(',')} --validate ${validate.join(',')} --validate-batch ${validateBatch}${naive ? ' --naive' : ''}`;
@@ -187,27 +187,33 @@ Reading: peak tensor bytes count every live tensor handle (a reshaped view count
 figure of this file), so they exceed the memory actually held; they are comparable between selectors.
 
 **What the step stopped keeping alive** (issue 12: "what else STELLA can stop keeping alive without
-changing its numbers"). tfjs calls a \`tf.customGrad\` gradient outside the per-node tidy scope of the
-backward and frees every node's incoming gradient and saved tensors only when the whole backward ends,
-so the fast path's gradients (linear, layer norm, GELU, the block-diagonal attention, gathers) kept all
-their intermediates, every upstream gradient and every saved activation alive at once. \`freeingGrad\`
-(src/core/fast-matmul.ts) runs each of them in a tidy scope and frees its dy and saved tensors as soon
-as it returns. The values are the same ops in the same order: STELLA's and DER++'s losses over 4 steps
-are bit-identical before and after (wasm, tiny, batch 4; test \`freeingGrad: the same gradients bit for
-bit…\` in test/core/fast-matmul.test.ts checks the gradients). Effect on the in-step peak ("before":
+changing its numbers"). Two things, both for every selector:
+- tfjs calls a \`tf.customGrad\` gradient outside the per-node tidy scope of the backward and frees
+  every node's incoming gradient and saved tensors only when the whole backward ends, so the fast path's
+  gradients (linear, layer norm, GELU, the block-diagonal attention, gathers) kept all their
+  intermediates, every upstream gradient and every saved activation alive at once. \`freeingGrad\`
+  (src/core/fast-matmul.ts) runs each in a tidy scope and frees its dy and saved tensors as soon as it
+  returns (test \`freeingGrad: the same gradients bit for bit…\`, test/core/fast-matmul.test.ts).
+- \`ParamStore.add\` never disposed the initial tensor a variable was made from: every weight was
+  counted twice, and after the first update the initial values stayed alive beside the trained ones
+  (a real copy of the weights). It is disposed now; "resident" is the weights alone.
+The values are the same ops in the same order: STELLA's and DER++'s losses over 4 steps are
+bit-identical before and after both changes (wasm, tiny, batch 4). Effect on the in-step peak ("before":
 the same measurement, shape-only cpu kernels, one warm-up and one measured step, on commit acc70c7;
 peaks are deterministic, so one run each):
 
 | | STELLA | DER++ | STELLA vs DER++ |
 | --- | --- | --- | --- |
-${batches.includes(2) && !naive ? `| base, batch 2, before | ${MiB(BEFORE_FREEING.stella)} MiB | ${MiB(BEFORE_FREEING.der)} MiB | ${pct(beforeSaving)} less |\n` : ''}${batches.map((b) => `| base, batch ${b}, after | ${MiB(peak('stella', b))} MiB | ${MiB(peak('der++', b))} MiB | ${pct(saving(b))} less |`).join('\n')}
-${tinyNow && validateBatch === 4 ? `| tiny, batch ${validateBatch}, before (the Selectors section) | ${MiB(BEFORE_FREEING.tinyStella)} MiB | ${MiB(BEFORE_FREEING.tinyDer)} MiB | ${pct(1 - BEFORE_FREEING.tinyStella / BEFORE_FREEING.tinyDer)} less |
-| tiny, batch ${validateBatch}, after | ${MiB(tinyNow.stella)} MiB | ${MiB(tinyNow.der)} MiB | ${pct(1 - tinyNow.stella / tinyNow.der)} less |
+${batches.includes(2) && !naive ? `| base, batch 2, before | ${MiB(BEFORE.stella)} MiB | ${MiB(BEFORE.der)} MiB | ${pct(1 - BEFORE.stella / BEFORE.der)} less |
+| base, batch 2, with freeingGrad only | ${MiB(FREEING_ONLY.stella)} MiB | ${MiB(FREEING_ONLY.der)} MiB | ${pct(1 - FREEING_ONLY.stella / FREEING_ONLY.der)} less |
+` : ''}${batches.map((b) => `| base, batch ${b}, now | ${MiB(peak('stella', b))} MiB | ${MiB(peak('der++', b))} MiB | ${pct(saving(b))} less |`).join('\n')}
+${tinyNow && validateBatch === 4 ? `| tiny, batch ${validateBatch}, before (the Selectors section) | ${MiB(BEFORE.tinyStella)} MiB | ${MiB(BEFORE.tinyDer)} MiB | ${pct(1 - BEFORE.tinyStella / BEFORE.tinyDer)} less |
+| tiny, batch ${validateBatch}, now | ${MiB(tinyNow.stella)} MiB | ${MiB(tinyNow.der)} MiB | ${pct(1 - tinyNow.stella / tinyNow.der)} less |
 ` : ''}
 **On wasm no base training step fits.** tfjs-wasm is 32-bit WebAssembly: its heap stops at 4 GiB
 (Emscripten's \`getHeapMax()\`, 4 GiB − 64 KiB), whatever the machine has. Measured here
 (\`STELLA_WASM_THREADS=1\`, STELLA, batch 1, one step): building the model took the heap to 0.80 GiB
-(tf.memory() 1.43 GiB, as it counts reshaped views again); the first step then filled the heap
+(tf.memory() said 1.43 GiB: it counted every weight twice, see the initial tensors above); the first step then filled the heap
 (process RSS 3.4 GiB and rising) and aborted inside XNNPACK (\`xnn_create_fully_connected_nc_f32 …
 status 6\`, \`Aborted()\`, from a BatchMatMul) after about 7 minutes on the loaded machine. Batch 2 fails
 the same way (the issue's report). Training \`base\` on wasm is therefore refused up front
