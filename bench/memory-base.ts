@@ -124,7 +124,7 @@ const baseTable = [
     return `| ${b} + ${first(s, b).replayed} | ${s} | ${ms.map((m) => MiB(m.peakTensorBytes)).join(', ')} | **${MiB(peak(s, b))}** | ${MiB(first(s, b).residentTensorBytes)} | ${MiB(rise(s, b))} | ${versus} | ${GiB(median(ms.map((m) => m.peakRssBytes)))} | ${ms.map((m) => (m.wallMs / 1000).toFixed(0)).join(', ')} |`;
   })),
 ].join('\n');
-/** Peak bytes of the same measurement on commit acc70c7 (batch 2; tiny batch 4), and with only freeingGrad (commit 1bdb593). */
+/** Peak bytes of the same measurement before both changes (batch 2; tiny batch 4), and with only freeingGrad. */
 const BEFORE = { stella: 27193232728, der: 40650344668, tinyStella: 261909756, tinyDer: 350799672 };
 const FREEING_ONLY = { stella: 14022.0 * 2 ** 20, der: 23918.7 * 2 ** 20 }; // MiB as that run printed them
 const tinyCheck = (s: string) => checks.find((c) => c.selector === s);
@@ -199,8 +199,8 @@ changing its numbers"). Two things, both for every selector:
   (a real copy of the weights). It is disposed now; "resident" is the weights alone.
 The values are the same ops in the same order: STELLA's and DER++'s losses over 4 steps are
 bit-identical before and after both changes (wasm, tiny, batch 4). Effect on the in-step peak ("before":
-the same measurement, shape-only cpu kernels, one warm-up and one measured step, on commit acc70c7;
-peaks are deterministic, so one run each):
+the same measurement, shape-only cpu kernels, one warm-up and one measured step, on the code before
+both changes; peaks are deterministic, so one run each):
 
 | | STELLA | DER++ | STELLA vs DER++ |
 | --- | --- | --- | --- |
