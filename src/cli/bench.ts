@@ -23,6 +23,7 @@ import * as tf from '@tensorflow/tfjs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { z } from 'zod';
 import { describeBackend, initBackend } from '../core/backend.ts';
+import { installShapeOnlyKernels } from '../core/shape-only-kernels.ts';
 import { modelConfig, tokenGrid } from '../core/config.ts';
 import { createContainer } from '../graph/container.ts';
 import { SelectorRegistry } from '../method/selector-registry.ts';
@@ -43,6 +44,7 @@ const optionsSchema = z.object({
   warmup: z.coerce.number().int().nonnegative().default(2),
   naive: z.boolean().default(false),
   compare: z.boolean().default(false),
+  shapeOnly: z.boolean().default(false),
   json: z.boolean().default(false),
 });
 
@@ -160,6 +162,7 @@ export function register(program: Command): void {
       ['stella bench step --compare', 'stella bench step --selector all --batch 4 --steps 2 --warmup 1',
         'npm run bench:ingest -- --clips 4 --runs 1            # add --write to update docs/benchmarks.md',
         'npm run bench:pipeline -- --rounds 1 --clips 8        # add --write to update docs/benchmarks.md',
+        'npm run bench:memory-base -- --runs 3 --batch 1,2     # STELLA vs DER++ peak at base, shape-only kernels (~25 min, ~11 GiB RSS)',
         'npm run bench:quality                                 # all selectors × 3 seeds (hours; docs/benchmarks.md)'],
       '0 measured, 1 the benchmark failed, 2 usage error',
     ));
@@ -173,12 +176,14 @@ export function register(program: Command): void {
     .option('--warmup <n>', 'untimed steps first (the replay buffer fills)', nonNegativeInt, 2)
     .option('--naive', 'plain tfjs matmuls (the baseline)')
     .option('--compare', 'time fast and naive side by side and print the speedup')
+    .option('--shape-only', 'products, elementwise, softmax, transpose, reductions and copies allocate zero-filled outputs of the right shape without computing (memory only: the tensor-byte peak is exact, times and values are not; see docs/benchmarks.md "Memory at base")')
     .option('--json', 'print { backend, threads, results: [{ selector, medianMs, samplesPerSecond, gflops, rows, replayed, peakTensorBytes, bufferBytes, peakRssBytes, … }], speedup, reduction } as JSON')
     .addHelpText('after', helpFooter(
       [
         'stella bench step --config tiny --selector full --steps 10 --compare',
         'stella bench step --selector all --batch 4 --steps 2 --warmup 1   # every selector once (raise --steps for a real median)',
         'stella bench step --selector stella,der++ --batch 4 --steps 3 --json',
+        'STELLA_BACKEND=cpu stella bench step --selector der++ --batch 2 --steps 1 --warmup 1 --shape-only   # peak tensors only (add --config base for ViT-B)',
       ],
       '0 measured, 1 the benchmark failed, 2 usage error',
       ['Prints one row per selector (and variant); no progress display (the steps are timed, so nothing else should run).'],
@@ -199,12 +204,19 @@ export function register(program: Command): void {
       const config = modelConfig(o.config);
       const variant = (selector: string, naive: boolean): BenchOptions => ({ config, selector, steps: o.steps, batch: o.batch, naive, warmup: o.warmup });
       const variants = names.flatMap((s) => (o.compare ? [variant(s, false), variant(s, true)] : [variant(s, o.naive)]));
-      const results = variants.length === 1 ? [benchStep(variants[0])] : benchSideBySide(variants, o.steps);
+      // Shape-only kernels for the whole measurement (warm-up included: only shapes matter), real ones after.
+      const restoreKernels = o.shapeOnly ? installShapeOnlyKernels() : undefined;
+      let results: BenchResult[];
+      try {
+        results = variants.length === 1 ? [benchStep(variants[0])] : benchSideBySide(variants, o.steps);
+      } finally {
+        restoreKernels?.();
+      }
       const speedup = o.compare && names.length === 1 ? results[1].medianMs / results[0].medianMs : undefined;
       const reduction = reductions(results);
-      if (o.json) process.stdout.write(JSON.stringify({ backend: backend.name, threads: backend.threads?.count, results, speedup, reduction }, null, 2) + '\n');
+      if (o.json) process.stdout.write(JSON.stringify({ backend: backend.name, threads: backend.threads?.count, shapeOnly: o.shapeOnly, results, speedup, reduction }, null, 2) + '\n');
       else {
-        process.stdout.write(`${describeBackend(backend)}\nconfig=${config.name} batch=${o.batch} steps=${o.steps} warmup=${o.warmup}\n`);
+        process.stdout.write(`${describeBackend(backend)}\nconfig=${config.name} batch=${o.batch} steps=${o.steps} warmup=${o.warmup}${o.shapeOnly ? ' shape-only (peak tensors exact; times, GFLOP/s and values are not)' : ''}\n`);
         process.stdout.write(resultTable(results) + '\n');
         if (speedup) process.stdout.write(`speedup (naive median / fast median): ${speedup.toFixed(2)}x\n`);
         if (reduction) process.stdout.write(reductionLine(reduction) + '\n');

@@ -5,7 +5,8 @@
  * batched MatMul falls to a slow loop (~2 GFLOP/s); `tf.matMul` of [B, L, D] × [D, E] is a batched
  * one, and every matmul gradient is a transposed one. An explicit `tf.transpose` is cheap, so each
  * product here is "reshape to 2-D, transpose explicitly, multiply", forward and backward
- * (`tf.customGrad`). Gathers get a ScatterNd gradient because wasm has no UnsortedSegmentSum.
+ * (`tf.customGrad`, each gradient wrapped in `freeingGrad` so what it holds is freed when it returns).
+ * Gathers get a ScatterNd gradient because wasm has no UnsortedSegmentSum.
  * Column sums (bias gradients) avoid wasm's axis-0 Sum (see `sumRows`). `withSharedSaves` runs a
  * training forward/backward without wasm's copy of every tensor saved for the gradient.
  *
@@ -36,6 +37,24 @@ export function sumRows(x: tf.Tensor2D): tf.Tensor1D {
   return tf.sum(transpose2d(x), -1);
 }
 
+/**
+ * A customGrad gradient that frees, as soon as it returns, what only it needed: the tensors it made on
+ * the way, its incoming gradient dy and the tensors its forward saved. tfjs runs a customGrad's
+ * gradFunc outside the per-node tidy scope and frees every node's dy and saved tensors only when the
+ * whole backward ends, so without this all of them stay alive together at the backward's peak. The
+ * values are unchanged (the same ops in the same order); only lifetimes shorten. Each node's gradFunc
+ * runs once per backward, and dy and the saved clones belong to this node alone.
+ * Ref: tfjs-core engine.customGrad, tape.backpropagateGradients; docs/benchmarks.md "Memory at base".
+ */
+export function freeingGrad<S extends tf.Tensor[]>(gradFunc: (dy: tf.Tensor, saved: S) => tf.Tensor[]): (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[] {
+  return (dy, saved) => {
+    const grads = tf.tidy(() => gradFunc(dy, saved as S));
+    const keep = new Set(grads);
+    for (const t of [dy, ...saved]) if (t && !keep.has(t)) t.dispose();
+    return grads;
+  };
+}
+
 /** a·b for 2-D tensors with optional transposes, materialised so the kernel sees plain operands. */
 function plainProduct(a: tf.Tensor2D, b: tf.Tensor2D, transposeA: boolean, transposeB: boolean): tf.Tensor2D {
   const left = transposeA ? transpose2d(a) : a;
@@ -50,14 +69,14 @@ export function fastMatMul2d(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false,
     save([x, y]);
     return {
       value: plainProduct(x as tf.Tensor2D, y as tf.Tensor2D, transposeA, transposeB),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      gradFunc: freeingGrad((dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sa, sb] = saved as tf.Tensor2D[];
         const g = dy as tf.Tensor2D;
         // C = op(A)·op(B): dA = dC·op(B)ᵀ (transposed back if A was), dB likewise.
         const da = transposeA ? plainProduct(sb, g, transposeB, true) : plainProduct(g, sb, false, !transposeB);
         const db = transposeB ? plainProduct(g, sa, true, transposeA) : plainProduct(sa, g, !transposeA, false);
         return [da, db];
-      },
+      }),
     };
   }) as any);
   return op(a, b) as tf.Tensor2D;
@@ -87,14 +106,14 @@ export function batchedWithFastGrad(a: tf.Tensor3D, b: tf.Tensor3D, transposeB =
     save([x, y]);
     return {
       value: tf.matMul(x, y, false, transposeB),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      gradFunc: freeingGrad((dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sa, sb] = saved as tf.Tensor3D[];
         const g = dy as tf.Tensor3D;
         // C = A·op(B): dA = dC·op(B)ᵀ; dB = Aᵀ·dC (transposed back when B was).
         const da = tf.matMul(g, sb, false, !transposeB);
         const db = transposeB ? tf.matMul(g, sa, true, false) : tf.matMul(sa, g, true, false);
         return [da, db];
-      },
+      }),
     };
   }) as any);
   return op(a, b) as tf.Tensor3D;
@@ -107,7 +126,7 @@ export function batchedWithFastGrad(a: tf.Tensor3D, b: tf.Tensor3D, transposeB =
 export function addRowVector(x: tf.Tensor2D, v: tf.Tensor): tf.Tensor2D {
   const op = tf.customGrad(((xx: tf.Tensor, vv: tf.Tensor) => ({
     value: tf.add(xx, vv),
-    gradFunc: (dy: tf.Tensor) => [dy, tf.reshape(sumRows(dy as tf.Tensor2D), vv.shape)],
+    gradFunc: freeingGrad((dy) => [dy, tf.reshape(sumRows(dy as tf.Tensor2D), vv.shape)]),
   })) as any);
   return op(x, v) as tf.Tensor2D;
 }
@@ -119,7 +138,7 @@ export function fastLinear2d(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor): tf.
     save([xx, ww]);
     return {
       value: tf.fused.matMul({ a: xx, b: ww, bias: bb }),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      gradFunc: freeingGrad((dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sx, sw] = saved as tf.Tensor2D[];
         const g = dy as tf.Tensor2D;
         const [inDim, outDim] = sw.shape;
@@ -135,7 +154,7 @@ export function fastLinear2d(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor): tf.
         // data id) is reused, so the bias gradient costs one GEMV.
         const db = tf.reshape(tf.matMul(tf.ones([1, g.shape[0]]) as tf.Tensor2D, g), [outDim]);
         return [dx, dw, db];
-      },
+      }),
     };
   }) as any);
   return op(x, w, b) as tf.Tensor2D;
@@ -228,7 +247,7 @@ export function blockDiagonalAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Ten
     save([qq, kk, vv, p]);
     return {
       value: o,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      gradFunc: freeingGrad((dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sq, sk, sv, sp] = saved;
         const dOs = split(dy, channels);
         const dP = perRow(dOs, split(diagT(sv), hl)); // [B·L, H·L]
@@ -239,7 +258,7 @@ export function blockDiagonalAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Ten
         const dQ = perRow(split(dS, hl), split(diag(sk), channels));
         const dK = gatherBlocks(perRow(split(transposeRows(dS), l), split(sq, channels)));
         return [dQ, dK, dV];
-      },
+      }),
     };
   }) as any);
   return op(q, k, v) as tf.Tensor2D;
@@ -279,7 +298,7 @@ export function fastGatherRows(x: tf.Tensor2D, indices: tf.Tensor1D): tf.Tensor2
     save([indices]);
     return {
       value: tf.engine().runKernel(GATHER_ROWS, { x: source, indices }, {}) as tf.Tensor2D,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.scatterND(tf.reshape(saved[0], [-1, 1]), dy, source.shape),
+      gradFunc: freeingGrad((dy, saved) => [tf.scatterND(tf.reshape(saved[0], [-1, 1]), dy, source.shape)]),
     };
   }) as any);
   return op(x) as tf.Tensor2D;
@@ -291,7 +310,7 @@ export function gatherRows(x: tf.Tensor2D, indices: tf.Tensor1D): tf.Tensor2D {
     save([indices]);
     return {
       value: tf.gather(source, indices, 0),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.scatterND(tf.reshape(saved[0], [-1, 1]), dy, source.shape),
+      gradFunc: freeingGrad((dy, saved) => [tf.scatterND(tf.reshape(saved[0], [-1, 1]), dy, source.shape)]),
     };
   }) as any);
   return op(x) as tf.Tensor2D;

@@ -8,7 +8,7 @@
  * Ref: spec §3.3 (block), §3.5 (init), Appendix B (layouts).
  */
 import * as tf from '@tensorflow/tfjs';
-import { blockDiagonalAttention, splitRows, sumRows, type TensorOps } from '../core/fast-matmul.ts';
+import { blockDiagonalAttention, freeingGrad, splitRows, sumRows, type TensorOps } from '../core/fast-matmul.ts';
 
 /** How a parameter's PyTorch layout maps onto the variable held here. */
 export type ParamLayout = 'plain' | 'linear' | 'conv';
@@ -58,7 +58,11 @@ export class ParamStore implements ParamSink {
   add(name: string, torchShape: number[], layout: ParamLayout, torchValues: ParamValues): tf.Variable {
     if (this.entries.has(name)) throw new Error(`${this.owner}: parameter '${name}' registered twice`);
     const values = typeof torchValues === 'function' ? torchValues() : torchValues;
-    const variable = tf.variable(toInternal(values, torchShape, layout), true, `${this.owner}#${this.namespace}/${name}`);
+    const initial = toInternal(values, torchShape, layout);
+    const variable = tf.variable(initial, true, `${this.owner}#${this.namespace}/${name}`);
+    // The variable shares the initial buffer; the initial tensor itself would otherwise stay tracked
+    // (a second count of every weight) and, after the first update, hold the old values alive.
+    initial.dispose();
     this.entries.set(name, { layout, torchShape, variable });
     this.variables.set(name, variable);
     return variable;
@@ -162,12 +166,12 @@ function layerNormFastGrad(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps
     save([normed, rstd, w]);
     return {
       value: tf.add(tf.mul(normed, w), b),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      gradFunc: freeingGrad((dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sn, sr, sw] = saved;
         const g = tf.mul(dy, sw);
         const dx = tf.mul(sr, tf.sub(tf.sub(g, tf.mean(g, -1, true)), tf.mul(sn, tf.mean(tf.mul(g, sn), -1, true))));
         return [dx, sumRows(tf.mul(dy, sn) as tf.Tensor2D), sumRows(dy as tf.Tensor2D)];
-      },
+      }),
     };
   }) as any);
   return tf.reshape(op(flat, weight, bias), x.shape);
@@ -192,11 +196,11 @@ function geluFastGrad(x: tf.Tensor): tf.Tensor {
     save([xx, cdf]);
     return {
       value: tf.mul(xx, cdf),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      gradFunc: freeingGrad((dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sx, sc] = saved;
         const pdfTimesX = tf.mul(tf.mul(tf.exp(tf.mul(tf.square(sx), -0.5)), sx), INV_SQRT_2PI);
         return [tf.mul(dy, tf.add(sc, pdfTimesX))];
-      },
+      }),
     };
   }) as any);
   return op(x);

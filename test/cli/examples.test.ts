@@ -29,6 +29,7 @@ const LONG: Record<string, string> = {
 /** Long by their shape: the quality benchmark (hours) and the full pre-training corpus (thousands of clips). */
 const LONG_PATTERNS: [RegExp, string][] = [
   [/^npm run bench:quality\b/, 'the quality benchmark: full runs of every selector and seed'],
+  [/^npm run bench:memory-base\b/, 'ViT-B steps in child processes: about 25 minutes, up to 11 GiB of memory each'],
   [/^stella corpus --kind pretrain\b/, 'the full pre-training corpus, thousands of clips'],
   // Not long, but its input is the authors' PyTorch file, which no clone has; test/cli/convert.test.ts
   // converts checkpoints it writes in each of these layouts.

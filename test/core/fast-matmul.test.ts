@@ -3,7 +3,8 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/core/backend.ts';
 import { Rng } from '../../src/core/rng.ts';
-import { addRowVector, blockDiagonalAttention, fastBatchMatMul, fastGatherRows, fastLinear2d, fastMatMul2d, gatherRows, splitRows, sumRows, tensorOps, transpose2d, withSharedSaves } from '../../src/core/fast-matmul.ts';
+import { measurePeakBytes } from '../../src/model/step-bench.ts';
+import { addRowVector, blockDiagonalAttention, fastBatchMatMul, fastGatherRows, fastLinear2d, fastMatMul2d, freeingGrad, gatherRows, splitRows, sumRows, tensorOps, transpose2d, withSharedSaves } from '../../src/core/fast-matmul.ts';
 
 // Pinned to wasm: the fast paths' own kernels and buffer sharing are wasm's, and the checks below must
 // run whatever else (tfjs-node) an install brings.
@@ -186,4 +187,29 @@ test('withSharedSaves: gradients equal the copying run, saved tensors share buff
   t.deepEqual(Array.from(clonedInside.dataSync()), want, 'the shared buffer outlives the disposed original');
   t.deepEqual(Array.from(clonedOutside.dataSync()), want);
   tf.dispose([clonedInside, clonedOutside, w, b]);
+});
+
+test('freeingGrad: the same gradients bit for bit, a lower backward peak, and nothing left behind', (t) => {
+  // x ↦ x² as a customGrad whose gradient makes intermediates, chained 6 times.
+  const block = (free: boolean) => tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([x]);
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.mul(tf.mul(dy, saved[0]), tf.scalar(2))];
+    return { value: tf.square(x), gradFunc: free ? freeingGrad(gradFunc) : gradFunc };
+  }) as any);
+  const x = rand([64, 256]);
+  const run = (free: boolean) => {
+    const f = block(free);
+    const before = tf.memory().numTensors;
+    const m = measurePeakBytes(() => tf.tidy(() => {
+      const g = tf.grad((v: tf.Tensor) => tf.sum(Array.from({ length: 6 }).reduce<tf.Tensor>((h) => f(h) as tf.Tensor, tf.mul(v, 0.9))))(x);
+      return g.dataSync().slice();
+    }));
+    return { grad: m.result, rise: m.peakBytes - m.startBytes, left: tf.memory().numTensors - before };
+  };
+  const plain = run(false), freeing = run(true);
+  t.deepEqual(Buffer.from(freeing.grad.buffer), Buffer.from(plain.grad.buffer));
+  t.true(freeing.rise < plain.rise, `backward peak ${freeing.rise} B with freeingGrad, ${plain.rise} B without`);
+  t.is(freeing.left, 0);
+  t.is(plain.left, 0);
+  x.dispose();
 });

@@ -92,3 +92,16 @@ test('Mode D rejects ids of the wrong shape with a clear message', (t) => {
   tf.dispose([v, a, ids]);
   model.dispose();
 });
+
+test('a parameter holds one tensor of its own size: the initial values are not kept beside the variable', (t) => {
+  const before = tf.memory();
+  const store = new ParamStore('probe');
+  store.add('w', [3, 2], 'linear', Float32Array.from([1, 2, 3, 4, 5, 6]));
+  store.add('b', [3], 'plain', Float32Array.from([7, 8, 9]));
+  t.is(tf.memory().numTensors - before.numTensors, 2);
+  t.is(tf.memory().numBytes - before.numBytes, (6 + 3) * 4);
+  t.deepEqual(Array.from(store.read('w').data), [1, 2, 3, 4, 5, 6]);
+  store.dispose();
+  t.is(tf.memory().numTensors, before.numTensors);
+  t.is(tf.memory().numBytes, before.numBytes);
+});
