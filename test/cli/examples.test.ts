@@ -36,6 +36,9 @@ const LONG_PATTERNS: [RegExp, string][] = [
   [/^stella convert \S+\.pth\b/, "needs the authors' .pth checkpoint (not in the repository)"],
   // A Redis server and long-lived `stella worker` processes: test/scale/ starts real ones on loopback.
   [/--redis\b/, 'needs a Redis server and stella worker processes (test/scale/sweep.test.ts runs them)'],
+  [/^npm run bench:scale-ingest\b/, 'starts a Redis server and stella worker processes (test/scale/ingest.test.ts runs the same ingest)'],
+  // It checks out an earlier commit with git worktree, and the folder here is a copy without .git.
+  [/^npm run bench:step-against\b/, 'needs the git history (it checks out the earlier commit)'],
 ];
 const longReason = (cmd: string) => LONG[cmd] ?? LONG_PATTERNS.find(([re]) => re.test(cmd))?.[1];
 const isLong = (cmd: string) => longReason(cmd) !== undefined;
