@@ -7,11 +7,11 @@
  * previous run filled). Per run: the run's wall time (results.json `timing.wallSeconds`: backend
  * start, graph, evaluations, reports) and its training steps alone (the per-item latency sums of the
  * four step nodes score, assess, sample, train, from steps.json's metrics); the figure is their
- * ratio. Periodic checkpoints are off (`checkpoint.every=0`; the task-end one stays). Medians over the rounds; writes the "Run: decode vs training" section
- * of docs/benchmarks.md.
+ * ratio. Periodic checkpoints are off (`checkpoint.every=0`; the task-end one stays). Medians over the rounds; with --write, rewrites the "Run: decode vs
+ * training" section of docs/benchmarks.md.
  *
  *   npx tsx bench/run-decode.ts [--rounds 3] [--epochs 4] [--tasks 3] [--classes 5] [--train 8] [--test 1]
- *                               [--variants every,cold,warm] [--no-write]
+ *                               [--variants every,cold,warm] [--write]
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -29,7 +29,8 @@ const flag = (name: string, fallback: number) => {
 const rounds = flag('rounds', 3);
 const epochs = flag('epochs', 4);
 const data = { tasks: flag('tasks', 3), classes: flag('classes', 5), train: flag('train', 8), test: flag('test', 1) };
-const write = !args.includes('--no-write');
+// Tables go to docs/benchmarks.md only when asked (--write): a plain run must not touch tracked docs.
+const write = args.includes('--write');
 const variantNames: Record<string, Variant> = { every: 'every epoch', cold: 'cache, cold', warm: 'cache, warm' };
 const variantArg = args.indexOf('--variants');
 const variants: Variant[] = (variantArg >= 0 ? args[variantArg + 1] : 'every,cold,warm').split(',').map((v) => {
