@@ -112,8 +112,14 @@ export interface WorkerTaskContext {
   localPath?: (path: string) => string;
 }
 
-/** Imports a stage's worker task (a module URL and an exported function's name). */
-export async function loadWorkerTask(module: string, exportName: string): Promise<WorkerTask> {
+let workerBackend: Promise<unknown> | undefined;
+
+/**
+ * Imports a stage's worker task (a module URL and an exported function's name), after initialising
+ * this process's tfjs backend once if the task uses tensors; a host that only decodes never pays for tfjs.
+ */
+export async function loadWorkerTask(module: string, exportName: string, backend = false): Promise<WorkerTask> {
+  if (backend) await (workerBackend ??= import('../core/backend.ts').then((b) => b.initBackend()));
   const loaded = (await import(module)) as Record<string, unknown>;
   const run = loaded[exportName];
   if (typeof run !== 'function') throw new Error(`${module} has no exported function '${exportName}'`);

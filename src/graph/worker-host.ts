@@ -30,17 +30,13 @@ const tasks = new Map<string, Promise<{ run: WorkerTask; options: Record<string,
 /** Latest weights pushed by a WeightSync, for tasks that read the model. */
 export let syncedWeights: Map<string, Float32Array> | undefined;
 let weightsVersion = 0;
-let backend: Promise<unknown> | undefined;
-/** Loaded on first need, so a worker that only decodes never pays for tfjs. */
-const ensureBackend = () => (backend ??= import('../core/backend.ts').then((b) => b.initBackend()));
 
 async function handle(message: Incoming) {
   if (message.type === 'weights') { syncedWeights = message.weights; weightsVersion++; return; }
   if (message.type === 'load') {
-    tasks.set(message.key, (async () => {
-      if (message.backend) await ensureBackend();
-      return { run: await loadWorkerTask(message.module, message.export), options: message.options, context: message.context };
-    })());
+    tasks.set(message.key, (async () => ({
+      run: await loadWorkerTask(message.module, message.export, message.backend), options: message.options, context: message.context,
+    }))());
     return;
   }
   const { id, key, item } = message;
