@@ -30,11 +30,12 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Container, ContainerModule, type ServiceIdentifier } from 'inversify';
 import { graphModule, roleDefaultsModule } from './graph-module.ts';
+import { REPO_ROOT } from './portable-path.ts';
 import type { GraphMetrics } from './metrics.ts';
 import { ContainerToken, RoleDefault, RunConfig, RunConfigPresets } from './roles.ts';
 
-const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const REPO_ROOT = path.resolve(SRC, '..');
+export { REPO_ROOT };
+const SRC = path.join(REPO_ROOT, 'src');
 export const PLUGINS_DIR = path.join(REPO_ROOT, 'plugins');
 
 export interface ContainerSettings {

@@ -28,32 +28,17 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Redis } from 'ioredis';
 import { FatalStageError } from './errors.ts';
 import { decodeItem, encodeItem } from './item-codec.ts';
 import type { GraphItem } from './items.ts';
+import { portableModule } from './portable-path.ts';
 import { KEY_PREFIX, openRedis } from './redis-connection.ts';
 import type { StageDefinition } from './stage.ts';
 
 export const STAGE_REGISTRY = `${KEY_PREFIX}:stages`;
 export const STAGE_GROUP = 'workers';
 const FILE_TTL_SECONDS = 24 * 3600;
-
-/** The repository root: worker task modules inside it travel as paths relative to it, so workers may run another checkout. */
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-/** A module URL as it travels: relative to the repository root when inside it. */
-export function portableModule(module: string): string {
-  const file = module.startsWith('file:') ? fileURLToPath(module) : module;
-  const rel = path.relative(REPO_ROOT, file);
-  return rel.startsWith('..') || path.isAbsolute(rel) ? pathToFileURL(file).href : rel.split(path.sep).join('/');
-}
-
-/** The module URL a worker imports for a portable name. */
-export function localModule(portable: string): string {
-  return portable.startsWith('file:') ? portable : pathToFileURL(path.join(REPO_ROOT, portable)).href;
-}
 
 /** What a worker needs to run a node's items: stored as the `…:spec` hash's `json` field. */
 export interface RemoteTaskSpec {
@@ -134,7 +119,7 @@ export class RedisStageDevice {
     const { header, blobs } = encodeItem(item);
     const id = String(this.nextId++);
     const result = new Promise<GraphItem>((resolve, reject) => this.pending.set(id, { node: key, resolve, reject }));
-    await this.redis.xadd(node.inKey, '*', 'id', id, 'head', header, 'files', JSON.stringify(files), ...blobs.flatMap((b, i) => [`b${i}`, b]));
+    await this.redis.xadd(node.inKey, '*', 'id', id, 'head', header, 'files', JSON.stringify(files), ...blobFields(blobs));
     return result;
   }
 
@@ -226,6 +211,9 @@ export function fieldsOf(flat: Buffer[]): Map<string, Buffer> {
   for (let i = 0; i + 1 < flat.length; i += 2) fields.set(flat[i].toString(), flat[i + 1]);
   return fields;
 }
+
+/** An item's blobs as stream fields `b0`, `b1`, …. */
+export const blobFields = (blobs: readonly Buffer[]): (string | Buffer)[] => blobs.flatMap((b, i) => [`b${i}`, b]);
 
 /** The blobs `b0`, `b1`, … of an entry, in order. */
 export function blobsOf(fields: Map<string, Buffer>): Buffer[] {

@@ -21,7 +21,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { decodeItem, encodeItem } from './item-codec.ts';
-import { blobsOf, fieldsOf, localModule, STAGE_GROUP, STAGE_REGISTRY, type RemoteTaskSpec, type ShippedFile } from './remote-device.ts';
+import { localModule } from './portable-path.ts';
+import { blobFields, blobsOf, fieldsOf, STAGE_GROUP, STAGE_REGISTRY, type RemoteTaskSpec, type ShippedFile } from './remote-device.ts';
 import { openRedis } from './redis-connection.ts';
 import { loadWorkerTask, type WorkerTask, type WorkerTaskContext } from './stage.ts';
 
@@ -47,8 +48,6 @@ export interface RemoteStageWorker {
 type Entry = [Buffer, Buffer[] | null];
 type LoadedSpec = { spec: RemoteTaskSpec; run: WorkerTask; loadError?: undefined } | { spec: RemoteTaskSpec; run?: undefined; loadError: Error };
 
-let backend: Promise<unknown> | undefined;
-const ensureBackend = () => (backend ??= import('../core/backend.ts').then((b) => b.initBackend()));
 
 /** Replaces every string equal to a local copy's path with the original path (walks plain data only). */
 function originalPaths<T>(value: T, originals: Map<string, string>): T {
@@ -83,8 +82,7 @@ export function startRemoteStageWorker(o: RemoteStageWorkerOptions): RemoteStage
         if (!json) return undefined; // the graph closed
         const spec = JSON.parse(json) as RemoteTaskSpec;
         try {
-          if (spec.backend) await ensureBackend();
-          return { spec, run: await loadWorkerTask(localModule(spec.module), spec.export) };
+          return { spec, run: await loadWorkerTask(localModule(spec.module), spec.export, spec.backend) };
         } catch (error) {
           // Reported to the graph as fatal: every item would fail the same way on this worker.
           const loadError = new Error(`worker ${id} cannot load the task ${spec.module}#${spec.export}: ${(error as Error).message}`);
@@ -119,7 +117,7 @@ export function startRemoteStageWorker(o: RemoteStageWorkerOptions): RemoteStage
     return local;
   };
 
-  const process1 = async (stream: string, entry: string, fields: Map<string, Buffer>) => {
+  const processEntry = async (stream: string, entry: string, fields: Map<string, Buffer>) => {
     const itemId = fields.get('id')?.toString() ?? '';
     const originals = new Map<string, string>();
     let reply: string | undefined;
@@ -141,7 +139,7 @@ export function startRemoteStageWorker(o: RemoteStageWorkerOptions): RemoteStage
       const context = { ...spec.context, localPath: (p: string) => locals.get(p) ?? p } as unknown as WorkerTaskContext;
       const out = originalPaths(await run!(item as never, spec.options, context), originals);
       const { header, blobs } = encodeItem(out);
-      post = ['ok', '1', 'head', header, ...blobs.flatMap((b, i) => [`b${i}`, b])];
+      post = ['ok', '1', 'head', header, ...blobFields(blobs)];
     } catch (error) {
       let message = String((error as Error)?.message ?? error);
       for (const [local, original] of originals) message = message.split(local).join(original);
@@ -166,7 +164,7 @@ export function startRemoteStageWorker(o: RemoteStageWorkerOptions): RemoteStage
     const key = `${stream} ${entry}`;
     if (active.has(key)) return;
     active.set(key, { stream, entry });
-    void process1(stream, entry, fieldsOf(flat))
+    void processEntry(stream, entry, fieldsOf(flat))
       .catch((e) => log(`${stream} ${entry}: ${(e as Error).message}`))
       .finally(() => { active.delete(key); slotFreed(); });
   };

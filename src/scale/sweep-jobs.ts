@@ -8,8 +8,7 @@
  * The job's return value is `{ worker, wallSeconds }`.
  */
 import { createHash } from 'node:crypto';
-import path from 'node:path';
-import { REPO_ROOT } from '../graph/container.ts';
+import { localPath, portablePath } from '../graph/portable-path.ts';
 import { KEY_PREFIX } from '../graph/redis-connection.ts';
 
 export const SWEEP_QUEUE = 'stella-sweep';
@@ -31,10 +30,6 @@ export const checkpointKey = (jobId: string) => `${KEY_PREFIX}:ckpt:${jobId}`;
 export const filesKey = (jobId: string) => `${KEY_PREFIX}:files:${jobId}`;
 
 /** A graph path as sent in a job: relative to the repository root when inside it. */
-export function portableGraph(graph: string | undefined): string | undefined {
-  if (!graph) return undefined;
-  const rel = path.relative(REPO_ROOT, path.resolve(graph));
-  return rel.startsWith('..') || path.isAbsolute(rel) ? path.resolve(graph) : rel;
-}
+export const portableGraph = (graph: string | undefined) => (graph ? portablePath(graph) : undefined);
 
-export const localGraph = (graph: string | undefined) => (graph ? path.resolve(REPO_ROOT, graph) : undefined);
+export const localGraph = (graph: string | undefined) => (graph ? localPath(graph) : undefined);
