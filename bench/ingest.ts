@@ -26,11 +26,8 @@ import { loadManifest, manifestClips } from '../src/media/manifest.ts';
 import { readMp4Header } from '../src/media/mp4-header.ts';
 import { mediaInfo, probeMedia } from '../src/media/probe.ts';
 import { tokenizeClip } from '../src/media/tokenize.ts';
+import { arg } from './args.ts';
 
-const arg = (name: string, dflt: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : dflt;
-};
 const clipsPerTask = Number(arg('clips', '12'));
 const runs = Number(arg('runs', '7'));
 const size = arg('size', 'tiny') as 'tiny' | 'base';

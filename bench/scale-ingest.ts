@@ -14,17 +14,14 @@ import { fileURLToPath } from 'node:url';
 import { generateCorpus } from '../src/media/corpus.ts';
 import { RedisServer } from '../test/scale/redis-server.ts';
 import { writeBenchmarkSection } from './docs-section.ts';
+import { arg } from './args.ts';
+import { median } from '../src/model/step-bench.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const STELLA = path.join(ROOT, 'bin/stella.js');
-const arg = (name: string, dflt: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : dflt;
-};
 const clips = Number(arg('clips', '24'));
 const rounds = Number(arg('rounds', '3'));
 const write = process.argv.includes('--write');
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 function stella(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -14,19 +14,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeBenchmarkSection } from './docs-section.ts';
+import { arg } from './args.ts';
+import { median } from '../src/model/step-bench.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const arg = (name: string, dflt: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : dflt;
-};
 const against = arg('against', '003e58e');
 const rounds = Number(arg('rounds', '5'));
 const steps = arg('steps', '8');
 const selector = arg('selector', 'stella');
 const batch = arg('batch', '4');
 const write = process.argv.includes('--write');
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const cores = os.cpus().length;
 
 function stepMs(checkout: string, threads: number | undefined): Promise<number> {
