@@ -116,9 +116,10 @@ class DeviceHandle implements PoolDevice {
 /** A device whose module loads asynchronously; calls wait for it, in order. */
 class LazyDevice implements PoolDevice {
   constructor(private readonly device: Promise<PoolDevice>) { device.catch(() => {}); }
-  load(...args: Parameters<PoolDevice['load']>) { void this.device.then((d) => d.load(...args)); }
+  // A device that failed to start reports it through run(), once per graph (FatalStageError).
+  load(...args: Parameters<PoolDevice['load']>) { this.device.then((d) => d.load(...args), () => {}); }
   async run(key: string, item: GraphItem) { return (await this.device).run(key, item); }
-  pushWeights(weights: Map<string, Float32Array>, transfer?: boolean) { void this.device.then((d) => d.pushWeights(weights, transfer)); }
+  pushWeights(weights: Map<string, Float32Array>, transfer?: boolean) { this.device.then((d) => d.pushWeights(weights, transfer), () => {}); }
   async close() { await (await this.device.catch(() => undefined))?.close(); }
 }
 
@@ -144,7 +145,10 @@ export class DevicePool {
       const url = this.settings.redis ?? process.env.STELLA_REDIS;
       if (!url) throw new FatalStageError(device, `device 'redis' needs a Redis server: pass --redis redis://host:port or set STELLA_REDIS (docs/scale-out.md)`);
       // Loaded on first use, so graphs without a remote node never load the Redis client.
-      handle = new LazyDevice(import('./remote-device.ts').then((m) => new m.RedisStageDevice(device, url)));
+      // A bad URL fails the graph once, not every item.
+      handle = new LazyDevice(import('./remote-device.ts').then((m) => new m.RedisStageDevice(device, url)).catch((e: Error) => {
+        throw new FatalStageError(device, e.message);
+      }));
     } else if (kind === 'worker') {
       // The entry is a short script that registers tsx's loader in the worker, then imports the
       // host: loader hooks of the main thread do not reach worker threads on Node 20.

@@ -267,7 +267,7 @@ edges:
   t.regex(error!.message, /nodes\.sink\.device.*node 'sink' cannot run on device redis: stage 'collect' offers no worker task/s);
 });
 
-test('device redis without a Redis URL fails with a message that says how to give one', async (t) => {
+test('device redis without a Redis URL, or with a bad one, fails the graph once with a message that says how to give one', async (t) => {
   const graph = await loadGraphText(`name: no-url
 nodes:
   source: { stage: count-source, options: { count: 1 } }
@@ -279,6 +279,7 @@ edges:
   delete process.env.STELLA_REDIS;
   try {
     await t.throwsAsync(() => runGraph(graph, { signals: null }), { message: /device 'redis' needs a Redis server: pass --redis redis:\/\/host:port or set STELLA_REDIS/ });
+    await t.throwsAsync(() => runGraph(graph, { signals: null, redis: 'localhost:6379' }), { message: /stage 'redis': --redis 'localhost:6379': expected a redis:\/\/ URL/ });
   } finally {
     if (saved !== undefined) process.env.STELLA_REDIS = saved;
   }
