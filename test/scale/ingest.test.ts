@@ -9,7 +9,7 @@ import { openIngestCache } from '../../src/media/ingest-cache.ts';
 import { runIngest } from '../../src/media/ingest.ts';
 import { REPO_ROOT } from '../helpers.ts';
 import { badClips, tempDir } from '../media/fixtures.ts';
-import { hasRedisServer, RedisServer } from './redis-server.ts';
+import { hasRedisServer, NO_REDIS_SERVER, RedisServer } from './redis-server.ts';
 
 const byPath = <T extends { path: string }>(xs: T[]) => [...xs].sort((a, b) => a.path.localeCompare(b.path));
 
@@ -25,7 +25,7 @@ async function cacheContents(dir: string) {
 }
 
 test('distributed ingest (2 workers) gives the same cache, patches bit for bit, and the same per-clip errors as local ingest; a re-run reuses the cache', async (t) => {
-  if (!hasRedisServer) return t.fail('redis-server is not installed (apt-get install redis-server; .ci/run installs it)');
+  if (!hasRedisServer) return t.fail(NO_REDIS_SERVER);
   t.timeout(5 * 60_000);
   const dir = await tempDir('dist-ingest');
   const corpus = await generateCorpus({ out: path.join(dir, 'corpus'), tasks: 1, classes: 2, train: 2, test: 1, seed: 5 });

@@ -11,6 +11,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnSync } from 'node:child_process';
 
 export const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
+/** What a Redis test fails with when redis-server is missing: CI must install it, so it is a failure, not a skip. */
+export const NO_REDIS_SERVER = 'redis-server is not installed (apt-get install redis-server; .ci/run installs it)';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -22,7 +22,7 @@ import testStages, { probe, resetProbe } from '../graph/fixtures/test-stages.ts'
 import { REPO_ROOT } from '../helpers.ts';
 import { badClips, tempDir } from '../media/fixtures.ts';
 import remoteStages, { collected, gate } from './fixtures/remote-stages.ts';
-import { hasRedisServer, RedisServer } from './redis-server.ts';
+import { hasRedisServer, NO_REDIS_SERVER, RedisServer } from './redis-server.ts';
 
 const modules = { container: { modules: [testStages, remoteStages], autoloadPlugins: false } };
 
@@ -47,7 +47,7 @@ async function until(what: string, check: () => Promise<boolean> | boolean, time
 const sha = (a: ArrayBufferView) => createHash('sha256').update(Buffer.from(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
 
 test.serial('decode and tokenize on device redis give the local patches bit for bit and the same per-clip errors', async (t) => {
-  if (!hasRedisServer) return t.fail('redis-server is not installed (apt-get install redis-server; .ci/run installs it)');
+  if (!hasRedisServer) return t.fail(NO_REDIS_SERVER);
   t.timeout(4 * 60_000);
   const dir = await tempDir('remote-media');
   const { manifestPath } = await generateCorpus({ out: path.join(dir, 'corpus'), tasks: 1, classes: 2, train: 2, test: 0, seed: 4, durationSec: 2 });
@@ -96,7 +96,7 @@ edges:
 });
 
 test.serial('a stella run with decode and tokenize on redis writes the local results.json', async (t) => {
-  if (!hasRedisServer) return t.fail('redis-server is not installed (apt-get install redis-server; .ci/run installs it)');
+  if (!hasRedisServer) return t.fail(NO_REDIS_SERVER);
   t.timeout(6 * 60_000);
   const small = ['data.tasks=2', 'data.classes=2', 'data.train=2', 'data.test=1', 'train.epochs=1', 'train.batchSize=2', 'train.memory=4', 'report.clips=1'];
   const quiet = { quiet: true, log: () => {}, signals: null } as const;
@@ -125,7 +125,7 @@ test.serial('a stella run with decode and tokenize on redis writes the local res
 });
 
 test.serial('in-flight items stay within queueSize when no worker runs and when the consumer downstream stalls', async (t) => {
-  if (!hasRedisServer) return t.fail('redis-server is not installed (apt-get install redis-server; .ci/run installs it)');
+  if (!hasRedisServer) return t.fail(NO_REDIS_SERVER);
   t.timeout(3 * 60_000);
   const server = await RedisServer.start();
   const redis = new Redis({ host: '127.0.0.1', port: server.port });
@@ -190,7 +190,7 @@ edges:
 });
 
 test.serial('the items of a worker killed while holding them are claimed by another worker', async (t) => {
-  if (!hasRedisServer) return t.fail('redis-server is not installed (apt-get install redis-server; .ci/run installs it)');
+  if (!hasRedisServer) return t.fail(NO_REDIS_SERVER);
   t.timeout(3 * 60_000);
   const server = await RedisServer.start();
   const redis = new Redis({ host: '127.0.0.1', port: server.port });
@@ -235,7 +235,7 @@ edges:
 });
 
 test.serial('a worker that cannot load a node\'s task fails the graph with one clear error instead of dropping items', async (t) => {
-  if (!hasRedisServer) return t.fail('redis-server is not installed (apt-get install redis-server; .ci/run installs it)');
+  if (!hasRedisServer) return t.fail(NO_REDIS_SERVER);
   t.timeout(60_000);
   const server = await RedisServer.start();
   const worker = startWorker(server.url);

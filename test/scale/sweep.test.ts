@@ -10,7 +10,7 @@ import { sweep, type SweepOptions, type SweepRun } from '../../src/sweep/sweep.t
 import { SweepProgress } from '../../src/sweep/sweep-progress.ts';
 import { parseResults, type Results } from '../../src/eval/results.ts';
 import { REPO_ROOT } from '../helpers.ts';
-import { hasRedisServer, RedisServer } from './redis-server.ts';
+import { hasRedisServer, NO_REDIS_SERVER, RedisServer } from './redis-server.ts';
 
 // 2 tasks × 2 classes, 2 train + 1 test clip per class, batch 2 → 4 steps, a checkpoint after each.
 const SMALL = ['data.tasks=2', 'data.classes=2', 'data.train=2', 'data.test=1', 'train.epochs=1', 'train.batchSize=2', 'train.memory=4', 'checkpoint.every=1', 'report.clips=0'];
@@ -90,7 +90,7 @@ test('a local sweep writes one folder per selector × seed and sweep.json with t
 });
 
 test.serial('Redis sweep, 2 workers, one SIGKILLed mid-run and replaced: every run matches the local sweep; a failing job stops after its attempts', async (t) => {
-  if (!hasRedisServer) return t.fail('redis-server is not installed (apt-get install redis-server; .ci/run installs it)');
+  if (!hasRedisServer) return t.fail(NO_REDIS_SERVER);
   t.timeout(15 * 60_000);
   const server = await RedisServer.start();
   const abort = new AbortController();
@@ -133,7 +133,7 @@ test.serial('Redis sweep, 2 workers, one SIGKILLed mid-run and replaced: every r
 });
 
 test.serial('Redis restarted mid-sweep (append-only file) and the worker stopped with SIGTERM: nothing lost or duplicated', async (t) => {
-  if (!hasRedisServer) return t.fail('redis-server is not installed (apt-get install redis-server; .ci/run installs it)');
+  if (!hasRedisServer) return t.fail(NO_REDIS_SERVER);
   t.timeout(15 * 60_000);
   const server = await RedisServer.start();
   const abort = new AbortController();
