@@ -15,6 +15,8 @@
  * Ref: DESIGN.md "Speed notes"; spec Appendix B.
  */
 import * as tf from '@tensorflow/tfjs';
+import { slicedMatMul } from './sliced-matmul.ts';
+import { wasmKernelOnce } from './wasm-kernel.ts';
 
 /**
  * xᵀ of a 2-D tensor. wasm's rank-2 Transpose is slow when the output row stride is a large power
@@ -84,9 +86,7 @@ export function fastMatMul2d(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false,
 
 /**
  * Product of [G, M, K] and [G, K, N] ([G, N, K] with `transposeB`). One group is a 2-D product on
- * the fast path. Several groups stay one batched kernel: splitting into 2-D pieces costs more than
- * it saves, because every wasm Slice/Unpack piece copies the whole input first (backend readSync),
- * docs/benchmarks.md.
+ * the fast path; several are one XNNPACK product per group (`slicedMatMul`), gradients included.
  */
 export function fastBatchMatMul(a: tf.Tensor3D, b: tf.Tensor3D, transposeB = false): tf.Tensor3D {
   const [g, m] = a.shape;
@@ -98,20 +98,20 @@ export function fastBatchMatMul(a: tf.Tensor3D, b: tf.Tensor3D, transposeB = fal
 }
 
 /**
- * Batched product with an explicit gradient. The batched kernel is wasm's scalar loop whatever the
- * transpose flags (measured equal), so the flags are passed through rather than materialised.
+ * Batched product with an explicit gradient, every product (forward and both gradients) one XNNPACK
+ * product per group (`slicedMatMul`): wasm's own batched kernel is a scalar loop.
  */
 export function batchedWithFastGrad(a: tf.Tensor3D, b: tf.Tensor3D, transposeB = false): tf.Tensor3D {
   const op = tf.customGrad(((x: tf.Tensor3D, y: tf.Tensor3D, save: tf.GradSaveFunc) => {
     save([x, y]);
     return {
-      value: tf.matMul(x, y, false, transposeB),
+      value: slicedMatMul(x, y, false, transposeB),
       gradFunc: freeingGrad((dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sa, sb] = saved as tf.Tensor3D[];
         const g = dy as tf.Tensor3D;
         // C = A·op(B): dA = dC·op(B)ᵀ; dB = Aᵀ·dC (transposed back when B was).
-        const da = tf.matMul(g, sb, false, !transposeB);
-        const db = transposeB ? tf.matMul(g, sa, true, false) : tf.matMul(sa, g, true, false);
+        const da = slicedMatMul(g, sb, false, !transposeB);
+        const db = transposeB ? slicedMatMul(g, sa, true, false) : slicedMatMul(sa, g, true, false);
         return [da, db];
       }),
     };
@@ -163,20 +163,6 @@ export function fastLinear2d(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor): tf.
 const SPLIT_ROWS = 'StellaSplitRows';
 
 /**
- * A wasm kernel (and its gradient) registered on first use; returns the function that ensures it.
- * tfjs refuses a second registration under one name, and the kernels are only wanted on wasm.
- */
-export function wasmKernelOnce(kernelName: string, kernelFunc: tf.KernelFunc, gradFunc?: tf.GradFunc): () => void {
-  let registered = false;
-  return () => {
-    if (registered) return;
-    registered = true;
-    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
-    if (gradFunc) tf.registerGradient({ kernelName, gradFunc });
-  };
-}
-
-/**
  * Registers `StellaSplitRows` for wasm: x [P·R, ...] → P contiguous pieces, each one memcpy inside the
  * wasm heap. wasm's own Slice/SplitV/Unpack first copy the whole input out of the heap per piece
  * (backend readSync), which made per-row products cost more than they saved. Gradient: concat.
@@ -205,63 +191,6 @@ export function splitRows(x: tf.Tensor2D, pieces: number): tf.Tensor2D[] {
   if (tf.getBackend() !== 'wasm' || x.dtype !== 'float32') return tf.split(x, pieces, 0) as tf.Tensor2D[];
   ensureSplitRowsKernel();
   return tf.engine().runKernel(SPLIT_ROWS, { x }, { pieces }) as unknown as tf.Tensor2D[];
-}
-
-/** 1 where channel c belongs to head h: shaped [1, C, H, 1] (channel-major) or [1, H, 1, C] (head-major). */
-function headMask(channels: number, heads: number, headMajor: boolean): tf.Tensor {
-  const dh = channels / heads;
-  const values = new Float32Array(channels * heads);
-  for (let c = 0; c < channels; c++) {
-    const h = Math.floor(c / dh);
-    values[headMajor ? h * channels + c : c * heads + h] = 1;
-  }
-  return tf.tensor4d(values, headMajor ? [1, heads, 1, channels] : [1, channels, heads, 1]);
-}
-
-/**
- * Multi-head softmax attention with every product a plain 2-D one (XNNPACK).
- *
- * q, k, v: [B·L, C], heads as column blocks of width C/H, q already scaled; returns o [B·L, C] in
- * the same merged layout. Per batch row b the scores of all heads come from one product
- * Q_b [L, C] · blockdiag_h(K_{b,h}ᵀ) [C, H·L] → [L, H·L], and o_b = P_b [L, H·L] ·
- * blockdiag_h(V_{b,h}) [H·L, C]: H× the FLOPs of per-head products, but on the fast kernel and
- * without head split/merge. The gradient (below) uses the same forms.
- */
-export function blockDiagonalAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, batch: number, heads: number): tf.Tensor2D {
-  const [rows, channels] = q.shape;
-  const l = rows / batch;
-  const hl = heads * l;
-  // blockdiag(X_bᵀ) for every row: [B·C, H·L]; blockdiag(X_b): [B·H·L, C].
-  const diagT = (x: tf.Tensor) => tf.reshape(tf.mul(tf.reshape(tf.transpose(tf.reshape(x, [batch, l, channels]), [0, 2, 1]), [batch, channels, 1, l]), headMask(channels, heads, false)), [batch * channels, hl]);
-  const diag = (x: tf.Tensor) => tf.reshape(tf.mul(tf.reshape(x, [batch, 1, l, channels]), headMask(channels, heads, true)), [batch * hl, channels]);
-  const split = (x: tf.Tensor, width: number) => splitRows(tf.reshape(x, [-1, width]) as tf.Tensor2D, batch);
-  const perRow = (as: tf.Tensor2D[], bs: tf.Tensor2D[]) => tf.concat(as.map((a, i) => tf.matMul(a, bs[i])), 0);
-  /** Σ_h of head h's block of [B·H·L, C] on head h's channels → [B·L, C]. */
-  const gatherBlocks = (x: tf.Tensor) => tf.reshape(tf.sum(tf.mul(tf.reshape(x, [batch, heads, l, channels]), headMask(channels, heads, true)), 1), [rows, channels]);
-  const transposeRows = (x: tf.Tensor) => tf.transpose(tf.reshape(x, [batch, l, hl]), [0, 2, 1]); // [B, H·L, L]
-  const op = tf.customGrad(((qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor, save: tf.GradSaveFunc) => {
-    const qs = split(qq, channels);
-    const scores = perRow(qs, split(diagT(kk), hl)); // [B·L, H·L]
-    const p = tf.softmax(tf.reshape(scores, [rows, heads, l]));
-    const o = perRow(split(p, hl), split(diag(vv), channels));
-    save([qq, kk, vv, p]);
-    return {
-      value: o,
-      gradFunc: freeingGrad((dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sq, sk, sv, sp] = saved;
-        const dOs = split(dy, channels);
-        const dP = perRow(dOs, split(diagT(sv), hl)); // [B·L, H·L]
-        const dV = gatherBlocks(perRow(split(transposeRows(sp), l), dOs));
-        // Softmax backward per (row, head): dS = P ⊙ (dP − Σ_j dP ⊙ P).
-        const dP3 = tf.reshape(dP, [rows, heads, l]);
-        const dS = tf.mul(sp, tf.sub(dP3, tf.sum(tf.mul(dP3, sp), -1, true)));
-        const dQ = perRow(split(dS, hl), split(diag(sk), channels));
-        const dK = gatherBlocks(perRow(split(transposeRows(dS), l), split(sq, channels)));
-        return [dQ, dK, dV];
-      }),
-    };
-  }) as any);
-  return op(q, k, v) as tf.Tensor2D;
 }
 
 const GATHER_ROWS = 'StellaGatherRows';

@@ -8,7 +8,7 @@
  * Ref: spec §3.3 (block), §3.5 (init), Appendix B (layouts).
  */
 import * as tf from '@tensorflow/tfjs';
-import { blockDiagonalAttention, freeingGrad, splitRows, sumRows, type TensorOps } from '../core/fast-matmul.ts';
+import { freeingGrad, splitRows, sumRows, type TensorOps } from '../core/fast-matmul.ts';
 
 /** How a parameter's PyTorch layout maps onto the variable held here. */
 export type ParamLayout = 'plain' | 'linear' | 'conv';
@@ -235,7 +235,7 @@ export function scaledDotAttention(ops: TensorOps, q: tf.Tensor3D, k: tf.Tensor3
 /** Multi-head self-attention of block `name` on x [B, L, C]. */
 export function selfAttention(ops: TensorOps, store: ParamStore, name: string, x: tf.Tensor, heads: number): tf.Tensor {
   if (ops.fast) {
-    return useBlockDiagonal(x.shape[1] as number, heads) ? blockDiagonalSelfAttention(ops, store, name, x, heads) : headMajorSelfAttention(ops, store, name, x, heads);
+    return headMajorSelfAttention(ops, store, name, x, heads);
   }
   const [b, l, c] = x.shape;
   const dh = c / heads;
@@ -261,24 +261,6 @@ function headMajorSelfAttention(ops: TensorOps, store: ParamStore, name: string,
   const o = scaledDotAttention(ops, q, k, v);
   const merged = tf.reshape(tf.transpose(tf.reshape(o, [heads, b * l, dh]), [1, 0, 2]), [b * l, c]);
   return tf.reshape(linear(ops, store, `${name}.proj`, merged), [b, l, c]);
-}
-
-/**
- * Block-diagonal products cost H× the FLOPs on a ~10× faster kernel, plus per-row splits: measured on
- * tiny (H = 4, B = 8) they win from 64 tokens (decoder: 1.9× at 128, 1.3× at 64) and lose at ≤ 37.
- */
-function useBlockDiagonal(tokens: number, heads: number): boolean {
-  return tokens >= 48 && heads <= 6;
-}
-
-/** Attention through `blockDiagonalAttention`: q/k/v split by a rank-3 transpose and contiguous row blocks. */
-function blockDiagonalSelfAttention(ops: TensorOps, store: ParamStore, name: string, x: tf.Tensor, heads: number): tf.Tensor {
-  const [b, l, c] = x.shape;
-  const rows = b * l;
-  const qkv = linear(ops, store, `${name}.qkv`, tf.reshape(x, [rows, c])); // [B·L, 3C]
-  const [q, k, v] = splitRows(tf.reshape(tf.transpose(tf.reshape(qkv, [rows, 3, c]), [1, 0, 2]), [3 * rows, c]) as tf.Tensor2D, 3);
-  const o = blockDiagonalAttention(tf.mul(q, (c / heads) ** -0.5) as tf.Tensor2D, k, v, b, heads);
-  return tf.reshape(linear(ops, store, `${name}.proj`, o), [b, l, c]);
 }
 
 /** Pre-norm block; `modality` picks norm{1,2}_a / _v of a shared block, else norm1 / norm2. */

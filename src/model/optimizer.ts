@@ -21,7 +21,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { wasmKernelOnce } from '../core/fast-matmul.ts';
+import { wasmKernelOnce } from '../core/wasm-kernel.ts';
 
 export const adamOptionsSchema = z.object({
   lr: z.number().positive().default(1e-4),

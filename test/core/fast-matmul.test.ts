@@ -4,7 +4,8 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/core/backend.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { measurePeakBytes } from '../../src/model/step-bench.ts';
-import { addRowVector, blockDiagonalAttention, fastBatchMatMul, fastGatherRows, fastLinear2d, fastMatMul2d, freeingGrad, gatherRows, splitRows, sumRows, tensorOps, transpose2d, withSharedSaves } from '../../src/core/fast-matmul.ts';
+import { addRowVector, fastBatchMatMul, fastGatherRows, fastLinear2d, fastMatMul2d, freeingGrad, gatherRows, splitRows, sumRows, tensorOps, transpose2d, withSharedSaves } from '../../src/core/fast-matmul.ts';
+import { slicedMatMul } from '../../src/core/sliced-matmul.ts';
 
 // Pinned to wasm: the fast paths' own kernels and buffer sharing are wasm's, and the checks below must
 // run whatever else (tfjs-node) an install brings.
@@ -129,25 +130,52 @@ test('splitRows gives contiguous row blocks and concatenates the gradient', (t) 
   tf.dispose([x, ...pieces]);
 });
 
-test('blockDiagonalAttention equals per-head attention and its gradient checks numerically', (t) => {
-  const batch = 2, l = 3, heads = 2, dh = 2, c = heads * dh;
-  const q = rand([batch * l, c]) as tf.Tensor2D, k = rand([batch * l, c]) as tf.Tensor2D, v = rand([batch * l, c]) as tf.Tensor2D;
-  const reference = (qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor) => {
-    const heads4 = (x: tf.Tensor) => tf.transpose(tf.reshape(x, [batch, l, heads, dh]), [0, 2, 1, 3]);
-    const o = tf.matMul(tf.softmax(tf.matMul(heads4(qq), heads4(kk), false, true)), heads4(vv));
-    return tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [batch * l, c]);
-  };
-  const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(blockDiagonalAttention(q, k, v, batch, heads), reference(q, k, v)))).dataSync()[0]);
-  t.true(diff < 1e-5, `values: ${diff}`);
-  gradCheck(t, (qq, kk, vv) => blockDiagonalAttention(qq as tf.Tensor2D, kk as tf.Tensor2D, vv as tf.Tensor2D, batch, heads), [q, k, v], 'blockDiagonalAttention');
-  const gdiff = tf.tidy(() => {
-    const w = rand([batch * l, c]);
-    const ga = tf.grads((a: tf.Tensor, b: tf.Tensor, cc: tf.Tensor) => tf.sum(tf.mul(blockDiagonalAttention(a as tf.Tensor2D, b as tf.Tensor2D, cc as tf.Tensor2D, batch, heads), w)))([q, k, v]);
-    const gb = tf.grads((a: tf.Tensor, b: tf.Tensor, cc: tf.Tensor) => tf.sum(tf.mul(reference(a, b, cc), w)))([q, k, v]);
-    return Math.max(...ga.map((g, i) => tf.max(tf.abs(tf.sub(g, gb[i]))).dataSync()[0]));
-  });
-  t.true(gdiff < 1e-5, `gradients vs autodiff of the per-head form: ${gdiff}`);
-  tf.dispose([q, k, v]);
+test('slicedMatMul equals tf.matMul for every transpose pair', (t) => {
+  const [g, m, k, n] = [5, 7, 3, 6];
+  const shapeOf = (rows: number, cols: number, transposed: boolean) => (transposed ? [g, cols, rows] : [g, rows, cols]);
+  for (const [ta, tb] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+    const a = rand(shapeOf(m, k, ta)) as tf.Tensor3D, b = rand(shapeOf(k, n, tb)) as tf.Tensor3D;
+    const tensors = tf.memory().numTensors;
+    const got = slicedMatMul(a, b, ta, tb);
+    t.is(tf.memory().numTensors, tensors + 1, `one output tensor, the transposed operands freed (${ta}, ${tb})`);
+    t.deepEqual(got.shape, [g, m, n]);
+    const want = tf.matMul(a, b, ta, tb);
+    const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(got, want))).dataSync()[0]);
+    t.true(diff < 1e-6, `(${ta}, ${tb}): max difference ${diff}`);
+    tf.dispose([a, b, got, want]);
+  }
+  const a = rand([2, 3, 4]) as tf.Tensor3D, b = rand([2, 5, 4]) as tf.Tensor3D;
+  t.throws(() => slicedMatMul(a, b), { message: /inner sizes 4 and 5 differ \(\[2,3,4\] · \[2,5,4\]\)/ });
+  tf.dispose([a, b]);
+});
+
+test('slicedMatMul drops its heap views: 12,800 per-slice products do not grow the wasm heap', (t) => {
+  // Every slice packs a 64×64 XNNPACK operator (16 KiB) under its view's id; a view left registered
+  // would keep it, ~200 MiB over this loop.
+  const heap = () => (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length;
+  const a = rand([64, 8, 64]) as tf.Tensor3D, b = rand([64, 64, 64]) as tf.Tensor3D;
+  tf.dispose(slicedMatMul(a, b));
+  const before = heap();
+  for (let i = 0; i < 200; i++) tf.dispose(slicedMatMul(a, b));
+  const grown = heap() - before;
+  t.true(grown < 16 * 2 ** 20, `the heap grew by ${(grown / 2 ** 20).toFixed(1)} MiB`);
+  tf.dispose([a, b]);
+});
+
+test('fastBatchMatMul (sliced XNNPACK products) matches autodiff of tf.matMul and checks numerically', (t) => {
+  for (const transposeB of [false, true]) {
+    const a = rand([6, 5, 4]) as tf.Tensor3D, b = rand(transposeB ? [6, 3, 4] : [6, 4, 3]) as tf.Tensor3D;
+    const w = rand([6, 5, 3]);
+    const diffs = tf.tidy(() => {
+      const fast = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(fastBatchMatMul(x as tf.Tensor3D, y as tf.Tensor3D, transposeB), w)))([a, b]);
+      const plain = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x, y, false, transposeB), w)))([a, b]);
+      const value = tf.max(tf.abs(tf.sub(fastBatchMatMul(a, b, transposeB), tf.matMul(a, b, false, transposeB)))).dataSync()[0];
+      return [value, ...fast.map((gf, i) => tf.max(tf.abs(tf.sub(gf, plain[i]))).dataSync()[0])];
+    });
+    t.true(Math.max(...diffs) < 1e-5, `transposeB ${transposeB}: value, dA, dB differences ${diffs}`);
+    gradCheck(t, (x, y) => fastBatchMatMul(x as tf.Tensor3D, y as tf.Tensor3D, transposeB), [a, b], `fastBatchMatMul transposeB=${transposeB}`);
+    tf.dispose([a, b, w]);
+  }
 });
 
 test('fastGatherRows equals tf.gather, sums repeated-row gradients and names a bad index', (t) => {

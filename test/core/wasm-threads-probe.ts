@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/core/backend.ts';
 import { modelConfig, tokenGrid } from '../../src/core/config.ts';
 import { Rng } from '../../src/core/rng.ts';
-import { blockDiagonalAttention, fastGatherRows, fastLinear2d, splitRows } from '../../src/core/fast-matmul.ts';
+import { fastBatchMatMul, fastGatherRows, fastLinear2d, splitRows } from '../../src/core/fast-matmul.ts';
 import { StrategyTrainer } from '../../src/method/strategy-trainer.ts';
 import { verifyGoldenDir } from '../../src/cli/verify-golden.ts';
 import { GOLDEN_DIR } from '../helpers.ts';
@@ -29,9 +29,9 @@ const rand = (shape: number[]) => tf.tensor(rng.fillUniform(new Float32Array(sha
 const kernels = tf.tidy(() => {
   const x = rand([512, 384]) as tf.Tensor2D, w = rand([384, 192]) as tf.Tensor2D, b = rand([192]);
   const [linear, ...linearGrads] = [fastLinear2d(x, w, b), ...tf.grads((xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.square(fastLinear2d(xx as tf.Tensor2D, ww as tf.Tensor2D, bb))))([x, w, b])];
-  const q = rand([128, 96]) as tf.Tensor2D, k = rand([128, 96]) as tf.Tensor2D, v = rand([128, 96]) as tf.Tensor2D;
-  const attention = blockDiagonalAttention(q, k, v, 4, 4);
-  const attentionGrads = tf.grads((qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor) => tf.sum(tf.square(blockDiagonalAttention(qq as tf.Tensor2D, kk as tf.Tensor2D, vv as tf.Tensor2D, 4, 4))))([q, k, v]);
+  const q = rand([16, 128, 24]) as tf.Tensor3D, k = rand([16, 128, 24]) as tf.Tensor3D;
+  const attention = fastBatchMatMul(q, k, true);
+  const attentionGrads = tf.grads((qq: tf.Tensor, kk: tf.Tensor) => tf.sum(tf.square(fastBatchMatMul(qq as tf.Tensor3D, kk as tf.Tensor3D, true))))([q, k]);
   const pieces = splitRows(x, 4);
   const gathered = fastGatherRows(x, tf.tensor1d([511, 0, 7, 7, 300], 'int32'));
   return {
