@@ -10,9 +10,11 @@
  * worker script. The result is the package's own `BackendWasm`, registered under the name `wasm`, so
  * every wasm kernel (tfjs' and ours in src/core/fast-matmul.ts) runs on it unchanged.
  *
- * Thread count: `STELLA_WASM_THREADS` (`stella --wasm-threads N` sets it), else every core on the main
- * thread and 1 in a worker thread (stage workers must not compete with the training thread). 1 keeps
- * tfjs' stock single-threaded SIMD build. The build pre-creates 8 pthread workers and never uses more,
+ * Thread count: `STELLA_WASM_THREADS` (`stella --wasm-threads N` sets it), else 1: tfjs' stock
+ * single-threaded SIMD build. Threads are opt-in because every XNNPACK kernel of the threaded build,
+ * elementwise ones included, is dispatched to the pool, and the models wasm can train (tiny; `base`
+ * does not fit its 4 GiB heap) run ~3,300 small kernels per step: measured, the whole STELLA step is
+ * slower on 2 threads than on 1 (docs/benchmarks.md "wasm threads"), while large products gain. The build pre-creates 8 pthread workers and never uses more,
  * so larger counts are capped at 8. Outputs are bit-identical to the single-threaded build (XNNPACK
  * splits work by output tiles; test/core/wasm-threads.test.ts checks a training step and the golden
  * cases).
@@ -25,7 +27,7 @@ import os from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
-import { isMainThread, Worker } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 
 export const WASM_THREADS_ENV = 'STELLA_WASM_THREADS';
 /** The threaded build pre-creates 8 pthread workers and caps its threadpool there (tfjs backend.cc). */
@@ -45,25 +47,25 @@ export interface WasmThreadsSetting {
 }
 
 /**
- * The thread count this process asks for: `STELLA_WASM_THREADS` if set (a whole number ≥ 1), else all
- * cores on the main thread and 1 in a worker thread; capped at MAX_WASM_THREADS.
+ * The thread count this process asks for: `STELLA_WASM_THREADS` if set (a whole number ≥ 1, or `all`
+ * for every core), else 1; capped at MAX_WASM_THREADS.
  */
-export function wasmThreadsSetting(env: NodeJS.ProcessEnv = process.env, cores = os.availableParallelism(), mainThread = isMainThread): WasmThreadsSetting {
+export function wasmThreadsSetting(env: NodeJS.ProcessEnv = process.env, cores = os.availableParallelism()): WasmThreadsSetting {
   const raw = env[WASM_THREADS_ENV]?.trim();
   let wanted: number;
   let source: string;
-  if (raw) {
+  if (raw === 'all') {
+    wanted = cores;
+    source = `${WASM_THREADS_ENV}=all: ${cores} cores`;
+  } else if (raw) {
     if (!/^\d+$/.test(raw) || Number(raw) < 1) {
-      throw new Error(`${WASM_THREADS_ENV} must be a whole number of threads, at least 1 (got '${raw}')`);
+      throw new Error(`${WASM_THREADS_ENV} must be a whole number of threads, at least 1, or 'all' (got '${raw}')`);
     }
     wanted = Number(raw);
     source = `${WASM_THREADS_ENV}=${raw}`;
-  } else if (mainThread) {
-    wanted = cores;
-    source = `all ${cores} cores`;
   } else {
     wanted = 1;
-    source = 'worker thread default';
+    source = 'default: faster than threads for the model sizes wasm trains';
   }
   if (wanted > MAX_WASM_THREADS) return { threads: MAX_WASM_THREADS, source: `${source}, capped at ${MAX_WASM_THREADS} by the threaded build` };
   return { threads: wanted, source };
