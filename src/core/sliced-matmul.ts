@@ -16,31 +16,49 @@ import { wasmKernelOnce } from './wasm-kernel.ts';
 const SLICED_MATMUL = 'StellaSlicedMatMul';
 const F32 = 4;
 
-type WasmProduct = (aId: number, aShape: Uint8Array, aRank: number, bId: number, bShape: Uint8Array, bRank: number, transposeA: boolean, transposeB: boolean, outId: number) => void;
+/** tfjs-wasm's `BatchMatMul` entry with plain pointers: (a id, a shape ptr, rank, b id, b shape ptr, rank, transposeA, transposeB, out id). */
+type WasmProduct = (aId: number, aShape: number, aRank: number, bId: number, bShape: number, bRank: number, transposeA: number, transposeB: number, outId: number) => void;
 
 interface WasmBackendInternals {
   wasm: {
-    cwrap(name: string, ret: null, args: string[]): WasmProduct;
-    tfjs: { registerTensor(id: number, size: number, offset: number): void; disposeData(id: number): void };
+    cwrap(name: string, ret: null, args: string[]): (...args: number[]) => void;
+    _malloc(bytes: number): number;
+    HEAP32: Int32Array;
+    HEAPU8: Uint8Array;
   };
   dataIdMap: { get(dataId: object): { id: number; memoryOffset: number } };
   dataIdNextNumber: number;
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
 }
 
-const products = new WeakMap<object, WasmProduct>();
-
-/** tfjs' own `BatchMatMul` entry of this backend instance (its 2-D case runs XNNPACK). */
-function productOf(backend: WasmBackendInternals): WasmProduct {
-  let product = products.get(backend);
-  if (!product) {
-    product = backend.wasm.cwrap('BatchMatMul', null, ['number', 'array', 'number', 'number', 'array', 'number', 'number', 'number', 'number']);
-    products.set(backend, product);
-  }
-  return product;
+interface Entries {
+  product: WasmProduct;
+  registerTensor: (id: number, size: number, offset: number) => void;
+  disposeData: (id: number) => void;
+  /** Two rank-3 shapes [1, M, K] and [1, K, N] (int32) in the heap, written per call. */
+  shapes: number;
 }
 
-const shapeBytes = (shape: number[]) => new Uint8Array(new Int32Array(shape).buffer);
+const entries = new WeakMap<object, Entries>();
+
+/**
+ * The backend's own entries, wrapped with numbers only so that Emscripten hands back the raw
+ * functions (no per-call argument marshalling); the shapes live in one small heap block.
+ */
+function entriesOf(backend: WasmBackendInternals): Entries {
+  let e = entries.get(backend);
+  if (!e) {
+    const wasm = backend.wasm;
+    e = {
+      product: wasm.cwrap('BatchMatMul', null, Array(9).fill('number')) as WasmProduct,
+      registerTensor: wasm.cwrap('register_tensor', null, ['number', 'number', 'number']),
+      disposeData: wasm.cwrap('dispose_data', null, ['number']),
+      shapes: wasm._malloc(6 * 4),
+    };
+    entries.set(backend, e);
+  }
+  return e;
+}
 
 const ensureSlicedKernel = wasmKernelOnce(SLICED_MATMUL, ({ inputs, backend }) => {
   const wasm = backend as unknown as WasmBackendInternals;
@@ -51,15 +69,15 @@ const ensureSlicedKernel = wasmKernelOnce(SLICED_MATMUL, ({ inputs, backend }) =
   const aOffset = wasm.dataIdMap.get(a.dataId).memoryOffset;
   const bOffset = wasm.dataIdMap.get(b.dataId).memoryOffset;
   const outOffset = wasm.dataIdMap.get(out.dataId).memoryOffset;
-  const product = productOf(wasm);
-  const aShape = shapeBytes([1, m, k]), bShape = shapeBytes([1, k, n]);
-  const { registerTensor, disposeData } = wasm.wasm.tfjs;
+  const { product, registerTensor, disposeData, shapes } = entriesOf(wasm);
+  wasm.wasm.HEAP32.set([1, m, k, 1, k, n], shapes / 4);
+  const aShape = shapes, bShape = shapes + 3 * 4;
   for (let g = 0; g < groups; g++) {
     const aId = wasm.dataIdNextNumber++, bId = wasm.dataIdNextNumber++, outId = wasm.dataIdNextNumber++;
     registerTensor(aId, m * k, aOffset + g * m * k * F32);
     registerTensor(bId, k * n, bOffset + g * k * n * F32);
     registerTensor(outId, m * n, outOffset + g * m * n * F32);
-    product(aId, aShape, 3, bId, bShape, 3, false, false, outId);
+    product(aId, aShape, 3, bId, bShape, 3, 0, 0, outId);
     // Views only: the backend frees no memory for them, and B's view takes its packed operator along.
     disposeData(aId);
     disposeData(bId);
