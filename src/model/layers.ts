@@ -8,7 +8,6 @@
  * Ref: spec §3.3 (block), §3.5 (init), Appendix B (layouts).
  */
 import * as tf from '@tensorflow/tfjs';
-import { fusedLayerNorm } from '../core/fused-layer-norm.ts';
 import { freeingGrad, splitRows, sumRows, type TensorOps } from '../core/fast-matmul.ts';
 
 /** How a parameter's PyTorch layout maps onto the variable held here. */
@@ -160,7 +159,6 @@ export function layerNorm(store: ParamStore, name: string, x: tf.Tensor, eps: nu
 function layerNormFastGrad(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor {
   const dim = x.shape[x.rank - 1];
   const flat = tf.reshape(x, [-1, dim]);
-  if (tf.getBackend() === 'wasm' && x.dtype === 'float32') return tf.reshape(fusedLayerNorm(flat as tf.Tensor2D, weight, bias, eps), x.shape);
   const op = tf.customGrad(((xx: tf.Tensor, w: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
     const centred = tf.sub(xx, tf.mean(xx, -1, true));
     const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(centred), -1, true), eps));
