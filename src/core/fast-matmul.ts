@@ -141,23 +141,41 @@ export function fastLinear2d(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor): tf.
       gradFunc: freeingGrad((dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sx, sw] = saved as tf.Tensor2D[];
         const g = dy as tf.Tensor2D;
-        const [inDim, outDim] = sw.shape;
-        const dx = tf.matMul(g, transpose2d(sw));
-        if (inDim < outDim) {
-          // XNNPACK packs the right operand on every call: make it the narrower x [M, in], compute
-          // dWᵀ = dYᵀ·x and transpose the small result; dβ is a last-axis sum of dYᵀ.
-          const gT = transpose2d(g);
-          return [dx, transpose2d(tf.matMul(gT, sx)), tf.sum(gT, -1)];
-        }
-        const dw = tf.matMul(transpose2d(sx), g);
-        // Same right operand and shape as the product above: its packed operator (cached under g's
-        // data id) is reused, so the bias gradient costs one GEMV.
-        const db = tf.reshape(tf.matMul(tf.ones([1, g.shape[0]]) as tf.Tensor2D, g), [outDim]);
-        return [dx, dw, db];
+        return [tf.matMul(g, transpose2d(sw)), ...weightAndBiasGrads(g, sx, sw.shape)];
       }),
     };
   }) as any);
   return op(x, w, b) as tf.Tensor2D;
+}
+
+/**
+ * The same linear for an input that is data, not a result (patch embeddings of the raw patches):
+ * no gradient flows to x, so the backward skips the dx = dy·wᵀ product.
+ */
+export function fastLinearOfData(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor): tf.Tensor2D {
+  const op = tf.customGrad(((ww: tf.Tensor2D, bb: tf.Tensor1D, save: tf.GradSaveFunc) => {
+    save([x, ww]);
+    return {
+      value: tf.fused.matMul({ a: x, b: ww, bias: bb }),
+      gradFunc: freeingGrad((dy: tf.Tensor, saved: tf.Tensor[]) => weightAndBiasGrads(dy as tf.Tensor2D, saved[0] as tf.Tensor2D, (saved[1] as tf.Tensor2D).shape)),
+    };
+  }) as any);
+  return op(w, b) as tf.Tensor2D;
+}
+
+/** dW [in, out] and dβ [out] of y = x·W + β for upstream g [M, out]. */
+function weightAndBiasGrads(g: tf.Tensor2D, x: tf.Tensor2D, [inDim, outDim]: [number, number]): [tf.Tensor, tf.Tensor] {
+  if (inDim < outDim) {
+    // XNNPACK packs the right operand on every call: make it the narrower x [M, in], compute
+    // dWᵀ = dYᵀ·x and transpose the small result; dβ is a last-axis sum of dYᵀ.
+    const gT = transpose2d(g);
+    return [transpose2d(tf.matMul(gT, x)), tf.sum(gT, -1)];
+  }
+  const dw = tf.matMul(transpose2d(x), g);
+  // Same right operand and shape as the product above: its packed operator (cached under g's
+  // data id) is reused, so the bias gradient costs one GEMV.
+  const db = tf.reshape(tf.matMul(tf.ones([1, g.shape[0]]) as tf.Tensor2D, g), [outDim]);
+  return [dw, db];
 }
 
 const SPLIT_ROWS = 'StellaSplitRows';
@@ -293,6 +311,8 @@ export interface TensorOps {
   readonly fast: boolean;
   /** x [..., in] · w [in, out] (+ b [out]) → [..., out]. */
   linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor;
+  /** The same for x that is data: no gradient flows to x (the fast path skips computing one). */
+  linearOfData(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor;
   /** [G, M, K] × [G, K, N] (or [G, N, K] with transposeB) → [G, M, N]. */
   batchMatMul(a: tf.Tensor3D, b: tf.Tensor3D, transposeB?: boolean): tf.Tensor3D;
 }
@@ -305,6 +325,11 @@ const FAST: TensorOps = {
     const y = fastLinear2d(tf.reshape(x, [-1, inDim]) as tf.Tensor2D, w as tf.Tensor2D, b);
     return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), outDim]);
   },
+  linearOfData(x, w, b) {
+    const inDim = x.shape[x.shape.length - 1];
+    const y = fastLinearOfData(tf.reshape(x, [-1, inDim]) as tf.Tensor2D, w as tf.Tensor2D, b);
+    return tf.reshape(y, [...x.shape.slice(0, -1), w.shape[1] as number]);
+  },
   batchMatMul: fastBatchMatMul,
 };
 
@@ -315,6 +340,9 @@ const PLAIN: TensorOps = {
     const inDim = x.shape[x.shape.length - 1];
     const y = tf.matMul(tf.reshape(x, [-1, inDim]) as tf.Tensor2D, w as tf.Tensor2D);
     return tf.reshape(b ? tf.add(y, b) : y, [...x.shape.slice(0, -1), w.shape[1] as number]);
+  },
+  linearOfData(x, w, b) {
+    return this.linear(x, w, b);
   },
   batchMatMul(a, b, transposeB = false) {
     return tf.matMul(a, b, false, transposeB);

@@ -154,7 +154,8 @@ export class CavBackboneModel implements CavBackbone {
 
   /** Patch embedding + modality embedding. */
   private stem(m: 'a' | 'v', x: tf.Tensor3D): tf.Tensor {
-    const proj = linear(this.ops, this.params, `patch_embed_${m}.proj`, x);
+    // Patches are data: no gradient is wanted for them.
+    const proj = this.ops.linearOfData(x, this.params.get(`patch_embed_${m}.proj.weight`), this.params.get(`patch_embed_${m}.proj.bias`));
     return this.addTable(proj, this.p(`modality_${m}`));
   }
 

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/core/backend.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { measurePeakBytes } from '../../src/model/step-bench.ts';
-import { addRowVector, fastBatchMatMul, fastGatherRows, fastLinear2d, fastMatMul2d, freeingGrad, gatherRows, splitRows, sumRows, tensorOps, transpose2d, withSharedSaves } from '../../src/core/fast-matmul.ts';
+import { addRowVector, fastBatchMatMul, fastGatherRows, fastLinear2d, fastLinearOfData, fastMatMul2d, freeingGrad, gatherRows, splitRows, sumRows, tensorOps, transpose2d, withSharedSaves } from '../../src/core/fast-matmul.ts';
 import { slicedMatMul } from '../../src/core/sliced-matmul.ts';
 
 // Pinned to wasm: the fast paths' own kernels and buffer sharing are wasm's, and the checks below must
@@ -175,6 +175,22 @@ test('fastBatchMatMul (sliced XNNPACK products) matches autodiff of tf.matMul an
     t.true(Math.max(...diffs) < 1e-5, `transposeB ${transposeB}: value, dA, dB differences ${diffs}`);
     gradCheck(t, (x, y) => fastBatchMatMul(x as tf.Tensor3D, y as tf.Tensor3D, transposeB), [a, b], `fastBatchMatMul transposeB=${transposeB}`);
     tf.dispose([a, b, w]);
+  }
+});
+
+test('fastLinearOfData: the value and weight gradients of fastLinear2d, and no gradient path to its data input', (t) => {
+  for (const [inDim, outDim] of [[24, 8], [8, 24]]) { // both weight-gradient forms
+    const x = rand([16, inDim]) as tf.Tensor2D, w = rand([inDim, outDim]) as tf.Tensor2D, b = rand([outDim]);
+    const dy = rand([16, outDim]);
+    const diffs = tf.tidy(() => {
+      const data = tf.grads((ww: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.mul(fastLinearOfData(x, ww as tf.Tensor2D, bb), dy)))([w, b]);
+      const full = tf.grads((ww: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.mul(fastLinear2d(x, ww as tf.Tensor2D, bb), dy)))([w, b]);
+      const value = tf.max(tf.abs(tf.sub(fastLinearOfData(x, w, b), fastLinear2d(x, w, b)))).dataSync()[0];
+      return [value, ...data.map((g, i) => tf.max(tf.abs(tf.sub(g, full[i]))).dataSync()[0])];
+    });
+    t.deepEqual(diffs, [0, 0, 0], `[${inDim}, ${outDim}]: value, dW, dβ identical`);
+    t.throws(() => tf.tidy(() => tf.grad((xx: tf.Tensor) => tf.sum(fastLinearOfData(xx as tf.Tensor2D, w, b)))(x)), { message: /Cannot compute gradient/ });
+    tf.dispose([x, w, b, dy]);
   }
 });
 
