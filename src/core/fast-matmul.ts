@@ -57,6 +57,17 @@ export function freeingGrad<S extends tf.Tensor[]>(gradFunc: (dy: tf.Tensor, sav
   };
 }
 
+/**
+ * fn(x) off the gradient tape, for values derived from data (the MAE targets): autodiff would keep
+ * every intermediate of their computation alive until the backward ends, though none can lead to a
+ * parameter. The values are the same ops'; the result is a constant (its gradient is never taken).
+ */
+export function asConstant<T extends tf.Tensor>(x: tf.Tensor, fn: (x: tf.Tensor) => T): T {
+  // Ops inside a customGrad forward are not recorded on the tape (tfjs records at kernel depth 0).
+  const op = tf.customGrad(((xx: tf.Tensor) => ({ value: fn(xx), gradFunc: () => tf.zerosLike(xx) })) as any);
+  return op(x) as T;
+}
+
 /** a·b for 2-D tensors with optional transposes, materialised so the kernel sees plain operands. */
 function plainProduct(a: tf.Tensor2D, b: tf.Tensor2D, transposeA: boolean, transposeB: boolean): tf.Tensor2D {
   const left = transposeA ? transpose2d(a) : a;
@@ -315,6 +326,17 @@ export interface TensorOps {
   linearOfData(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor;
   /** [G, M, K] × [G, K, N] (or [G, N, K] with transposeB) → [G, M, N]. */
   batchMatMul(a: tf.Tensor3D, b: tf.Tensor3D, transposeB?: boolean): tf.Tensor3D;
+  /** x·s for a constant s (attention logits). */
+  scale<T extends tf.Tensor>(x: T, s: number): T;
+}
+
+/**
+ * x·s with the gradient dy·s, saving nothing: autodiff's Multiply saves both inputs for the gradient
+ * of the (constant) scalar, which kept every attention logit tensor alive through the backward.
+ */
+export function scaleBy<T extends tf.Tensor>(x: T, s: number): T {
+  const op = tf.customGrad(((xx: tf.Tensor) => ({ value: tf.mul(xx, s), gradFunc: (dy: tf.Tensor) => tf.mul(dy, s) })) as any);
+  return op(x) as T;
 }
 
 const FAST: TensorOps = {
@@ -331,6 +353,7 @@ const FAST: TensorOps = {
     return tf.reshape(y, [...x.shape.slice(0, -1), w.shape[1] as number]);
   },
   batchMatMul: fastBatchMatMul,
+  scale: scaleBy,
 };
 
 const PLAIN: TensorOps = {
@@ -346,6 +369,9 @@ const PLAIN: TensorOps = {
   },
   batchMatMul(a, b, transposeB = false) {
     return tf.matMul(a, b, false, transposeB);
+  },
+  scale(x, s) {
+    return tf.mul(x, s);
   },
 };
 

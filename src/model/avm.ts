@@ -55,7 +55,7 @@ export class AvmModel implements AvmModule {
   }
 
   private logits(q: tf.Tensor3D, k: tf.Tensor3D): tf.Tensor3D {
-    return tf.mul(this.ops.batchMatMul(q, k, true), this.headDim ** -0.5) as tf.Tensor3D;
+    return this.ops.scale(this.ops.batchMatMul(q, k, true), this.headDim ** -0.5);
   }
 
   inferAttention(embA: tf.Tensor3D, embV: tf.Tensor3D): AvmAttention {

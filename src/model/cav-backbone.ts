@@ -18,7 +18,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../core/config.ts';
 import { tokenGrid } from '../core/config.ts';
-import { addRowVector, fastGatherRows, gatherRows, tensorOps, type TensorOps } from '../core/fast-matmul.ts';
+import { addRowVector, asConstant, fastGatherRows, gatherRows, tensorOps, type TensorOps } from '../core/fast-matmul.ts';
 import type { Rng } from '../core/rng.ts';
 import type { CavBackbone, IntermediateCodes, JointEmbeddings, MaskingNoise, RetrievalEmbeddings, TrainForward } from './types.ts';
 import { addBlock, addLayerNorm, addLinear, block, layerNorm, linear, NO_DRAWS, normalValues, ParamShapes, ParamStore, uniformValues, type NormalSource, type ParamSink } from './layers.ts';
@@ -337,7 +337,7 @@ export class CavBackboneModel implements CavBackbone {
       const decoderV = decode('v', yv, planV);
 
       const targetA = audio;
-      const targetV = videoTargetLayout(video, c.patchSize);
+      const targetV = asConstant(video, (v) => videoTargetLayout(v as tf.Tensor3D, c.patchSize));
       const predA = linear(this.ops, this.params, 'mae_score_audio.decoder', decoderA);
       const predV = linear(this.ops, this.params, 'mae_score_video.decoder', decoderV);
       const maskA = tf.tensor2d(Float32Array.from(planA.inputMask), [batch, planA.decoderLength]);

@@ -228,7 +228,7 @@ export function splitHeads(x: tf.Tensor, heads: number): tf.Tensor3D {
 /** softmax((q·dh^-½)·kᵀ)·v over [B·H, L, dh] tensors. */
 export function scaledDotAttention(ops: TensorOps, q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D): tf.Tensor3D {
   const dh = q.shape[2];
-  const scores = ops.batchMatMul(tf.mul(q, dh ** -0.5), k, true);
+  const scores = ops.batchMatMul(ops.scale(q, dh ** -0.5), k, true);
   return ops.batchMatMul(tf.softmax(scores), v);
 }
 
@@ -266,8 +266,12 @@ function headMajorSelfAttention(ops: TensorOps, store: ParamStore, name: string,
 /** Pre-norm block; `modality` picks norm{1,2}_a / _v of a shared block, else norm1 / norm2. */
 export function block(ops: TensorOps, store: ParamStore, name: string, x: tf.Tensor, heads: number, eps: number, modality?: 'a' | 'v'): tf.Tensor {
   const suffix = modality ? `_${modality}` : '';
-  const attn = selfAttention(ops, store, `${name}.attn`, layerNorm(store, `${name}.norm1${suffix}`, x, eps, ops), heads);
-  const h = tf.add(x, attn);
-  const hidden = gelu(linear(ops, store, `${name}.mlp.fc1`, layerNorm(store, `${name}.norm2${suffix}`, h, eps, ops)), ops);
-  return tf.add(h, linear(ops, store, `${name}.mlp.fc2`, hidden));
+  // A scope per block: under autodiff, what a gradient needs is saved (kept) by its op, and every
+  // other intermediate (reshaped views, head splits) is freed here instead of at the end of the step.
+  return tf.tidy(() => {
+    const attn = selfAttention(ops, store, `${name}.attn`, layerNorm(store, `${name}.norm1${suffix}`, x, eps, ops), heads);
+    const h = tf.add(x, attn);
+    const hidden = gelu(linear(ops, store, `${name}.mlp.fc1`, layerNorm(store, `${name}.norm2${suffix}`, h, eps, ops)), ops);
+    return tf.add(h, linear(ops, store, `${name}.mlp.fc2`, hidden));
+  });
 }

@@ -8,6 +8,7 @@
  * Ref: spec §7.1, §7.2, §4.4; models/objectives.py compute_mae_joint_frames, compute_vacon.
  */
 import * as tf from '@tensorflow/tfjs';
+import { asConstant } from '../core/fast-matmul.ts';
 
 export const CONTRASTIVE_TAU = 0.05;
 export const CONTRASTIVE_WEIGHT = 0.1;
@@ -26,7 +27,7 @@ export function normalizePatches(target: tf.Tensor): tf.Tensor {
  * pred, target [B, L, P]; mask [B, L] (1 = reconstruction target). Returns the scalar loss.
  */
 export function maeLoss(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor, normPix: boolean): tf.Scalar {
-  const t = normPix ? normalizePatches(target) : target;
+  const t = normPix ? asConstant(target, normalizePatches) : target;
   const perPatch = tf.mean(tf.square(tf.sub(pred, t)), -1);
   return tf.div(tf.sum(tf.mul(perPatch, mask)), tf.sum(mask)) as tf.Scalar;
 }
