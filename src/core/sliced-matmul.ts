@@ -89,17 +89,16 @@ const ensureSlicedKernel = wasmKernelOnce(SLICED_MATMUL, ({ inputs, backend }) =
 const swapLast = (x: tf.Tensor3D) => tf.transpose(x, [0, 2, 1]) as tf.Tensor3D;
 
 /**
- * op(A)·op(B) for [G, ·, ·] operands on wasm (op = transpose when its flag is set), each group an
- * XNNPACK product; no gradient of its own (callers wrap it). Other backends: tf.matMul.
+ * op(A)·op(B) for [G, ·, ·] operands (op = transpose when its flag is set), each group an XNNPACK
+ * product on wasm; no gradient of its own (callers wrap it). Transposed operands are materialised on
+ * every backend, so the tensors alive during a step (and its peak bytes) do not depend on it.
  */
 export function slicedMatMul(a: tf.Tensor3D, b: tf.Tensor3D, transposeA = false, transposeB = false): tf.Tensor3D {
-  if (tf.getBackend() !== 'wasm' || a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape[0] !== b.shape[0]) {
-    return tf.matMul(a, b, transposeA, transposeB);
-  }
-  ensureSlicedKernel();
   return tf.tidy(() => {
     const left = transposeA ? swapLast(a) : a, right = transposeB ? swapLast(b) : b;
     if (left.shape[2] !== right.shape[1]) throw new Error(`slicedMatMul: inner sizes ${left.shape[2]} and ${right.shape[1]} differ ([${a.shape}]${transposeA ? 'ᵀ' : ''} · [${b.shape}]${transposeB ? 'ᵀ' : ''})`);
+    if (tf.getBackend() !== 'wasm' || a.dtype !== 'float32' || b.dtype !== 'float32' || left.shape[0] !== right.shape[0]) return tf.matMul(left, right);
+    ensureSlicedKernel();
     return tf.engine().runKernel(SLICED_MATMUL, { a: left, b: right }, {}) as tf.Tensor3D;
   });
 }
