@@ -77,6 +77,8 @@ async function measure(config: string, selector: string, rows: number, backend: 
 const MiB = (b: number) => (b / 2 ** 20).toFixed(1);
 const GiB = (b: number) => (b / 2 ** 30).toFixed(2);
 const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+/** 'a', 'a and b', 'a, b and c'. */
+const listing = (xs: string[]) => (xs.length < 2 ? xs.join('') : `${xs.slice(0, -1).join(', ')} and ${xs.at(-1)}`);
 
 // 1. Validation at tiny.
 const checks: { selector: string; wasm: number; cpu: number; shapeOnly: number }[] = [];
@@ -127,6 +129,12 @@ const baseTable = [
 /** Peak bytes of the same measurement before both changes (batch 2; tiny batch 4), and with only freeingGrad. */
 const BEFORE = { stella: 27193232728, der: 40650344668, tinyStella: 261909756, tinyDer: 350799672 };
 const FREEING_ONLY = { stella: 14022.0 * 2 ** 20, der: 23918.7 * 2 ** 20 }; // MiB as that run printed them
+/** With freeingGrad and the disposed initial tensors, before the block scopes, off-tape targets and scaleBy (bytes). */
+const PREVIOUS_ROUND: Record<number | 'tiny', { stella: number; der: number }> = {
+  1: { stella: 7471.5 * 2 ** 20, der: 12419.8 * 2 ** 20 },
+  2: { stella: 13291.7 * 2 ** 20, der: 23188.4 * 2 ** 20 },
+  tiny: { stella: 130450280, der: 187810664 },
+};
 const tinyCheck = (s: string) => checks.find((c) => c.selector === s);
 const tinyNow = tinyCheck('stella') && tinyCheck('der++') ? { stella: tinyCheck('stella')!.wasm, der: tinyCheck('der++')!.wasm } : undefined;
 const command = `npm run bench:memory-base -- --runs ${runs} --batch ${batches.join(',')} --selectors ${selectors.join(',')} --validate ${validate.join(',')} --validate-batch ${validateBatch}${naive ? ' --naive' : ''}`;
@@ -139,7 +147,7 @@ least 40 % below DER++'s, one process per selector.
 **Result: ${batches.map((b) => `at batch ${b} (+ ${b} replayed) STELLA ${MiB(peak('stella', b))} MiB against DER++ ${MiB(peak('der++', b))} MiB, ${pct(saving(b))} less: the goal is ${saving(b) >= 0.4 ? 'met' : `not met (${(40 - 100 * saving(b)).toFixed(1)} points short)`}`).join('; ')}.**
 (Paper: 43.6 % for STELLA, ViT-B on a V100 at batch 9.) The saving grows with the batch: the resident
 weights, the same for both, weigh less against the activations; the rise within the step alone is
-${batches.map((b) => `${pct(1 - rise('stella', b) / rise('der++', b))}`).join(' and ')} lower at batch ${batches.join(' and ')}. Batches above ${top} were not measured here
+${listing(batches.map((b) => pct(1 - rise('stella', b) / rise('der++', b))))} lower at batch ${listing(batches.map(String))}. Batches above ${top} were not measured here
 (a DER++ child at batch ${top} peaks at ${GiB(median(measured.get(key('der++', top))!.map((m) => m.peakRssBytes)))} GiB RSS on a shared 24 GiB machine).
 ${naive ? 'Plain tfjs path (`--naive`)' : 'Fast path (the default)'}, the same peak as the Selectors section (\`measurePeakBytes\`: the high-water mark of
 \`tf.memory().numBytes\` within the measured step, plus the selector's resident tensors).
@@ -187,28 +195,40 @@ Reading: peak tensor bytes count every live tensor handle (a reshaped view count
 figure of this file), so they exceed the memory actually held; they are comparable between selectors.
 
 **What the step stopped keeping alive** (issue 12: "what else STELLA can stop keeping alive without
-changing its numbers"). Two things, both for every selector:
+changing its numbers"). Five things, all for every selector; the values are the same ops in the same
+order (STELLA's and DER++'s losses over 4 steps are bit-identical before and after each, wasm, tiny, batch 4):
 - tfjs calls a \`tf.customGrad\` gradient outside the per-node tidy scope of the backward and frees
   every node's incoming gradient and saved tensors only when the whole backward ends, so the fast path's
-  gradients (linear, layer norm, GELU, the block-diagonal attention, gathers) kept all their
-  intermediates, every upstream gradient and every saved activation alive at once. \`freeingGrad\`
-  (src/core/fast-matmul.ts) runs each in a tidy scope and frees its dy and saved tensors as soon as it
-  returns (test \`freeingGrad: the same gradients bit for bit…\`, test/core/fast-matmul.test.ts).
+  gradients (linear, layer norm, GELU, attention, gathers) kept all their intermediates, every upstream
+  gradient and every saved activation alive at once. \`freeingGrad\` (src/core/fast-matmul.ts) runs
+  each in a tidy scope and frees its dy and saved tensors as soon as it returns (test \`freeingGrad: the
+  same gradients bit for bit…\`, test/core/fast-matmul.test.ts).
 - \`ParamStore.add\` never disposed the initial tensor a variable was made from: every weight was
   counted twice, and after the first update the initial values stayed alive beside the trained ones
   (a real copy of the weights). It is disposed now; "resident" is the weights alone.
-The values are the same ops in the same order: STELLA's and DER++'s losses over 4 steps are
-bit-identical before and after both changes (wasm, tiny, batch 4). Effect on the in-step peak ("before":
-the same measurement, shape-only cpu kernels, one warm-up and one measured step, on the code before
-both changes; peaks are deterministic, so one run each):
+- Under autodiff, tfjs frees nothing made inside the loss function until the backward ends: every
+  reshaped view, head split and temporary of the forward stayed alive, whether a gradient saved it or
+  not. Each transformer block now runs in its own tidy scope (src/model/layers.ts \`block\`): what a
+  gradient needs is saved (kept) by its op, the rest is freed as the block returns.
+- The MAE targets (the patch layout change and the per-patch standardisation of the raw patches) were
+  computed on the tape, which kept their intermediates for a gradient nobody takes; they are computed off
+  the tape now (\`asConstant\`).
+- Attention logits were scaled with a Multiply, whose gradient saves both inputs (for the scalar's
+  gradient): every AVM logit tensor stayed alive through the backward. \`scaleBy\` saves nothing.
+The last three help DER++ more than STELLA in absolute terms (its full-length Mode-C forward had more
+intermediates to free), so the relative saving went down while both peaks fell: the earlier figures
+counted memory that tfjs, unlike PyTorch's autograd, kept for no gradient. Effect on the in-step peak
+(the same measurement, shape-only cpu kernels, one warm-up and one measured step; peaks are
+deterministic, so one run each):
 
 | | STELLA | DER++ | STELLA vs DER++ |
 | --- | --- | --- | --- |
-${batches.includes(2) && !naive ? `| base, batch 2, before | ${MiB(BEFORE.stella)} MiB | ${MiB(BEFORE.der)} MiB | ${pct(1 - BEFORE.stella / BEFORE.der)} less |
+${batches.includes(2) && !naive ? `| base, batch 2, before all five | ${MiB(BEFORE.stella)} MiB | ${MiB(BEFORE.der)} MiB | ${pct(1 - BEFORE.stella / BEFORE.der)} less |
 | base, batch 2, with freeingGrad only | ${MiB(FREEING_ONLY.stella)} MiB | ${MiB(FREEING_ONLY.der)} MiB | ${pct(1 - FREEING_ONLY.stella / FREEING_ONLY.der)} less |
-` : ''}${batches.map((b) => `| base, batch ${b}, now | ${MiB(peak('stella', b))} MiB | ${MiB(peak('der++', b))} MiB | ${pct(saving(b))} less |`).join('\n')}
-${tinyNow && validateBatch === 4 ? `| tiny, batch ${validateBatch}, before (the Selectors section) | ${MiB(BEFORE.tinyStella)} MiB | ${MiB(BEFORE.tinyDer)} MiB | ${pct(1 - BEFORE.tinyStella / BEFORE.tinyDer)} less |
-| tiny, batch ${validateBatch}, now | ${MiB(tinyNow.stella)} MiB | ${MiB(tinyNow.der)} MiB | ${pct(1 - tinyNow.stella / tinyNow.der)} less |
+` : ''}${!naive ? batches.filter((b) => PREVIOUS_ROUND[b]).map((b) => `| base, batch ${b}, with the first two | ${MiB(PREVIOUS_ROUND[b].stella)} MiB | ${MiB(PREVIOUS_ROUND[b].der)} MiB | ${pct(1 - PREVIOUS_ROUND[b].stella / PREVIOUS_ROUND[b].der)} less |`).join('\n') + '\n' : ''}${batches.map((b) => `| base, batch ${b}, now (all five) | ${MiB(peak('stella', b))} MiB | ${MiB(peak('der++', b))} MiB | ${pct(saving(b))} less |`).join('\n')}
+${tinyNow && validateBatch === 4 ? `| tiny, batch ${validateBatch}, before all five (the Selectors section) | ${MiB(BEFORE.tinyStella)} MiB | ${MiB(BEFORE.tinyDer)} MiB | ${pct(1 - BEFORE.tinyStella / BEFORE.tinyDer)} less |
+| tiny, batch ${validateBatch}, with the first two | ${MiB(PREVIOUS_ROUND.tiny.stella)} MiB | ${MiB(PREVIOUS_ROUND.tiny.der)} MiB | ${pct(1 - PREVIOUS_ROUND.tiny.stella / PREVIOUS_ROUND.tiny.der)} less |
+| tiny, batch ${validateBatch}, now (all five) | ${MiB(tinyNow.stella)} MiB | ${MiB(tinyNow.der)} MiB | ${pct(1 - tinyNow.stella / tinyNow.der)} less |
 ` : ''}
 **On wasm no base training step fits.** tfjs-wasm is 32-bit WebAssembly: its heap stops at 4 GiB
 (Emscripten's \`getHeapMax()\`, 4 GiB − 64 KiB), whatever the machine has. Measured here

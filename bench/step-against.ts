@@ -70,15 +70,17 @@ async function main() {
   }
   const loadAfter = os.loadavg()[0];
   const baseMedian = median(ms[0]);
-  const rows = variants.map((v, i) => `| ${v.name} | ${median(ms[i]).toFixed(0)} ms | ${(baseMedian / median(ms[i])).toFixed(2)}× | ${ms[i].map((m) => m.toFixed(0)).join(', ')} |`);
+  // Each round's variants ran back to back, so a round's ratio shares that round's load.
+  const roundRatios = (i: number) => ms[i].map((m, r) => ms[0][r] / m);
+  const rows = variants.map((v, i) => `| ${v.name} | ${median(ms[i]).toFixed(0)} ms | ${(baseMedian / median(ms[i])).toFixed(2)}× | ${median(roundRatios(i)).toFixed(2)}× (${roundRatios(i).map((x) => x.toFixed(2)).join(', ')}) | ${ms[i].map((m) => m.toFixed(0)).join(', ')} |`);
   const section = [
     '## Step against an earlier commit',
     '',
     `Measured ${new Date().toISOString().slice(0, 10)} on ${os.cpus()[0]?.model ?? 'cpu'} (${cores} cores; 1-minute load ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after), Node ${process.version}. ` +
-      `\`stella bench step --config tiny --selector ${selector} --batch ${batch} --steps ${steps}\` (wasm), each variant in its own child process per round, ${rounds} rounds, the order flipped every other round; each cell is a child's median step, the table the median over rounds. Earlier commit: ${commit}. Reproduce: \`npm run bench:step-against -- --against ${against} --rounds ${rounds}\`.`,
+      `\`stella bench step --config tiny --selector ${selector} --batch ${batch} --steps ${steps}\` (wasm), each variant in its own child process per round, ${rounds} rounds, the order flipped every other round; each cell is a child's median step; the table gives the median over rounds, and the median of the per-round ratios (the variants of a round ran back to back under the same load). Earlier commit: ${commit}. Reproduce: \`npm run bench:step-against -- --against ${against} --rounds ${rounds}\`.`,
     '',
-    '| code | median step | speed vs the earlier commit | per round |',
-    '| --- | --- | --- | --- |',
+    '| code | median step | speed vs the earlier commit (medians) | speed, median of per-round ratios | per round (ms) |',
+    '| --- | --- | --- | --- | --- |',
     ...rows,
     '',
   ].join('\n');

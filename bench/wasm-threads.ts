@@ -83,13 +83,13 @@ function reading(): string {
   const verdict = step >= 1
     ? `${threads} threads made the step ${step.toFixed(2)}× as fast`
     : `${threads} threads made the step slower (${step.toFixed(2)}× the speed of 1 thread)`;
-  return `Reading: ${verdict}; the 1024³ product alone ran ${product.toFixed(2)}× as fast. A parallel kernel ` +
-    'finishes only when every pool thread has done its share, so on cores that other processes keep busy the ' +
-    'step waits for descheduled threads once per kernel (~2,500 kernels per step), and the pool threads spin ' +
-    'for a while after each kernel on CPU the main thread needs (measured: 50 products of 512² with 200 ms of JS ' +
-    'work between them cost ~150 ms more CPU with 2 threads than with 1; after a kernel and a 300 ms sleep, none). ' +
-    'Threads pay off on free cores; on a machine that is already ' +
-    'saturated, `STELLA_WASM_THREADS=1` is the faster choice.';
+  return `Reading: ${verdict}; the 1024³ product alone ran ${product.toFixed(2)}× as fast. The threaded build ` +
+    'hands every XNNPACK kernel to its pool, elementwise ones and small products included, and a tiny step is ' +
+    '~3,300 kernels (a third of them per-group attention products of a few thousand FLOPs): each parallel kernel ' +
+    'waits for the slowest pool thread, and the pool threads spin after each kernel on CPU the main thread needs ' +
+    '(measured: 50 products of 512² with 200 ms of JS work between them cost ~150 ms more CPU with 2 threads than ' +
+    'with 1; after a kernel and a 300 ms sleep, none). Only large products gain. So wasm runs 1 thread unless ' +
+    'asked (`--wasm-threads N` or `all`, `STELLA_WASM_THREADS`), the faster choice for every model wasm can train.';
 }
 
 const section = `## wasm threads
