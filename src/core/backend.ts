@@ -5,7 +5,7 @@
  * tensorflow (`@tensorflow/tfjs-node-gpu`, then `@tensorflow/tfjs-node`) where the
  * native binding loads, else `wasm`, else the pure-JS `cpu` backend.
  * `@tensorflow/tfjs` is imported for its side effect of registering every gradient.
- * wasm runs multi-threaded (src/core/wasm-threads.ts; `STELLA_WASM_THREADS`, default all cores).
+ * wasm runs tfjs' single-threaded SIMD build unless threads are asked for (src/core/wasm-threads.ts; `STELLA_WASM_THREADS` = N or all).
  */
 import * as tf from '@tensorflow/tfjs';
 import { installThreadedWasm, wasmThreadsInUse, wasmThreadsSetting } from './wasm-threads.ts';
