@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/core/backend.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { measurePeakBytes } from '../../src/model/step-bench.ts';
-import { addRowVector, fastBatchMatMul, fastGatherRows, fastLinear2d, fastLinearOfData, fastMatMul2d, freeingGrad, gatherRows, splitRows, sumRows, tensorOps, transpose2d, withSharedSaves } from '../../src/core/fast-matmul.ts';
+import { addRowVector, asConstant, fastBatchMatMul, fastGatherRows, fastLinear2d, fastLinearOfData, fastMatMul2d, freeingGrad, gatherRows, splitRows, scaleBy, sumRows, tensorOps, transpose2d, withSharedSaves } from '../../src/core/fast-matmul.ts';
 import { slicedMatMul } from '../../src/core/sliced-matmul.ts';
 
 // Pinned to wasm: the fast paths' own kernels and buffer sharing are wasm's, and the checks below must
@@ -192,6 +192,38 @@ test('fastLinearOfData: the value and weight gradients of fastLinear2d, and no g
     t.throws(() => tf.tidy(() => tf.grad((xx: tf.Tensor) => tf.sum(fastLinearOfData(xx as tf.Tensor2D, w, b)))(x)), { message: /Cannot compute gradient/ });
     tf.dispose([x, w, b, dy]);
   }
+});
+
+/** Peak tensor bytes above the start while `fn` runs. */
+const peakRise = (fn: () => unknown) => {
+  const m = measurePeakBytes(() => tf.tidy(() => { fn(); }));
+  return m.peakBytes - m.startBytes;
+};
+
+test('scaleBy: the values and gradient of tf.mul by a constant, without keeping its input for the backward', (t) => {
+  const x = rand([64, 64]), bytes = 64 * 64 * 4;
+  const grads = (scale: (v: tf.Tensor) => tf.Tensor) => tf.tidy(() => Array.from(tf.grad((v: tf.Tensor) => tf.sum(tf.square(scale(tf.add(v, 1)))))(x).dataSync()));
+  t.deepEqual(grads((v) => scaleBy(v, 0.125)), grads((v) => tf.mul(v, 0.125)));
+  t.deepEqual(Array.from(tf.tidy(() => scaleBy(x, 0.125).dataSync())), Array.from(tf.tidy(() => tf.mul(x, 0.125).dataSync())));
+  // Multiply saves both inputs for the backward (here the Add's output); scaleBy saves none.
+  const withMul = peakRise(() => tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.add(v, 1), 0.125)))(x));
+  const withScale = peakRise(() => tf.grad((v: tf.Tensor) => tf.sum(scaleBy(tf.add(v, 1), 0.125)))(x));
+  t.true(withMul - withScale >= bytes, `peak with Multiply ${withMul} B, with scaleBy ${withScale} B`);
+  x.dispose();
+});
+
+test('asConstant: the same values, and its intermediates are not kept for the backward', (t) => {
+  const w = rand([128, 64]), data = rand([128, 64]), bytes = 128 * 64 * 4;
+  const standardise = (v: tf.Tensor) => tf.div(tf.sub(v, tf.mean(v, -1, true)), tf.add(tf.sqrt(tf.mean(tf.square(tf.sub(v, tf.mean(v, -1, true))), -1, true)), 1e-6));
+  t.deepEqual(Array.from(tf.tidy(() => asConstant(data, standardise).dataSync())), Array.from(tf.tidy(() => standardise(data).dataSync())));
+  const loss = (target: (v: tf.Tensor) => tf.Tensor) => (ww: tf.Tensor) => tf.sum(tf.square(tf.sub(ww, target(data))));
+  const gradOf = (target: (v: tf.Tensor) => tf.Tensor) => tf.tidy(() => Array.from(tf.grad(loss(target))(w).dataSync()));
+  t.deepEqual(gradOf((v) => asConstant(v, standardise)), gradOf(standardise));
+  // On the tape, the standardisation's full-size intermediates stay alive until the backward ends.
+  const onTape = peakRise(() => tf.grad(loss(standardise))(w));
+  const offTape = peakRise(() => tf.grad(loss((v) => asConstant(v, standardise)))(w));
+  t.true(onTape - offTape >= 2 * bytes, `peak on the tape ${onTape} B, off it ${offTape} B`);
+  tf.dispose([w, data]);
 });
 
 test('fastGatherRows equals tf.gather, sums repeated-row gradients and names a bad index', (t) => {

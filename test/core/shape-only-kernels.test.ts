@@ -83,9 +83,9 @@ test('timeKernels counts kernel calls and restores the kernels', (t) => {
   t.is(tf.getKernel('BatchMatMul', 'cpu').kernelFunc.name, tf.getKernelsForBackend('cpu').find((k) => k.kernelName === 'BatchMatMul')!.kernelFunc.name);
 });
 
-/** In-step peak (resident + rise) of one measured STELLA step after a warm-up step that fills the buffer. */
-function stellaPeak(): number {
-  const bench = prepareBench({ config: modelConfig('tiny'), selector: 'stella', steps: 1, batch: 2, naive: false, warmup: 1 });
+/** In-step peak (resident + rise) of one measured step after a warm-up step that fills the buffer. */
+function stepPeak(selector = 'stella'): number {
+  const bench = prepareBench({ config: modelConfig('tiny'), selector, steps: 1, batch: 2, naive: false, warmup: 1 });
   try {
     return bench.summary(bench.run(1)).peakTensorBytes;
   } finally {
@@ -96,12 +96,21 @@ function stellaPeak(): number {
 test('a STELLA step has the same in-step peak with shape-only kernels as with the real ones', (t) => {
   const count = () => tf.memory().numTensors;
   const before = count();
-  const real = stellaPeak();
+  const real = stepPeak();
   const leftByReal = count() - before;
-  const shaped = withShapeOnlyKernels(stellaPeak);
+  const shaped = withShapeOnlyKernels(() => stepPeak());
   t.true(real > 10 * 2 ** 20, `peak ${real} bytes`);
   t.is(shaped, real);
   t.is(count() - before, 2 * leftByReal, 'shape-only kernels leave no more tensors behind than the real ones');
   t.deepEqual(tf.matMul(tf.tensor2d([[1, 2]]), tf.tensor2d([[3], [4]])).arraySync(), [[11]]);
   t.true(SHAPE_ONLY_KERNELS.includes('BatchMatMul'));
+});
+
+test('a training step keeps only what its gradients need: per-block scopes, off-tape targets (DER++ and STELLA peaks at tiny, batch 2)', (t) => {
+  // Measured when written: DER++ 66.3 MiB and STELLA 58.9 MiB. Without the per-block tidy scopes
+  // (every forward intermediate alive until the backward ends) they were 87.1 and 61.4 MiB.
+  const MiB = 2 ** 20;
+  const der = withShapeOnlyKernels(() => stepPeak('der++')), stella = withShapeOnlyKernels(() => stepPeak('stella'));
+  t.true(der < 70 * MiB, `DER++ peaks at ${(der / MiB).toFixed(1)} MiB`);
+  t.true(stella < 60 * MiB, `STELLA peaks at ${(stella / MiB).toFixed(1)} MiB`);
 });
