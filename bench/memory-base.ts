@@ -135,6 +135,14 @@ const PREVIOUS_ROUND: Record<number | 'tiny', { stella: number; der: number }> =
   2: { stella: 13291.7 * 2 ** 20, der: 23188.4 * 2 ** 20 },
   tiny: { stella: 130450280, der: 187810664 },
 };
+/** With the first five (block scopes, off-tape targets, scaleBy), before the freeing backward (bytes). */
+const FIRST_FIVE: Record<number | 'tiny', { stella: number; der: number }> = {
+  1: { stella: 6038.3 * 2 ** 20, der: 9252.0 * 2 ** 20 },
+  2: { stella: 10339.2 * 2 ** 20, der: 16803.1 * 2 ** 20 },
+  3: { stella: 14644.2 * 2 ** 20, der: 24371.9 * 2 ** 20 },
+  4: { stella: 18958.3 * 2 ** 20, der: 31940.7 * 2 ** 20 },
+  tiny: { stella: 114601256, der: 130537376 },
+};
 const tinyCheck = (s: string) => checks.find((c) => c.selector === s);
 const tinyNow = tinyCheck('stella') && tinyCheck('der++') ? { stella: tinyCheck('stella')!.wasm, der: tinyCheck('der++')!.wasm } : undefined;
 const command = `npm run bench:memory-base -- --runs ${runs} --batch ${batches.join(',')} --selectors ${selectors.join(',')} --validate ${validate.join(',')} --validate-batch ${validateBatch}${naive ? ' --naive' : ''}`;
@@ -195,7 +203,7 @@ Reading: peak tensor bytes count every live tensor handle (a reshaped view count
 figure of this file), so they exceed the memory actually held; they are comparable between selectors.
 
 **What the step stopped keeping alive** (issue 12: "what else STELLA can stop keeping alive without
-changing its numbers"). Five things, all for every selector; the values are the same ops in the same
+changing its numbers"). Six things, all for every selector; the values are the same ops in the same
 order (STELLA's and DER++'s losses over 4 steps are bit-identical before and after each, wasm, tiny, batch 4):
 - tfjs calls a \`tf.customGrad\` gradient outside the per-node tidy scope of the backward and frees
   every node's incoming gradient and saved tensors only when the whole backward ends, so the fast path's
@@ -215,7 +223,12 @@ order (STELLA's and DER++'s losses over 4 steps are bit-identical before and aft
   the tape now (\`asConstant\`).
 - Attention logits were scaled with a Multiply, whose gradient saves both inputs (for the scalar's
   gradient): every AVM logit tensor stayed alive through the backward. \`scaleBy\` saves nothing.
-The last three help DER++ more than STELLA in absolute terms (its full-length Mode-C forward had more
+- tfjs' backprop frees no upstream gradient until the whole backward ends, so every intermediate
+  gradient of the step stayed alive (at batch 1 about 1.6 GiB for STELLA and 2.6 GiB for DER++, by
+  \`npm run bench:peak-tensors\`). \`withFreeingBackward\` (src/core/fast-matmul.ts) wraps each tape
+  node's gradient so that a node's upstream gradients are freed once its own are computed, as
+  PyTorch's autograd does (test \`withFreeingBackward: the same gradients bit for bit…\`).
+The third to fifth help DER++ more than STELLA in absolute terms (its full-length Mode-C forward had more
 intermediates to free), so the relative saving went down while both peaks fell: the earlier figures
 counted memory that tfjs, unlike PyTorch's autograd, kept for no gradient. Effect on the in-step peak
 (the same measurement, shape-only cpu kernels, one warm-up and one measured step; peaks are
@@ -223,12 +236,13 @@ deterministic, so one run each):
 
 | | STELLA | DER++ | STELLA vs DER++ |
 | --- | --- | --- | --- |
-${batches.includes(2) && !naive ? `| base, batch 2, before all five | ${MiB(BEFORE.stella)} MiB | ${MiB(BEFORE.der)} MiB | ${pct(1 - BEFORE.stella / BEFORE.der)} less |
+${batches.includes(2) && !naive ? `| base, batch 2, before all six | ${MiB(BEFORE.stella)} MiB | ${MiB(BEFORE.der)} MiB | ${pct(1 - BEFORE.stella / BEFORE.der)} less |
 | base, batch 2, with freeingGrad only | ${MiB(FREEING_ONLY.stella)} MiB | ${MiB(FREEING_ONLY.der)} MiB | ${pct(1 - FREEING_ONLY.stella / FREEING_ONLY.der)} less |
-` : ''}${!naive ? batches.filter((b) => PREVIOUS_ROUND[b]).map((b) => `| base, batch ${b}, with the first two | ${MiB(PREVIOUS_ROUND[b].stella)} MiB | ${MiB(PREVIOUS_ROUND[b].der)} MiB | ${pct(1 - PREVIOUS_ROUND[b].stella / PREVIOUS_ROUND[b].der)} less |`).join('\n') + '\n' : ''}${batches.map((b) => `| base, batch ${b}, now (all five) | ${MiB(peak('stella', b))} MiB | ${MiB(peak('der++', b))} MiB | ${pct(saving(b))} less |`).join('\n')}
-${tinyNow && validateBatch === 4 ? `| tiny, batch ${validateBatch}, before all five (the Selectors section) | ${MiB(BEFORE.tinyStella)} MiB | ${MiB(BEFORE.tinyDer)} MiB | ${pct(1 - BEFORE.tinyStella / BEFORE.tinyDer)} less |
+` : ''}${!naive ? batches.filter((b) => PREVIOUS_ROUND[b]).map((b) => `| base, batch ${b}, with the first two | ${MiB(PREVIOUS_ROUND[b].stella)} MiB | ${MiB(PREVIOUS_ROUND[b].der)} MiB | ${pct(1 - PREVIOUS_ROUND[b].stella / PREVIOUS_ROUND[b].der)} less |`).join('\n') + '\n' : ''}${!naive ? batches.filter((b) => FIRST_FIVE[b]).map((b) => `| base, batch ${b}, with the first five | ${MiB(FIRST_FIVE[b].stella)} MiB | ${MiB(FIRST_FIVE[b].der)} MiB | ${pct(1 - FIRST_FIVE[b].stella / FIRST_FIVE[b].der)} less |`).join('\n') + '\n' : ''}${batches.map((b) => `| base, batch ${b}, now (all six) | ${MiB(peak('stella', b))} MiB | ${MiB(peak('der++', b))} MiB | ${pct(saving(b))} less |`).join('\n')}
+${tinyNow && validateBatch === 4 ? `| tiny, batch ${validateBatch}, before all six (the Selectors section) | ${MiB(BEFORE.tinyStella)} MiB | ${MiB(BEFORE.tinyDer)} MiB | ${pct(1 - BEFORE.tinyStella / BEFORE.tinyDer)} less |
 | tiny, batch ${validateBatch}, with the first two | ${MiB(PREVIOUS_ROUND.tiny.stella)} MiB | ${MiB(PREVIOUS_ROUND.tiny.der)} MiB | ${pct(1 - PREVIOUS_ROUND.tiny.stella / PREVIOUS_ROUND.tiny.der)} less |
-| tiny, batch ${validateBatch}, now (all five) | ${MiB(tinyNow.stella)} MiB | ${MiB(tinyNow.der)} MiB | ${pct(1 - tinyNow.stella / tinyNow.der)} less |
+| tiny, batch ${validateBatch}, with the first five | ${MiB(FIRST_FIVE.tiny.stella)} MiB | ${MiB(FIRST_FIVE.tiny.der)} MiB | ${pct(1 - FIRST_FIVE.tiny.stella / FIRST_FIVE.tiny.der)} less |
+| tiny, batch ${validateBatch}, now (all six) | ${MiB(tinyNow.stella)} MiB | ${MiB(tinyNow.der)} MiB | ${pct(1 - tinyNow.stella / tinyNow.der)} less |
 ` : ''}
 **On wasm no base training step fits.** tfjs-wasm is 32-bit WebAssembly: its heap stops at 4 GiB
 (Emscripten's \`getHeapMax()\`, 4 GiB − 64 KiB), whatever the machine has. Measured here

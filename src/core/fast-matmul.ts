@@ -317,6 +317,67 @@ export function withSharedSaves<T>(fn: () => T): T {
   }
 }
 
+let freeingDepth = 0;
+let freeingTapeInstalled = false;
+/** The upstream gradients of the tape node processed last, and what its gradient thunks returned. */
+let processed: { dys: tf.Tensor[]; returned: Set<tf.Tensor> } | undefined;
+
+/** Frees the gradients that flowed into the node processed last: no later node reads them. */
+function releaseProcessed(): void {
+  if (!processed) return;
+  for (const dy of processed.dys) if (!processed.returned.has(dy)) dy.dispose();
+  processed = undefined;
+}
+
+/**
+ * Wraps the gradient of every tape node recorded while `freeingDepth > 0`. tfjs' backprop visits the
+ * nodes in reverse, calling a node's gradient and then all of its input thunks before it moves on,
+ * and frees nothing until the whole backward ends; so when the next node's gradient is called, the
+ * previous node's upstream gradients (its outputs' dy) are dead, except one a thunk passed on as is.
+ */
+function ensureFreeingTape(): void {
+  if (freeingTapeInstalled) return;
+  freeingTapeInstalled = true;
+  type TapeNode = { gradient?: (dys: (tf.Tensor | null)[]) => Record<string, () => tf.Tensor> };
+  const engine = tf.engine() as unknown as { state: { activeTape: TapeNode[] } };
+  const proto = Object.getPrototypeOf(engine) as { addTapeNode: (...args: unknown[]) => void };
+  const addTapeNode = proto.addTapeNode;
+  proto.addTapeNode = function (this: typeof engine, ...args: unknown[]) {
+    addTapeNode.apply(this, args);
+    if (freeingDepth === 0) return;
+    const node = this.state.activeTape[this.state.activeTape.length - 1];
+    const gradient = node.gradient;
+    if (!gradient) return;
+    node.gradient = (dys) => {
+      releaseProcessed();
+      const thunks = gradient(dys);
+      const current = { dys: dys.filter((d): d is tf.Tensor => d != null), returned: new Set<tf.Tensor>() };
+      processed = current;
+      return Object.fromEntries(Object.entries(thunks).map(([name, thunk]) => [name, () => {
+        const dx = thunk();
+        current.returned.add(dx);
+        return dx;
+      }]));
+    };
+  };
+}
+
+/**
+ * Runs `fn` (a forward + backward through tf.variableGrads or tf.grads) with each node's upstream
+ * gradients freed once its own gradients are computed, as PyTorch's autograd does; tfjs otherwise
+ * keeps every intermediate gradient of the step alive until the backward ends. Same values.
+ */
+export function withFreeingBackward<T>(fn: () => T): T {
+  ensureFreeingTape();
+  freeingDepth++;
+  try {
+    return fn();
+  } finally {
+    freeingDepth--;
+    processed = undefined; // the gradients scope frees what is left
+  }
+}
+
 /** The model's primitive products. */
 export interface TensorOps {
   readonly fast: boolean;

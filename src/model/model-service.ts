@@ -19,7 +19,7 @@ import { createAvm, type AvmModel } from './avm.ts';
 import { createCavBackbone, type CavBackboneModel } from './cav-backbone.ts';
 import { Adam, inDecayGroup, type AdamOptions, type AdamState, type OptimizedParam } from './optimizer.ts';
 import { loadStateDict, stateDict } from './weights.ts';
-import { withSharedSaves } from '../core/fast-matmul.ts';
+import { withFreeingBackward, withSharedSaves } from '../core/fast-matmul.ts';
 
 export type TrainableGroup = 'backbone' | 'avm' | 'all';
 
@@ -71,7 +71,7 @@ export class ModelService {
     const params = vars === 'all' ? [...this.groups.backbone, ...this.groups.avm] : this.groups[vars];
     if (!params) throw new Error(`ModelService.trainStep: vars must be 'backbone', 'avm' or 'all', got '${vars}'`);
     const variables = params.map((p) => p.variable);
-    const { value, grads } = this.sharedSaves ? withSharedSaves(() => tf.variableGrads(lossFn, variables)) : tf.variableGrads(lossFn, variables);
+    const { value, grads } = this.sharedSaves ? withSharedSaves(() => withFreeingBackward(() => tf.variableGrads(lossFn, variables))) : tf.variableGrads(lossFn, variables);
     try {
       const byKey = new Map<string, tf.Tensor>();
       for (const p of params) {

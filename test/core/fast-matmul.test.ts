@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/core/backend.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { measurePeakBytes } from '../../src/model/step-bench.ts';
-import { addRowVector, asConstant, fastBatchMatMul, fastGatherRows, fastLinear2d, fastLinearOfData, fastMatMul2d, freeingGrad, gatherRows, splitRows, scaleBy, sumRows, tensorOps, transpose2d, withSharedSaves } from '../../src/core/fast-matmul.ts';
+import { addRowVector, asConstant, fastBatchMatMul, fastGatherRows, fastLinear2d, fastLinearOfData, fastMatMul2d, freeingGrad, gatherRows, splitRows, scaleBy, sumRows, tensorOps, transpose2d, withFreeingBackward, withSharedSaves } from '../../src/core/fast-matmul.ts';
 import { slicedMatMul } from '../../src/core/sliced-matmul.ts';
 
 // Pinned to wasm: the fast paths' own kernels and buffer sharing are wasm's, and the checks below must
@@ -224,6 +224,27 @@ test('asConstant: the same values, and its intermediates are not kept for the ba
   const offTape = peakRise(() => tf.grad(loss((v) => asConstant(v, standardise)))(w));
   t.true(onTape - offTape >= 2 * bytes, `peak on the tape ${onTape} B, off it ${offTape} B`);
   tf.dispose([w, data]);
+});
+
+test('withFreeingBackward: the same gradients bit for bit, with each upstream gradient freed once used', (t) => {
+  const x = rand([256, 64]), w1 = rand([64, 64]), w2 = rand([64, 64]);
+  const v1 = tf.variable(w1), v2 = tf.variable(w2);
+  // Plain tfjs ops (their gradients do not free anything themselves): a chain whose dy's pile up.
+  const loss = () => tf.sum(tf.square(tf.sigmoid(tf.matMul(tf.tanh(tf.add(tf.matMul(x, v1), 1)), v2)))) as tf.Scalar;
+  const run = (wrap: <T>(f: () => T) => T) => {
+    let values: number[][] = [];
+    const rise = peakRise(() => {
+      const { grads } = wrap(() => tf.variableGrads(loss, [v1, v2]));
+      values = Object.values(grads).map((g) => Array.from(g.dataSync()));
+    });
+    return { values, rise };
+  };
+  const tensors = tf.memory().numTensors;
+  const plain = run((f) => f()), freeing = run(withFreeingBackward);
+  t.deepEqual(freeing.values, plain.values);
+  t.is(tf.memory().numTensors, tensors, 'nothing left behind');
+  t.true(plain.rise - freeing.rise >= 2 * 256 * 64 * 4, `peak rise without ${plain.rise} B, with ${freeing.rise} B`);
+  tf.dispose([x, w1, w2, v1, v2]);
 });
 
 test('fastGatherRows equals tf.gather, sums repeated-row gradients and names a bad index', (t) => {
