@@ -5,16 +5,14 @@
  *   npm run bench:peak-tensors -- [selector] [config] [batch]      (e.g. stella base 1: ~2 min, ~6 GiB)
  */
 import * as tf from '@tensorflow/tfjs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { initBackend } from '../src/core/backend.ts';
 import { modelConfig } from '../src/core/config.ts';
 import { installShapeOnlyKernels } from '../src/core/shape-only-kernels.ts';
 import { prepareBench } from '../src/model/step-bench.ts';
 import '../src/cli/bench.ts';
+import { projectFrames } from './stack-frames.ts';
 
 Error.stackTraceLimit = 80; // creating stacks pass through tfjs' engine first
-const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src') + path.sep;
 const [selector = 'stella', config = 'tiny', batch = '1'] = process.argv.slice(2);
 await initBackend('cpu');
 installShapeOnlyKernels();
@@ -24,8 +22,7 @@ const live = new Map<number, { bytes: number; where: string; shape: number[] }>(
 const proto = Object.getPrototypeOf(engine) as typeof engine;
 const track = proto.trackTensor, dispose = proto.disposeTensor;
 let peak = 0, atPeak: { bytes: number; where: string; shape: number[] }[] = [];
-const frames = () => (new Error().stack ?? '').split('\n').filter((l) => l.includes(SRC) && !l.includes('step-bench')).slice(0, 2)
-  .map((l) => l.trim().replace(/^at /, '').replace(SRC, '')).join(' < ');
+const frames = () => projectFrames(2, 'step-bench');
 proto.trackTensor = function (t, b) {
   track.call(this, t, b);
   live.set(t.id, { bytes: t.size * 4, where: frames(), shape: t.shape });

@@ -10,18 +10,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { initBackend } from '../src/core/backend.ts';
 import { modelConfig } from '../src/core/config.ts';
 import { median, prepareBench } from '../src/model/step-bench.ts';
 import '../src/cli/bench.ts';
 import { arg } from './args.ts';
+import { projectFrames } from './stack-frames.ts';
 
 const selector = arg('selector', 'stella'), steps = Number(arg('steps', '8')), batch = Number(arg('batch', '4'));
 const shapeKernels = new Set(arg('shapes', '').split(',').filter(Boolean));
 const where = arg('where', ''), cpuProfile = arg('cpu-profile', '');
-const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src') + path.sep;
 if (where) Error.stackTraceLimit = 40;
 
 const backend = await initBackend();
@@ -54,7 +52,7 @@ engine.runKernel = (name, inputs, attrs) => {
     entry[1]++;
     step.set(key, entry);
     if (where && key.includes(where)) {
-      const frames = (new Error().stack ?? '').split('\n').filter((l) => l.includes(SRC)).slice(0, 5).map((l) => l.trim().replace(/^at /, '').replace(SRC, '')).join(' < ');
+      const frames = projectFrames(5);
       callers.set(`${key} :: ${frames}`, (callers.get(`${key} :: ${frames}`) ?? 0) + 1);
     }
   }

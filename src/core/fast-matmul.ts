@@ -400,19 +400,16 @@ export function scaleBy<T extends tf.Tensor>(x: T, s: number): T {
   return op(x) as T;
 }
 
+/** A 2-D linear `f` on x [..., in] flattened to rows [N, in], shaped back to [..., out] (w [in, out]). */
+function onRows(x: tf.Tensor, w: tf.Tensor, f: (rows: tf.Tensor2D) => tf.Tensor2D): tf.Tensor {
+  const y = f(tf.reshape(x, [-1, x.shape[x.rank - 1]]) as tf.Tensor2D);
+  return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), w.shape[1] as number]);
+}
+
 const FAST: TensorOps = {
   fast: true,
-  linear(x, w, b) {
-    const inDim = x.shape[x.shape.length - 1];
-    const outDim = w.shape[1] as number;
-    const y = fastLinear2d(tf.reshape(x, [-1, inDim]) as tf.Tensor2D, w as tf.Tensor2D, b);
-    return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), outDim]);
-  },
-  linearOfData(x, w, b) {
-    const inDim = x.shape[x.shape.length - 1];
-    const y = fastLinearOfData(tf.reshape(x, [-1, inDim]) as tf.Tensor2D, w as tf.Tensor2D, b);
-    return tf.reshape(y, [...x.shape.slice(0, -1), w.shape[1] as number]);
-  },
+  linear: (x, w, b) => onRows(x, w, (rows) => fastLinear2d(rows, w as tf.Tensor2D, b)),
+  linearOfData: (x, w, b) => onRows(x, w, (rows) => fastLinearOfData(rows, w as tf.Tensor2D, b)),
   batchMatMul: fastBatchMatMul,
   scale: scaleBy,
 };

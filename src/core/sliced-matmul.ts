@@ -24,7 +24,6 @@ interface WasmBackendInternals {
     cwrap(name: string, ret: null, args: string[]): (...args: number[]) => void;
     _malloc(bytes: number): number;
     HEAP32: Int32Array;
-    HEAPU8: Uint8Array;
   };
   dataIdMap: { get(dataId: object): { id: number; memoryOffset: number } };
   dataIdNextNumber: number;

@@ -14,8 +14,8 @@
  * single-threaded SIMD build. Threads are opt-in because every XNNPACK kernel of the threaded build,
  * elementwise ones included, is dispatched to the pool, and the models wasm can train (tiny; `base`
  * does not fit its 4 GiB heap) run ~3,300 small kernels per step: measured, the whole STELLA step is
- * slower on 2 threads than on 1 (docs/benchmarks.md "wasm threads"), while large products gain. The build pre-creates 8 pthread workers and never uses more,
- * so larger counts are capped at 8. Outputs are bit-identical to the single-threaded build (XNNPACK
+ * slower on 2 threads than on 1 (docs/benchmarks.md "wasm threads"), while large products gain.
+ * The build pre-creates 8 pthread workers and never uses more, so larger counts are capped at 8. Outputs are bit-identical to the single-threaded build (XNNPACK
  * splits work by output tiles; test/core/wasm-threads.test.ts checks a training step and the golden
  * cases).
  */
