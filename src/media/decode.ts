@@ -39,6 +39,7 @@
  * Ref: spec §1.2, §1.3, §1.4; golden G5 for the fbank.
  */
 import { spawn } from 'node:child_process';
+import os from 'node:os';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { modelConfigSchema, type ModelConfig } from '../core/config.ts';
@@ -51,6 +52,8 @@ import { abortError, MediaError } from './media-error.ts';
 import { classifyOpenFailure, mediaInfo, type MediaInfo } from './probe.ts';
 
 export { AUDIO_SAMPLE_RATE, IMAGENET_MEAN, IMAGENET_STD } from './decode-sinks.ts';
+/** Seconds of audio kept from t = 0 unless a request says otherwise (spec audio_duration). */
+export const AUDIO_SECONDS = 10;
 /** Side of the offline-extracted frames (spec §1.1) that crops are drawn in. */
 export const FRAME_BASE = 256;
 const STAGE = 'decode';
@@ -60,7 +63,7 @@ export const decodeOptionsSchema = z.object({
   mode: z.enum(['eval', 'train']),
   rng: z.any().optional(),
   /** Seconds of audio kept from t = 0 (spec audio_duration). */
-  audioSeconds: z.number().positive().default(10),
+  audioSeconds: z.number().positive().default(AUDIO_SECONDS),
   /** Train mode: decode once into this cache (true: the default folder) and augment from it (decoded-cache.ts). */
   cache: z.union([z.boolean(), z.string()]).optional(),
 });
@@ -170,10 +173,12 @@ export interface FrameConsumer {
 }
 
 /** Runs one decode, feeding stdout to `frames` and fd 3 to `audio` as the bytes arrive. */
-function runDecode(ffmpegPath: string, args: string[], file: string, frames: FrameConsumer, audio: AudioSink, signal?: AbortSignal): Promise<RawDecode> {
+function runDecode(ffmpegPath: string, args: string[], file: string, frames: FrameConsumer, audio: AudioSink, signal?: AbortSignal, niceness = 0): Promise<RawDecode> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(abortError(signal));
     const child = spawn(ffmpegPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    // A background decode yields the CPU to training; a child that already exited has nothing to yield.
+    if (niceness && child.pid) try { os.setPriority(child.pid, niceness); } catch { /* gone already */ }
     // Explicit teardown: kill, drop the pipes (a wrapper's grandchild may hold them) and settle now.
     const onAbort = () => {
       child.kill('SIGKILL');
@@ -205,7 +210,7 @@ function runDecode(ffmpegPath: string, args: string[], file: string, frames: Fra
 }
 
 export async function decodeClip(file: string, options: DecodeOptions, signal?: AbortSignal): Promise<DecodedClip> {
-  const { config, mode, audioSeconds = 10 } = options;
+  const { config, mode, audioSeconds = AUDIO_SECONDS } = options;
   const rng = options.rng;
   if (mode === 'train' && !rng) throw new TypeError('decodeClip: mode "train" needs options.rng');
   if (mode === 'train' && options.cache) return decodeFromCache(file, { ...options, rng: rng!, cache: options.cache }, signal);
@@ -237,6 +242,8 @@ export interface StreamRequest {
   crop: CropBox | undefined;
   config: ModelConfig;
   audioSeconds: number;
+  /** ffmpeg's nice value (0: as this process; the cache warmer decodes at 10). */
+  niceness?: number;
 }
 
 /**
@@ -248,7 +255,7 @@ export async function decodeStreams(file: string, info: MediaInfo, request: Stre
   const { path: ffmpegPath } = await resolveFfmpeg();
   const { args, channels } = decodeArgs(file, info, request.times, request.size, request.crop, audioSeconds);
   const audio = new AudioSink(channels, config.audioFrames, config.melBins, audioSeconds, defaultFbank(config.melBins));
-  const raw = await runDecode(ffmpegPath, args, file, frames, audio, signal);
+  const raw = await runDecode(ffmpegPath, args, file, frames, audio, signal, request.niceness);
   if (raw.code !== 0) {
     // The header said the streams exist; ffmpeg's own map error still names a missing one precisely.
     if (/Stream map '0:v:0' matches no streams/.test(raw.stderr)) throw new MediaError(file, STAGE, 'no-video', 'no video stream');

@@ -39,7 +39,7 @@ import type { ModelConfig } from '../core/config.ts';
 import type { Rng } from '../core/rng.ts';
 import { FrameSink } from './decode-sinks.ts';
 import {
-  addNoiseAndRoll, decodeStreams, drawMultiScaleCrop, FRAME_BASE, frameTimes, streamInfo, trainWindows,
+  addNoiseAndRoll, AUDIO_SECONDS, decodeStreams, drawMultiScaleCrop, FRAME_BASE, frameTimes, streamInfo, trainWindows,
   type DecodedClip, type FrameConsumer,
 } from './decode.ts';
 import { decodeRecord, encodeRecord } from './ingest-cache.ts';
@@ -109,11 +109,11 @@ class RawFrames implements FrameConsumer {
   }
 }
 
-async function decodeOnce(file: string, config: ModelConfig, audioSeconds: number, signal?: AbortSignal) {
+async function decodeOnce(file: string, config: ModelConfig, audioSeconds: number, signal?: AbortSignal, niceness = 0) {
   const info = await streamInfo(file, signal);
   const times = trainFrameGrid(info.durationSec, config.numFrames);
   const frames = new RawFrames(times.length, FRAME_BASE);
-  const { fbank, channels } = await decodeStreams(file, info, { times, size: FRAME_BASE, crop: undefined, config, audioSeconds }, frames, signal);
+  const { fbank, channels } = await decodeStreams(file, info, { times, size: FRAME_BASE, crop: undefined, config, audioSeconds, niceness }, frames, signal);
   return { info: { ...info, channels: info.channels || channels }, times, frames: frames.finish(), fbank };
 }
 type Decoded = Awaited<ReturnType<typeof decodeOnce>>;
@@ -185,8 +185,11 @@ export async function pruneDecodedCache(dir: string, maxBytes: number): Promise<
   return removed;
 }
 
-/** The stored clip for `file` under `dir`, decoding (once, also across concurrent callers) on a miss. */
-export async function storedClip(file: string, config: ModelConfig, audioSeconds: number, dir: string, signal?: AbortSignal): Promise<StoredClip> {
+/**
+ * The stored clip for `file` under `dir`, decoding (once, also across concurrent callers) on a miss;
+ * `niceness` is the ffmpeg child's nice value for a decode this call starts.
+ */
+export async function storedClip(file: string, config: ModelConfig, audioSeconds: number, dir: string, signal?: AbortSignal, niceness = 0): Promise<StoredClip> {
   const absolute = path.resolve(file);
   const st = await stat(absolute).catch(() => undefined);
   if (!st) await decodeOnce(file, config, audioSeconds, signal); // throws the classified MediaError (missing, …)
@@ -206,7 +209,7 @@ export async function storedClip(file: string, config: ModelConfig, audioSeconds
   let pending = inFlight.get(name);
   if (!pending) {
     decodedCacheStats.misses++;
-    pending = decodeOnce(file, config, audioSeconds, signal).then(async (clip) => {
+    pending = decodeOnce(file, config, audioSeconds, signal, niceness).then(async (clip) => {
       await writeStored(dir, name, key, clip);
       return clip;
     });
@@ -218,10 +221,36 @@ export async function storedClip(file: string, config: ModelConfig, audioSeconds
     return inMemory(c.info, c.times, c.fbank, c.frames);
   } catch (error) {
     // Another caller's abort ended the shared decode: decode again for this one.
-    if (isAbortError(error) && !signal?.aborted) return storedClip(file, config, audioSeconds, dir, signal);
+    if (isAbortError(error) && !signal?.aborted) return storedClip(file, config, audioSeconds, dir, signal, niceness);
     throw error;
   }
 }
+
+/** Nice value of the warmer's ffmpeg: it decodes ahead on the CPU training leaves idle. */
+export const WARM_NICENESS = 10;
+
+/**
+ * Decodes `files` into the cache ahead of their requests, one at a time, in order, ffmpeg at
+ * WARM_NICENESS; a file already stored costs one header read. A file that fails is skipped: its
+ * own request reports the error (a request joins a warm decode in flight and gets its outcome).
+ * Stops at the next file once `signal` aborts (the decode in flight is killed).
+ */
+export async function warmStoredClips(files: readonly string[], config: ModelConfig, dir: string, signal?: AbortSignal, audioSeconds = AUDIO_SECONDS): Promise<{ stored: number; failed: number }> {
+  const counts = { stored: 0, failed: 0 };
+  for (const file of files) {
+    if (signal?.aborted) break;
+    try {
+      await (await storedClip(file, config, audioSeconds, dir, signal, WARM_NICENESS)).close();
+      counts.stored++;
+    } catch {
+      if (!signal?.aborted) counts.failed++;
+    }
+  }
+  return counts;
+}
+
+/** Resolves a decode request's `cache` to its folder. */
+export const cacheFolder = (cache: true | string) => (cache === true ? decodedCacheDir() : path.resolve(cache));
 
 /** decodeClip's train mode, from the cache (see the header for what matches decodeClip). */
 export async function decodeFromCache(
@@ -229,8 +258,8 @@ export async function decodeFromCache(
   options: { config: ModelConfig; rng: Rng; audioSeconds?: number; cache: true | string },
   signal?: AbortSignal,
 ): Promise<DecodedClip> {
-  const { config, rng, audioSeconds = 10 } = options;
-  const dir = options.cache === true ? decodedCacheDir() : path.resolve(options.cache);
+  const { config, rng, audioSeconds = AUDIO_SECONDS } = options;
+  const dir = cacheFolder(options.cache);
   const stored = await storedClip(file, config, audioSeconds, dir, signal);
   const T = config.numFrames, S = config.imageSize;
   // decodeClip's draws, in its order: window start, crop, then noise and roll.

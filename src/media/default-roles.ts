@@ -21,6 +21,10 @@ export const mediaDecoder: Decoder = {
     const media = await importMedia<{ decodeClip: Function }>('decode.ts', 'decode');
     return media.decodeClip(path, request, signal);
   },
+  async warm(paths, request, signal) {
+    const cache = await importMedia<typeof import('./decoded-cache.ts')>('decoded-cache.ts', 'decode');
+    await cache.warmStoredClips(paths, request.config, cache.cacheFolder(request.cache), signal);
+  },
 };
 
 let tokenizeModule: { tokenizeClip: Function } | undefined;

@@ -26,6 +26,11 @@ export interface DecodeRequest {
 /** Decodes one file; must kill its ffmpeg child when `signal` aborts. */
 export interface Decoder {
   decode(path: string, request: DecodeRequest, signal?: AbortSignal): Promise<DecodedMedia>;
+  /**
+   * Optional: fill the request's cache for `paths` ahead of their requests, in order, in the
+   * background (the decode stage's `warm` option). Per-file failures are left to `decode`.
+   */
+  warm?(paths: readonly string[], request: DecodeRequest & { cache: true | string }, signal?: AbortSignal): Promise<void>;
 }
 export const Decoder = Symbol('Decoder');
 

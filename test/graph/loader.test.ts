@@ -40,7 +40,7 @@ async function problem(text: string, options: Parameters<typeof loadGraphText>[2
 test('a valid graph loads with option defaults filled in and queue sizes resolved', async (t) => {
   const g = await loadGraphText(BASE, 'g.yaml', { container });
   t.deepEqual(g.nodes.get('batch')!.options, { size: 4, dropLast: true });
-  t.deepEqual(g.nodes.get('decode')!.options, { concurrency: 2, mode: 'train', cache: false });
+  t.deepEqual(g.nodes.get('decode')!.options, { concurrency: 2, mode: 'train', cache: false, warm: false });
   t.deepEqual(g.edges.map((e) => e.queueSize), [4, 4, 4]);
   t.is(g.nodes.get('decode')!.device, 'cpu');
 });

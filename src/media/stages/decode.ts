@@ -12,11 +12,15 @@
  * Options (defaults): concurrency 2, mode 'train' ('eval': deterministic middle window, spec §1.2),
  *   cache false (train mode: `true` decodes each file once into the decoder's cache folder, media's
  *   `.cache/decoded/`, or a folder path; every epoch then draws its augmentation from the cache
- *   with the same per-clip draws, src/media/decoded-cache.ts says what matches exactly).
- * Roles: Decoder, RunConfig, Rng.
+ *   with the same per-clip draws, src/media/decoded-cache.ts says what matches exactly),
+ *   warm false (with the cache on: a manifest path; while a task's clips are requested, the
+ *   manifest's next task's clips are decoded into the cache in the background, one at a time,
+ *   ffmpeg at nice 10, so that task's epoch 1 need not wait on ffmpeg; src/media/cache-warmer.ts.
+ *   Results do not change. Ignored with the cache off and on a remote device).
+ * Roles: Decoder, RunConfig, Rng, ManifestLoader (warm).
  *
  * Example node:
- *   decode: { stage: decode, device: worker:0, options: { concurrency: 2, cache: true } }
+ *   decode: { stage: decode, device: worker:0, options: { concurrency: 2, cache: true, warm: data/corpus/manifest.json } }
  *
  * ## Example (plain RxJS)
  * ```ts
@@ -24,30 +28,34 @@
  * ```
  * Ref: spec §1.2–1.4 (clip timing, video and audio transforms).
  */
-import type { OperatorFunction } from 'rxjs';
+import { Observable, type OperatorFunction } from 'rxjs';
 import { z } from 'zod';
 import { modelConfig, type ModelConfig } from '../../core/config.ts';
 import { Rng as SeededRng } from '../../core/rng.ts';
 import { mapConcurrent } from '../../graph/concurrent-map.ts';
-import { mediaDecoder } from '../default-roles.ts';
+import { NextTaskWarmer } from '../cache-warmer.ts';
+import { mediaDecoder, mediaManifestLoader } from '../default-roles.ts';
 import { clipFields, clipRefFromPath, type ClipRef, type DecodedClip, type TaskEnd } from '../items.ts';
 import type { StageError } from '../../graph/items.ts';
-import { Decoder } from '../roles.ts';
+import { Decoder, ManifestLoader } from '../roles.ts';
 import { Rng, RunConfig } from '../../graph/roles.ts';
 import { defineStage, type WorkerTask } from '../../graph/stage.ts';
 import type { StellaItem } from '../../method/items.ts';
 
-export const DECODE_DEFAULTS = { concurrency: 2, mode: 'train' as const, cache: false };
+export const DECODE_DEFAULTS = { concurrency: 2, mode: 'train' as const, cache: false, warm: false as const };
 
 export const decodeOptionsSchema = z.object({
   concurrency: z.number().int().positive().default(DECODE_DEFAULTS.concurrency),
   mode: z.enum(['train', 'eval']).default(DECODE_DEFAULTS.mode),
   /** Train mode: decode once, augment per epoch from the cache (true: the decoder's folder; or a folder). */
   cache: z.union([z.boolean(), z.string().min(1)]).default(DECODE_DEFAULTS.cache),
+  /** With the cache: a manifest whose next task's clips are decoded ahead (cache-warmer.ts). */
+  warm: z.union([z.literal(false), z.string().min(1)]).default(DECODE_DEFAULTS.warm),
 });
+type ParsedDecodeOptions = z.infer<typeof decodeOptionsSchema>;
 
 /** The Decoder request for one clip: the per-clip rng fork keeps draws independent of order and concurrency. */
-function decodeRequest(clip: ClipRef, options: z.infer<typeof decodeOptionsSchema>, config: ModelConfig, rng: SeededRng) {
+function decodeRequest(clip: ClipRef, options: ParsedDecodeOptions, config: ModelConfig, rng: SeededRng) {
   const train = options.mode === 'train';
   return {
     config,
@@ -57,8 +65,16 @@ function decodeRequest(clip: ClipRef, options: z.infer<typeof decodeOptionsSchem
   };
 }
 
+/** The warmer the options ask for, or undefined (no `warm`, the cache off, eval mode, or a decoder that cannot warm). */
+function warmerFor(options: ParsedDecodeOptions, config: ModelConfig, decoder: Decoder, loader: ManifestLoader): NextTaskWarmer | undefined {
+  const { warm, cache } = options;
+  if (!warm || !cache || options.mode !== 'train' || !decoder.warm) return undefined;
+  return new NextTaskWarmer(() => loader.load(warm), (paths, signal) => decoder.warm!(paths, { config, mode: 'train', cache }, signal));
+}
+
 export interface DecodeDeps {
   decoder?: Decoder;
+  manifestLoader?: ManifestLoader;
   config?: ModelConfig;
   rng?: SeededRng;
   errors?: { next(error: StageError): void };
@@ -74,9 +90,10 @@ export function decode(
   const config = deps.config ?? modelConfig('tiny');
   const rng = deps.rng ?? SeededRng.fromSeed(0).fork('decode');
   let position = 0;
-  return mapConcurrent<ClipRef | TaskEnd | string, DecodedClip>(
+  const decodeEach = (warmer: NextTaskWarmer | undefined) => mapConcurrent<ClipRef | TaskEnd | string, DecodedClip>(
     async (item, signal) => {
       const clip = typeof item === 'string' ? clipRefFromPath(item, position++) : (item as ClipRef);
+      warmer?.requested(clip);
       const media = await decoder.decode(clip.path, decodeRequest(clip, parsed, config, rng), signal);
       return { kind: 'decoded', ...clipFields(clip), video: media.video, fbank: media.fbank, info: media.info };
     },
@@ -87,8 +104,20 @@ export function decode(
       passThrough: (item) => typeof item !== 'string' && item.kind !== 'clip',
       pathOf: (item) => (typeof item === 'string' ? item : (item as ClipRef).path),
     },
-  ) as OperatorFunction<ClipRef | TaskEnd | string, DecodedClip | TaskEnd>;
+  );
+  // One warmer per subscription; unsubscribing stops it (and kills its ffmpeg) with the decodes.
+  return (source) => new Observable<DecodedClip | TaskEnd>((subscriber) => {
+    const warmer = warmerFor(parsed, config, decoder, deps.manifestLoader ?? mediaManifestLoader);
+    const subscription = (decodeEach(warmer)(source) as Observable<DecodedClip | TaskEnd>).subscribe(subscriber);
+    return () => {
+      subscription.unsubscribe();
+      warmer?.stop();
+    };
+  });
 }
+
+/** Worker side: one warmer per worker thread and options (a worker lives as long as its graph). */
+const workerWarmers = new Map<string, NextTaskWarmer | undefined>();
 
 /** Worker side: media's decoder in the worker; the same per-clip rng fork as in-thread. */
 export const decodeTask: WorkerTask = async (item, options, context) => {
@@ -96,7 +125,15 @@ export const decodeTask: WorkerTask = async (item, options, context) => {
   const rng = SeededRng.fromSeed(context.seed).fork(context.node);
   // On a remote device the file is a local copy of the clip's bytes; the clip keeps its path (and rng fork).
   const file = context.localPath?.(clip.path) ?? clip.path;
-  const media = await mediaDecoder.decode(file, decodeRequest(clip, decodeOptionsSchema.parse(options), context.config as ModelConfig, rng));
+  const parsed = decodeOptionsSchema.parse(options);
+  const config = context.config as ModelConfig;
+  // A remote device has local copies of requested clips only: it cannot read the manifest's files.
+  if (!context.localPath) {
+    const key = JSON.stringify([context.node, parsed, config]);
+    if (!workerWarmers.has(key)) workerWarmers.set(key, warmerFor(parsed, config, mediaDecoder, mediaManifestLoader));
+    workerWarmers.get(key)?.requested(clip);
+  }
+  const media = await mediaDecoder.decode(file, decodeRequest(clip, parsed, config, rng));
   return { kind: 'decoded', ...clipFields(clip), video: media.video, fbank: media.fbank, info: media.info };
 };
 
@@ -106,12 +143,13 @@ export const stage = defineStage({
   inputs: ['clip'],
   outputs: ['decoded'],
   optionsSchema: decodeOptionsSchema,
-  roles: [Decoder, RunConfig, Rng],
+  roles: [Decoder, RunConfig, Rng, ManifestLoader],
   worker: { module: import.meta.url, export: 'decodeTask', backend: false, files: ['path'] },
   oneToOne: true,
   create: (deps, options) =>
     decode(options, {
       decoder: deps.get<Decoder>(Decoder),
+      manifestLoader: deps.get<ManifestLoader>(ManifestLoader),
       config: deps.get<ModelConfig>(RunConfig),
       rng: deps.get<SeededRng>(Rng).fork(deps.node),
       errors: deps.errors,

@@ -1,0 +1,140 @@
+import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import { concat, from, lastValueFrom, NEVER, toArray, type Observable } from 'rxjs';
+import { MODEL_CONFIGS } from '../../src/core/config.ts';
+import { Rng } from '../../src/core/rng.ts';
+import { pullable } from '../../src/graph/bounded-queue.ts';
+import { NextTaskWarmer } from '../../src/media/cache-warmer.ts';
+import { generateCorpus } from '../../src/media/corpus.ts';
+import { decodedCacheStats } from '../../src/media/decoded-cache.ts';
+import type { ClipRef, DecodedClip } from '../../src/media/items.ts';
+import { manifestClips, loadManifest } from '../../src/media/manifest.ts';
+import type { ManifestRow } from '../../src/media/roles.ts';
+import { decode } from '../../src/media/stages/decode.ts';
+import { tempDir } from './fixtures.ts';
+
+const tiny = MODEL_CONFIGS.tiny;
+const rows: ManifestRow[] = [
+  { path: 'a0', label: 'x', task: 'A', split: 'train' },
+  { path: 'a1', label: 'x', task: 'A', split: 'test' },
+  { path: 'b0', label: 'x', task: 'B', split: 'train' },
+  { path: 'b1', label: 'x', task: 'B', split: 'test' },
+  { path: 'b2', label: 'x', task: 'B', split: 'train' },
+  { path: 'c0', label: 'x', task: 'C', split: 'train' },
+];
+
+function recordingWarmer(load: () => Promise<ManifestRow[]> = async () => rows) {
+  const calls: { paths: string[]; signal: AbortSignal }[] = [];
+  let loads = 0;
+  const warmer = new NextTaskWarmer(() => (loads++, load()), async (paths, signal) => void calls.push({ paths, signal }));
+  return { warmer, calls, loads: () => loads };
+}
+
+test('a request for task k warms task k + 1 of its split, in manifest order, once per task', async (t) => {
+  const { warmer, calls, loads } = recordingWarmer();
+  warmer.requested({ taskName: 'A', split: 'train' });
+  warmer.requested({ taskName: 'A', split: 'train' });
+  await warmer.idle();
+  t.deepEqual(calls.map((c) => c.paths), [['b0', 'b2']], 'the next task, train rows only, once');
+  warmer.requested({ taskName: 'A', split: 'test' });
+  warmer.requested({ taskName: 'B', split: 'train' });
+  warmer.requested({ taskName: 'C', split: 'train' }); // the last task: nothing after it
+  warmer.requested({ taskName: 'Z', split: 'train' }); // not in the manifest: nothing (not task 0)
+  await warmer.idle();
+  t.deepEqual(calls.map((c) => c.paths), [['b0', 'b2'], ['b1'], ['c0']]);
+  t.is(loads(), 1, 'the manifest is read once');
+});
+
+test('stop aborts the warm in progress and nothing starts after it; a manifest that fails to load warms nothing', async (t) => {
+  const { warmer, calls } = recordingWarmer();
+  warmer.requested({ taskName: 'A', split: 'train' });
+  await warmer.idle();
+  warmer.stop();
+  t.true(calls[0].signal.aborted);
+  warmer.requested({ taskName: 'B', split: 'train' });
+  await warmer.idle();
+  t.is(calls.length, 1);
+  const failing = recordingWarmer(async () => { throw new Error('no such manifest'); });
+  failing.warmer.requested({ taskName: 'A', split: 'train' });
+  await t.notThrowsAsync(failing.warmer.idle());
+  t.is(failing.calls.length, 0);
+});
+
+/** Two tasks of two train clips each, as the source emits them (epoch 1). */
+async function twoTasks() {
+  const dir = await tempDir('cache-warmer-corpus');
+  const { manifestPath } = await generateCorpus({ out: dir, tasks: 2, classes: 2, train: 1, test: 0, seed: 9 });
+  const manifest = await loadManifest(manifestPath);
+  const clips: ClipRef[] = manifestClips(manifest).map((c, index) => ({
+    kind: 'clip', path: c.path, label: c.label, task: c.task === manifest.tasks[0].name ? 0 : 1,
+    taskName: c.task, split: c.split, index, epoch: 1,
+  }));
+  return { manifestPath, clips, first: clips.filter((c) => c.task === 0), second: clips.filter((c) => c.task === 1) };
+}
+
+const decodeAll = (clips: ClipRef[], options: Parameters<typeof decode>[0]) =>
+  lastValueFrom((pullable(clips).pipe(decode(options, { config: tiny, rng: Rng.fromSeed(3) })) as Observable<DecodedClip>).pipe(toArray()));
+/** Decodes `clips` and stays subscribed (a graph's stream stays open while later tasks train); returns the subscription. */
+const decodeOpen = (clips: ClipRef[], options: Parameters<typeof decode>[0]) =>
+  concat(from(clips), NEVER).pipe(decode(options, { config: tiny, rng: Rng.fromSeed(3) })).subscribe();
+
+async function until(check: () => Promise<boolean>, ms = 60_000) {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test.serial('decode with warm: task 2 is in the cache before it is requested, and its clips decode exactly as without warming', async (t) => {
+  const { manifestPath, first, second } = await twoTasks();
+  const warmed = await tempDir('cache-warmer-warm'), plain = await tempDir('cache-warmer-plain');
+  const options = { mode: 'train' as const, cache: warmed, warm: manifestPath };
+  // The operator's warmer lives as long as its subscription: task 1's stream stays open until task 2 is stored.
+  const stored = async () => (await readdir(warmed)).filter((n) => n.endsWith('.bin')).length;
+  const open = decodeOpen(first, options);
+  await until(async () => (await stored()) === first.length + second.length);
+  open.unsubscribe();
+  const misses = decodedCacheStats.misses;
+  const fromWarm = await decodeAll(second, { mode: 'train', cache: warmed });
+  t.is(decodedCacheStats.misses, misses, 'every task-2 request read the cache the warmer filled');
+  const fromDemand = await decodeAll(second, { mode: 'train', cache: plain });
+  t.is(decodedCacheStats.misses - misses, second.length, 'the plain folder decoded on request');
+  for (const [i, a] of fromWarm.entries()) {
+    t.deepEqual(a.fbank, fromDemand[i].fbank, `${a.path}: fbank`);
+    t.deepEqual(a.video, fromDemand[i].video, `${a.path}: video`);
+  }
+});
+
+test.serial('with the cache off, warm does nothing', async (t) => {
+  const { manifestPath, first } = await twoTasks();
+  const misses = decodedCacheStats.misses;
+  const out = await decodeAll(first, { mode: 'train', cache: false, warm: manifestPath });
+  t.is(out.length, first.length);
+  await new Promise((r) => setTimeout(r, 300));
+  t.is(decodedCacheStats.misses, misses, 'nothing went through the cache');
+});
+
+/** Nice values of the ffmpeg processes whose parent is this process. */
+const ffmpegChildren = () => {
+  const out = execFileSync('ps', ['-o', 'ni=,comm=', '--ppid', String(process.pid)], { encoding: 'utf8' }).trim();
+  return out ? out.split('\n').filter((l) => /ffmpeg/.test(l)).map((l) => Number(l.trim().split(/\s+/)[0])) : [];
+};
+
+test.serial('the warmer\'s ffmpeg runs at nice 10; unsubscribing stops the warmer: its ffmpeg is killed and the next clips are not decoded', async (t) => {
+  const dir = await tempDir('cache-warmer-stop-corpus');
+  const { manifestPath } = await generateCorpus({ out: dir, tasks: 2, classes: 2, train: 6, test: 0, seed: 4 });
+  const manifest = await loadManifest(manifestPath);
+  const cache = await tempDir('cache-warmer-stop');
+  const clip = manifest.tasks[0].train[0];
+  const request: ClipRef = { kind: 'clip', path: clip.path, label: clip.label, task: 0, taskName: manifest.tasks[0].name, split: 'train', index: 0, epoch: 1 };
+  const subscription = decodeOpen([request], { mode: 'train', cache, warm: manifestPath });
+  await until(async () => ffmpegChildren().includes(10) && (await readdir(cache)).some((n) => n.endsWith('.bin')));
+  subscription.unsubscribe();
+  await until(async () => ffmpegChildren().length === 0, 5_000);
+  const count = (await readdir(cache)).filter((n) => n.endsWith('.bin')).length;
+  await new Promise((r) => setTimeout(r, 500));
+  t.is((await readdir(cache)).filter((n) => n.endsWith('.bin')).length, count, 'nothing stored after the stop');
+  t.true(count < 1 + manifest.tasks[1].train.length, `stopped before task 2's ${manifest.tasks[1].train.length} clips were all stored (${count - 1})`);
+});
