@@ -11,16 +11,20 @@
  * `decoder_pos_embed_*`, `modality_*`, `decoder_modality_*`, `mask_token_*`; 1-D parameters get none.
  * State (`getState`/`setState`) is plain typed arrays in the variables' own layout, for checkpoints.
  *
- * Speed: the moments live in JS Float32Arrays and one pass per element does the whole update in
- * float32 arithmetic (every operation rounded with `Math.fround`, in the order of the tensor
- * formulation above, so the result is bit for bit what eight elementwise kernels per parameter
- * gave). On wasm one kernel (`StellaAdamUpdate`) reads every gradient and parameter in place in the
- * heap and writes the new parameters into fresh buffers (a fresh data id per step, as XNNPACK caches
- * packed weights by data id); other backends read with `dataSync` and upload the new values.
+ * Speed: one pass per element does the whole update in float32 arithmetic (every operation
+ * rounded, in the order of the tensor formulation above, so the result is bit for bit what eight
+ * elementwise kernels per parameter gave). On wasm one kernel (`StellaAdamUpdate`) reads every
+ * gradient and parameter in place in the heap and writes the new parameters into fresh buffers (a
+ * fresh data id per step, as XNNPACK caches packed weights by data id); there the moments live in
+ * the heap too and the pass is our SIMD kernel (src/core/wasm/adam-update.wat, four floats per
+ * instruction, the same operations; src/core/heap-simd.ts). Elsewhere the moments are JS arrays,
+ * and the pass is the JS loop below (`Math.fround` after each operation); other backends read with
+ * `dataSync` and upload the new values.
  * Ref: spec §7.5; torch.optim.Adam.
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
+import { heapSimdKernels, type WasmHeapModule } from '../core/heap-simd.ts';
 import { wasmKernelOnce } from '../core/wasm-kernel.ts';
 
 export const adamOptionsSchema = z.object({
@@ -85,9 +89,51 @@ function adamUpdate(theta: Float32Array, grad: Float32Array, m: Float32Array, v:
   }
 }
 
+/**
+ * A parameter's first and second moments: JS arrays, or two blocks in the wasm heap that the SIMD
+ * kernel updates in place (moved there at the first update on wasm; freed by `free`).
+ */
+class Moments {
+  private arraysHeld?: { m: Float32Array; v: Float32Array };
+  private heap?: { wasm: WasmHeapModule; m: number; v: number };
+
+  constructor(readonly size: number, initial?: { m: Float32Array; v: Float32Array }) {
+    this.arraysHeld = initial ?? { m: new Float32Array(size), v: new Float32Array(size) };
+  }
+
+  /** Byte offsets of m and v in `wasm`'s heap, copying the values there on the first call. */
+  onHeap(wasm: WasmHeapModule): { m: number; v: number } {
+    if (!this.heap) {
+      const bytes = this.size * 4;
+      const m = wasm._malloc(bytes), v = wasm._malloc(bytes);
+      // Views after both allocations: an allocation may grow the heap and detach earlier views.
+      wasm.HEAPF32.set(this.arraysHeld!.m, m / 4);
+      wasm.HEAPF32.set(this.arraysHeld!.v, v / 4);
+      this.heap = { wasm, m, v };
+      this.arraysHeld = undefined;
+    }
+    return this.heap;
+  }
+
+  /** The values: the JS arrays, or views of the heap (valid until the next heap allocation). */
+  arrays(): { m: Float32Array; v: Float32Array } {
+    if (this.arraysHeld) return this.arraysHeld;
+    const { wasm, m, v } = this.heap!;
+    return { m: wasm.HEAPF32.subarray(m / 4, m / 4 + this.size), v: wasm.HEAPF32.subarray(v / 4, v / 4 + this.size) };
+  }
+
+  free(): void {
+    if (this.heap) {
+      this.heap.wasm._free(this.heap.m);
+      this.heap.wasm._free(this.heap.v);
+      this.heap = undefined;
+      this.arraysHeld = { m: new Float32Array(0), v: new Float32Array(0) };
+    }
+  }
+}
+
 interface UpdateSlot {
-  m: Float32Array;
-  v: Float32Array;
+  moments: Moments;
   decay: boolean;
 }
 
@@ -104,8 +150,22 @@ const ensureAdamKernel = wasmKernelOnce(ADAM_UPDATE, ({ inputs, backend, attrs }
   const constants = attrs!.constants as unknown as StepConstants;
   // Allocate every output first: an allocation may grow the heap and detach earlier views.
   const outs: tf.TensorInfo[] = slots.map((_, i) => wasm.makeOutput((inputs[`theta${i}`] as tf.TensorInfo).shape, 'float32'));
+  const simd = heapSimdKernels(wasm.wasm);
+  if (simd) {
+    const moments = slots.map((slot) => slot.moments.onHeap(wasm.wasm)); // allocations first, as above
+    const offset = (t: tf.TensorInfo) => wasm.dataIdMap.get(t.dataId).memoryOffset as number;
+    const c = constants;
+    slots.forEach((slot, i) => {
+      simd.adamUpdate(
+        offset(inputs[`theta${i}`] as tf.TensorInfo), offset(inputs[`grad${i}`] as tf.TensorInfo), moments[i].m, moments[i].v, offset(outs[i]),
+        slot.moments.size, slot.decay ? 1 : 0, c.weightDecay, c.beta1, c.oneMinusBeta1, c.beta2, c.oneMinusBeta2, c.sqrtBias2, c.eps, c.stepSize,
+      );
+    });
+    return outs;
+  }
   slots.forEach((slot, i) => {
-    adamUpdate(wasm.typedArrayFromHeap(inputs[`theta${i}`]), wasm.typedArrayFromHeap(inputs[`grad${i}`]), slot.m, slot.v, wasm.typedArrayFromHeap(outs[i]), slot.decay, constants);
+    const { m, v } = slot.moments.arrays();
+    adamUpdate(wasm.typedArrayFromHeap(inputs[`theta${i}`]), wasm.typedArrayFromHeap(inputs[`grad${i}`]), m, v, wasm.typedArrayFromHeap(outs[i]), slot.decay, constants);
   });
   return outs;
 });
@@ -114,7 +174,7 @@ export class Adam {
   readonly options: Required<z.output<typeof adamOptionsSchema>>;
   private step = 0;
   /** Per key: moments in the variable's layout (created at the parameter's first gradient). */
-  private readonly moments = new Map<string, { m: Float32Array; v: Float32Array }>();
+  private readonly moments = new Map<string, Moments>();
 
   constructor(readonly params: OptimizedParam[], options: AdamOptions = {}) {
     this.options = adamOptionsSchema.parse(options);
@@ -125,7 +185,7 @@ export class Adam {
     }
   }
 
-  /** Moment tensors held: none (the moments are JS arrays, outside the tensor engine). */
+  /** Moment tensors held: none (the moments are JS arrays or wasm heap blocks, outside the tensor engine). */
   get momentTensorCount(): number {
     return 0;
   }
@@ -161,10 +221,10 @@ export class Adam {
       if (!grad) continue;
       let mo = this.moments.get(p.key);
       if (!mo) {
-        mo = { m: new Float32Array(p.variable.size), v: new Float32Array(p.variable.size) };
+        mo = new Moments(p.variable.size);
         this.moments.set(p.key, mo);
       }
-      updated.push({ p, grad, slot: { ...mo, decay: p.decay && weightDecay > 0 } });
+      updated.push({ p, grad, slot: { moments: mo, decay: p.decay && weightDecay > 0 } });
     }
     if (!updated.length) return;
     const onHeap = tf.getBackend() === 'wasm' && updated.every((u) => u.grad.dtype === 'float32' && u.p.variable.dtype === 'float32');
@@ -178,7 +238,8 @@ export class Adam {
     } else {
       next = updated.map(({ p, grad, slot }) => {
         const out = new Float32Array(p.variable.size);
-        adamUpdate(p.variable.dataSync() as Float32Array, grad.dataSync() as Float32Array, slot.m, slot.v, out, slot.decay, constants);
+        const { m, v } = slot.moments.arrays();
+        adamUpdate(p.variable.dataSync() as Float32Array, grad.dataSync() as Float32Array, m, v, out, slot.decay, constants);
         return tf.tensor(out, p.variable.shape, 'float32');
       });
     }
@@ -192,7 +253,8 @@ export class Adam {
     const moments: AdamState['moments'] = {};
     const shapes = new Map(this.params.map((p) => [p.key, p.variable.shape]));
     for (const [key, mo] of this.moments) {
-      moments[key] = { shape: shapes.get(key)!.slice(), m: Float32Array.from(mo.m), v: Float32Array.from(mo.v) };
+      const { m, v } = mo.arrays();
+      moments[key] = { shape: shapes.get(key)!.slice(), m: Float32Array.from(m), v: Float32Array.from(v) };
     }
     return { step: this.step, moments };
   }
@@ -209,12 +271,14 @@ export class Adam {
         throw new Error(`Adam.setState: moments of '${key}' hold ${mo.m.length}/${mo.v.length} values but the parameter has ${p.variable.size}`);
       }
     }
-    this.moments.clear();
+    this.dispose();
     this.step = state.step;
-    for (const [key, mo] of Object.entries(state.moments)) this.moments.set(key, { m: Float32Array.from(mo.m), v: Float32Array.from(mo.v) });
+    for (const [key, mo] of Object.entries(state.moments)) this.moments.set(key, new Moments(mo.m.length, { m: Float32Array.from(mo.m), v: Float32Array.from(mo.v) }));
   }
 
+  /** Frees the moments (those in the wasm heap too). */
   dispose(): void {
+    for (const mo of this.moments.values()) mo.free();
     this.moments.clear();
   }
 }

@@ -1,0 +1,49 @@
+/**
+ * Our hand-written SIMD kernels (src/core/wasm/*.wat, compiled by scripts/build-wasm.ts), run on
+ * tfjs-wasm's own heap: the module imports the backend's WebAssembly.Memory, so its arguments are
+ * byte offsets of tensors (and of blocks we malloc there) and nothing is copied.
+ *
+ * Why: a JS loop over heap views runs one float at a time; wasm SIMD does four per instruction.
+ * Each kernel does exactly the float32 operations of the JS loop it replaces, in the same order
+ * (wasm has no implicit fused multiply-add), so results are bit for bit the same.
+ *
+ * Not available (undefined) on a backend whose memory is shared (the threaded wasm build: the
+ * import would need a matching `shared` declaration) or where the memory cannot be found; callers
+ * keep their JS loop for that case.
+ */
+import { WASM_BASE64 as ADAM_UPDATE } from './wasm/adam-update.wasm.ts';
+
+export interface HeapSimdKernels {
+  /** src/core/wasm/adam-update.wat: one Adam update of n floats; m and v in place, θ' to `out`. */
+  adamUpdate(
+    theta: number, grad: number, m: number, v: number, out: number, n: number, decay: number,
+    weightDecay: number, beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number,
+    sqrtBias2: number, eps: number, stepSize: number,
+  ): void;
+}
+
+/** What we use of the wasm backend's Emscripten module. */
+export interface WasmHeapModule {
+  asm?: { memory?: unknown };
+  _malloc(bytes: number): number;
+  _free(offset: number): void;
+  HEAPF32: Float32Array;
+}
+
+const instances = new WeakMap<object, HeapSimdKernels | null>();
+
+/** The kernels bound to this module's heap, or undefined (see the header). */
+export function heapSimdKernels(wasm: WasmHeapModule): HeapSimdKernels | undefined {
+  let kernels = instances.get(wasm);
+  if (kernels === undefined) {
+    const memory = wasm.asm?.memory;
+    kernels = null;
+    if (memory instanceof WebAssembly.Memory && !(memory.buffer instanceof SharedArrayBuffer)) {
+      const module = new WebAssembly.Module(Buffer.from(ADAM_UPDATE, 'base64'));
+      const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
+      kernels = { adamUpdate: exports.adam_update as HeapSimdKernels['adamUpdate'] };
+    }
+    instances.set(wasm, kernels);
+  }
+  return kernels ?? undefined;
+}
