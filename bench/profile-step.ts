@@ -5,6 +5,7 @@
  *     [--shapes Transpose,Multiply]   also key these kernels by their input shapes and attributes
  *     [--where 192x96]                print the project frames that call the kernels matching this key
  *     [--cpu-profile FILE]            write a V8 CPU profile of the timed steps (chrome://inspect, speedscope)
+ *     [--top 40]                      how many kernel keys to print
  * Times are wall times on whatever else the machine runs; compare variants side by side, not across runs.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -84,5 +85,5 @@ const rows = [...new Set(perStep.flatMap((m) => [...m.keys()]))]
   .sort((a, b) => b.ms - a.ms);
 console.log(`${selector}, batch ${batch}, ${backend.name}: step ${median(wall).toFixed(1)} ms (cpu ${median(cpu).toFixed(1)} ms), ` +
   `inside kernels ${median(perStep.map((m) => total(m, 0))).toFixed(1)} ms, ${median(perStep.map((m) => total(m, 1)))} kernel calls (medians of ${steps} steps)`);
-for (const r of rows.slice(0, 40)) console.log(`${r.ms.toFixed(2).padStart(8)} ms ${String(r.calls).padStart(5)}  ${r.key}`);
+for (const r of rows.slice(0, Number(arg('top', '40')))) console.log(`${r.ms.toFixed(2).padStart(8)} ms ${String(r.calls).padStart(5)}  ${r.key}`);
 for (const [k, n] of [...callers].sort((a, b) => b[1] - a[1])) console.log(`${String(n).padStart(5)}× ${k}`);
