@@ -133,8 +133,18 @@ function baseGeometry(width: number, height: number) {
 
 const fmt = (x: number) => x.toFixed(6);
 
-/** The ffmpeg argument list for one decode (exported for the benchmark's ffmpeg-only baseline). */
-export function decodeArgs(file: string, info: MediaInfo, times: number[], S: number, crop: CropBox | undefined, audioSeconds: number) {
+/**
+ * Where clip `index` of one ffmpeg run writes: clip 0 as a single decode does (frames to stdout, PCM
+ * to fd 3), clip i > 0 to fds 2 + 2i and 3 + 2i.
+ */
+function outputFds(index: number) {
+  return { video: index === 0 ? 1 : 2 + 2 * index, audio: 3 + 2 * index };
+}
+
+const GLOBAL_ARGS = ['-hide_banner', '-nostdin', '-nostats', '-loglevel', 'error'];
+
+/** Clip `index`'s inputs (2·index: video, 2·index + 1: audio) and outputs in one ffmpeg run. */
+function clipArgs(file: string, info: MediaInfo, times: number[], S: number, crop: CropBox | undefined, audioSeconds: number, index: number) {
   // Seek to the first wanted time and restart timestamps at the first frame there; fps (round=up)
   // then emits, for every multiple of `step`, the last frame at or before it (the frame shown at
   // that time, duplicated when the source is sparser); -frames:v stops after T.
@@ -151,16 +161,24 @@ export function decodeArgs(file: string, info: MediaInfo, times: number[], S: nu
     `scale=${S}:${S}:flags=bilinear`,
   ].join(',');
   const channels = info.channels > 0 ? info.channels : 1;
-  const args = [
-    '-hide_banner', '-nostdin', '-nostats', '-loglevel', 'error',
+  const fds = outputFds(index);
+  const inputs = [
     // One decoder thread per input: a clip this short spends longer starting frame threads than
     // decoding, and ingest already runs decodes side by side (bit-identical output either way).
     '-threads', '1', '-ss', fmt(seek), '-t', fmt(span), '-i', file,
     '-threads', '1', '-t', fmt(audioSeconds), '-i', file,
-    '-map', '0:v:0', '-vf', filters, '-vsync', '0', '-frames:v', String(times.length), '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1',
-    '-map', '1:a:0', '-ac', String(channels), '-ar', String(AUDIO_SAMPLE_RATE), '-f', 'f32le', 'pipe:3',
   ];
-  return { args, channels };
+  const outputs = [
+    '-map', `${2 * index}:v:0`, '-vf', filters, '-vsync', '0', '-frames:v', String(times.length), '-f', 'rawvideo', '-pix_fmt', 'rgb24', `pipe:${fds.video}`,
+    '-map', `${2 * index + 1}:a:0`, '-ac', String(channels), '-ar', String(AUDIO_SAMPLE_RATE), '-f', 'f32le', `pipe:${fds.audio}`,
+  ];
+  return { inputs, outputs, channels };
+}
+
+/** The ffmpeg argument list for one decode (exported for the benchmark's ffmpeg-only baseline). */
+export function decodeArgs(file: string, info: MediaInfo, times: number[], S: number, crop: CropBox | undefined, audioSeconds: number) {
+  const { inputs, outputs, channels } = clipArgs(file, info, times, S, crop, audioSeconds, 0);
+  return { args: [...GLOBAL_ARGS, ...inputs, ...outputs], channels };
 }
 
 interface RawDecode { stderr: string; code: number | null }
@@ -172,11 +190,19 @@ export interface FrameConsumer {
   readonly frames: number;
 }
 
-/** Runs one decode, feeding stdout to `frames` and fd 3 to `audio` as the bytes arrive. */
-function runDecode(ffmpegPath: string, args: string[], file: string, frames: FrameConsumer, audio: AudioSink, signal?: AbortSignal, niceness = 0): Promise<RawDecode> {
+/** One clip's consumers in an ffmpeg run. */
+interface ClipSinks { frames: FrameConsumer; audio: AudioSink }
+
+/**
+ * Runs one ffmpeg process, feeding clip i's frames and PCM (outputFds(i)) to `sinks[i]` as the
+ * bytes arrive. `label` names the file(s) in errors.
+ */
+function runDecode(ffmpegPath: string, args: string[], label: string, sinks: ClipSinks[], signal?: AbortSignal, niceness = 0): Promise<RawDecode> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(abortError(signal));
-    const child = spawn(ffmpegPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    const fdCount = 2 + 2 * sinks.length; // stdin, stdout, stderr, then the clips' fds up to 3 + 2(n − 1)
+    const stdio = Array.from({ length: fdCount }, (_, fd) => (fd === 0 ? 'ignore' : 'pipe')) as ('ignore' | 'pipe')[];
+    const child = spawn(ffmpegPath, args, { stdio });
     // A background decode yields the CPU to training; a child that already exited has nothing to yield.
     if (niceness && child.pid) try { os.setPriority(child.pid, niceness); } catch { /* gone already */ }
     // Explicit teardown: kill, drop the pipes (a wrapper's grandchild may hold them) and settle now.
@@ -193,17 +219,22 @@ function runDecode(ffmpegPath: string, args: string[], file: string, frames: Fra
       try { sink.push(c); } catch (e) { failure = e as Error; }
     };
     child.stderr!.on('data', (c: Buffer) => stderrChunks.push(c));
-    child.stdout!.on('data', feed(frames));
-    (child.stdio[3] as Readable).on('data', feed(audio));
-    for (const s of [child.stdout, child.stdio[3]] as Readable[]) s.on('error', (e) => { failure ??= e; });
+    sinks.forEach((sink, i) => {
+      const fds = outputFds(i);
+      for (const [fd, consumer] of [[fds.video, sink.frames], [fds.audio, sink.audio]] as const) {
+        const stream = child.stdio[fd] as Readable;
+        stream.on('data', feed(consumer));
+        stream.on('error', (e) => { failure ??= e; });
+      }
+    });
     child.on('error', (e) => {
       signal?.removeEventListener('abort', onAbort);
-      reject(new MediaError(file, STAGE, 'ffmpeg', `cannot start ffmpeg (${ffmpegPath}): ${e.message}`));
+      reject(new MediaError(label, STAGE, 'ffmpeg', `cannot start ffmpeg (${ffmpegPath}): ${e.message}`));
     });
     child.on('close', (code) => {
       signal?.removeEventListener('abort', onAbort);
       if (signal?.aborted) return reject(abortError(signal));
-      if (failure) return reject(new MediaError(file, STAGE, 'ffmpeg', `reading ffmpeg output failed: ${failure.message}`));
+      if (failure) return reject(new MediaError(label, STAGE, 'ffmpeg', `reading ffmpeg output failed: ${failure.message}`));
       resolve({ stderr: Buffer.concat(stderrChunks).toString('utf8'), code });
     });
   });
@@ -246,37 +277,88 @@ export interface StreamRequest {
   niceness?: number;
 }
 
+/** A file to decode in a shared ffmpeg run (decodeStreamsTogether). */
+export interface StreamJob {
+  file: string;
+  info: MediaInfo;
+  request: StreamRequest;
+  frames: FrameConsumer;
+}
+
+const CORRUPT_STDERR = /partial file|Invalid NAL|error while decoding|corrupt/i;
+
+function sinksFor(job: StreamJob): ClipSinks & { channels: number } {
+  const { config, audioSeconds } = job.request;
+  const channels = job.info.channels > 0 ? job.info.channels : 1;
+  return { frames: job.frames, audio: new AudioSink(channels, config.audioFrames, config.melBins, audioSeconds, defaultFbank(config.melBins)), channels };
+}
+
+/** The checks of one clip's outputs that its own sinks decide (no frame, no samples, silence, under one fbank frame). */
+function checkOutputs(job: StreamJob, audio: AudioSink): void {
+  const { file, info, frames } = job;
+  // A source that ends before the last wanted time yields fewer frames: the sink repeats the last one.
+  if (frames.frames === 0) throw new MediaError(file, STAGE, 'too-short', `too short to yield a video frame (duration ${info.durationSec} s)`);
+  if (audio.samples === 0) throw new MediaError(file, STAGE, 'too-short', 'the audio stream decodes to no samples');
+  if (audio.absSum === 0) throw new MediaError(file, STAGE, 'silent', 'silent audio (mean |x| is exactly 0)');
+}
+
+function checkFbankLength(job: StreamJob, audio: AudioSink): void {
+  if (defaultFbank(job.request.config.melBins).frameCount(audio.monoSamples) === 0) {
+    throw new MediaError(job.file, STAGE, 'too-short', `audio too short for one 25 ms fbank frame (${audio.monoSamples} samples at 16 kHz)`);
+  }
+}
+
 /**
  * One ffmpeg run: frames at `times` (scaled, cropped) into `frames`, and the normalised fbank
  * [audioFrames, melBins] before any augmentation; every check that classifies a bad file.
  */
 export async function decodeStreams(file: string, info: MediaInfo, request: StreamRequest, frames: FrameConsumer, signal?: AbortSignal): Promise<{ fbank: Float32Array; channels: number }> {
-  const { config, audioSeconds } = request;
+  const job: StreamJob = { file, info, request, frames };
   const { path: ffmpegPath } = await resolveFfmpeg();
-  const { args, channels } = decodeArgs(file, info, request.times, request.size, request.crop, audioSeconds);
-  const audio = new AudioSink(channels, config.audioFrames, config.melBins, audioSeconds, defaultFbank(config.melBins));
-  const raw = await runDecode(ffmpegPath, args, file, frames, audio, signal, request.niceness);
+  const { args } = decodeArgs(file, info, request.times, request.size, request.crop, request.audioSeconds);
+  const sinks = sinksFor(job);
+  const raw = await runDecode(ffmpegPath, args, file, [sinks], signal, request.niceness);
   if (raw.code !== 0) {
     // The header said the streams exist; ffmpeg's own map error still names a missing one precisely.
     if (/Stream map '0:v:0' matches no streams/.test(raw.stderr)) throw new MediaError(file, STAGE, 'no-video', 'no video stream');
     if (/Stream map '1:a:0' matches no streams/.test(raw.stderr)) throw new MediaError(file, STAGE, 'no-audio', 'no audio stream');
     throw classifyOpenFailure(file, STAGE, raw.stderr);
   }
-
-  // A source that ends before the last wanted time yields fewer frames: the sink repeats the last one.
-  if (frames.frames === 0) throw new MediaError(file, STAGE, 'too-short', `too short to yield a video frame (duration ${info.durationSec} s)`);
-
-  if (audio.samples === 0) throw new MediaError(file, STAGE, 'too-short', 'the audio stream decodes to no samples');
-  if (audio.absSum === 0) throw new MediaError(file, STAGE, 'silent', 'silent audio (mean |x| is exactly 0)');
-  if (/partial file|Invalid NAL|error while decoding|corrupt/i.test(raw.stderr)) {
-    const expected = Math.min(Number.isFinite(info.durationSec) ? info.durationSec : Infinity, audioSeconds);
+  const { audio, channels } = sinks;
+  checkOutputs(job, audio);
+  if (CORRUPT_STDERR.test(raw.stderr)) {
+    const expected = Math.min(Number.isFinite(info.durationSec) ? info.durationSec : Infinity, request.audioSeconds);
     const got = audio.monoSamples / AUDIO_SAMPLE_RATE;
     if (got < expected - 0.25) throw new MediaError(file, STAGE, 'corrupt', `truncated or corrupt media: decoded ${got.toFixed(2)} s of ${expected.toFixed(2)} s of audio`);
   }
-  if (defaultFbank(config.melBins).frameCount(audio.monoSamples) === 0) {
-    throw new MediaError(file, STAGE, 'too-short', `audio too short for one 25 ms fbank frame (${audio.monoSamples} samples at 16 kHz)`);
-  }
+  checkFbankLength(job, audio);
   return { fbank: audio.finish(), channels };
+}
+
+/**
+ * Several files in ONE ffmpeg run (inputs and outputs side by side), so that ffmpeg's start-up
+ * (about 17 ms of CPU for the static build here, and a fork of this process) is paid once for all:
+ * each file's outputs are exactly those of its own run. Returns, per job, its fbank or the
+ * MediaError its own checks raise; undefined when the run as a whole failed or printed a decoding
+ * error, which a shared stderr cannot pin on one file: decode each with decodeStreams then.
+ */
+export async function decodeStreamsTogether(jobs: StreamJob[], signal?: AbortSignal): Promise<({ fbank: Float32Array; channels: number } | MediaError)[] | undefined> {
+  if (jobs.length === 0) return [];
+  const { path: ffmpegPath } = await resolveFfmpeg();
+  const parts = jobs.map((j, i) => clipArgs(j.file, j.info, j.request.times, j.request.size, j.request.crop, j.request.audioSeconds, i));
+  const args = [...GLOBAL_ARGS, ...parts.flatMap((p) => p.inputs), ...parts.flatMap((p) => p.outputs)];
+  const sinks = jobs.map(sinksFor);
+  const raw = await runDecode(ffmpegPath, args, jobs.map((j) => j.file).join(', '), sinks, signal, jobs[0].request.niceness);
+  if (raw.code !== 0 || CORRUPT_STDERR.test(raw.stderr)) return undefined;
+  return jobs.map((job, i) => {
+    try {
+      checkOutputs(job, sinks[i].audio);
+      checkFbankLength(job, sinks[i].audio);
+      return { fbank: sinks[i].audio.finish(), channels: sinks[i].channels };
+    } catch (error) {
+      return error as MediaError;
+    }
+  });
 }
 
 /** Spec §1.4 step 5: X += U·s, then a circular roll along time by k ∈ [−F, F−1]. */

@@ -39,8 +39,8 @@ import type { ModelConfig } from '../core/config.ts';
 import type { Rng } from '../core/rng.ts';
 import { FrameSink } from './decode-sinks.ts';
 import {
-  addNoiseAndRoll, AUDIO_SECONDS, decodeStreams, drawMultiScaleCrop, FRAME_BASE, frameTimes, streamInfo, trainWindows,
-  type DecodedClip, type FrameConsumer,
+  addNoiseAndRoll, AUDIO_SECONDS, decodeStreams, decodeStreamsTogether, drawMultiScaleCrop, FRAME_BASE, frameTimes, streamInfo, trainWindows,
+  type DecodedClip, type FrameConsumer, type StreamJob,
 } from './decode.ts';
 import { decodeRecord, encodeRecord } from './ingest-cache.ts';
 import { isAbortError } from './media-error.ts';
@@ -56,8 +56,8 @@ export function decodedCacheDir(): string {
   return path.join(cacheRoot(), 'decoded');
 }
 
-/** Hits and misses in this thread (tests and benchmarks read them). */
-export const decodedCacheStats = { hits: 0, misses: 0 };
+/** Hits and misses in this thread, and the shared ffmpeg runs of warming and how many were redone file by file (tests and benchmarks read them). */
+export const decodedCacheStats = { hits: 0, misses: 0, sharedRuns: 0, sharedRunsRedone: 0 };
 
 /** Every frame time a train window of this clip can read (see the header). */
 export function trainFrameGrid(durationSec: number, numFrames: number): number[] {
@@ -117,6 +117,44 @@ async function decodeOnce(file: string, config: ModelConfig, audioSeconds: numbe
   return { info: { ...info, channels: info.channels || channels }, times, frames: frames.finish(), fbank };
 }
 type Decoded = Awaited<ReturnType<typeof decodeOnce>>;
+
+/**
+ * decodeOnce for several files in one ffmpeg run (decodeStreamsTogether): per file its clip or its
+ * error. A run that fails as a whole is redone file by file, so each error is the file's own.
+ */
+async function decodeTogether(files: string[], config: ModelConfig, audioSeconds: number, signal: AbortSignal | undefined, niceness: number): Promise<(Decoded | Error)[]> {
+  const results: (Decoded | Error | undefined)[] = new Array(files.length);
+  const jobs: (StreamJob & { index: number })[] = [];
+  for (const [index, file] of files.entries()) {
+    try {
+      const info = await streamInfo(file, signal);
+      const times = trainFrameGrid(info.durationSec, config.numFrames);
+      jobs.push({ index, file, info, request: { times, size: FRAME_BASE, crop: undefined, config, audioSeconds, niceness }, frames: new RawFrames(times.length, FRAME_BASE) });
+    } catch (error) {
+      if (isAbortError(error)) throw error;
+      results[index] = error as Error;
+    }
+  }
+  const together = jobs.length > 1 ? await decodeStreamsTogether(jobs, signal) : undefined;
+  if (jobs.length > 1) {
+    decodedCacheStats.sharedRuns++;
+    if (!together) decodedCacheStats.sharedRunsRedone++;
+  }
+  for (const [i, job] of jobs.entries()) {
+    if (together) {
+      const out = together[i];
+      results[job.index] = out instanceof Error ? out : {
+        info: { ...job.info, channels: job.info.channels || out.channels }, times: job.request.times, frames: (job.frames as RawFrames).finish(), fbank: out.fbank,
+      };
+    } else {
+      results[job.index] = await decodeOnce(job.file, config, audioSeconds, signal, niceness).catch((error: Error) => {
+        if (isAbortError(error)) throw error;
+        return error;
+      });
+    }
+  }
+  return results as (Decoded | Error)[];
+}
 
 const inFlight = new Map<string, Promise<Decoded>>();
 const pruned = new Set<string>();
@@ -185,20 +223,27 @@ export async function pruneDecodedCache(dir: string, maxBytes: number): Promise<
   return removed;
 }
 
+/** The cache key of `file` (its path, size, mtime and the decode settings) and its file under `dir`; undefined when it cannot be stat'ed. */
+async function cacheEntry(file: string, config: ModelConfig, audioSeconds: number, dir: string): Promise<{ key: object; name: string } | undefined> {
+  const absolute = path.resolve(file);
+  const st = await stat(absolute).catch(() => undefined);
+  if (!st) return undefined;
+  const key = {
+    format: DECODED_FORMAT, path: absolute, size: st.size, mtimeMs: st.mtimeMs,
+    numFrames: config.numFrames, audioFrames: config.audioFrames, melBins: config.melBins, audioSeconds,
+  };
+  return { key, name: path.join(dir, `${createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 40)}.bin`) };
+}
+
 /**
  * The stored clip for `file` under `dir`, decoding (once, also across concurrent callers) on a miss;
  * `niceness` is the ffmpeg child's nice value for a decode this call starts.
  */
 export async function storedClip(file: string, config: ModelConfig, audioSeconds: number, dir: string, signal?: AbortSignal, niceness = 0): Promise<StoredClip> {
-  const absolute = path.resolve(file);
-  const st = await stat(absolute).catch(() => undefined);
-  if (!st) await decodeOnce(file, config, audioSeconds, signal); // throws the classified MediaError (missing, …)
-  if (!st) throw new Error(`${file}: cannot stat`);
-  const key = {
-    format: DECODED_FORMAT, path: absolute, size: st.size, mtimeMs: st.mtimeMs,
-    numFrames: config.numFrames, audioFrames: config.audioFrames, melBins: config.melBins, audioSeconds,
-  };
-  const name = path.join(dir, `${createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 40)}.bin`);
+  const entry = await cacheEntry(file, config, audioSeconds, dir);
+  if (!entry) await decodeOnce(file, config, audioSeconds, signal); // throws the classified MediaError (missing, …)
+  if (!entry) throw new Error(`${file}: cannot stat`);
+  const { key, name } = entry;
   const stored = await readStored(name, key, config);
   if (stored) {
     decodedCacheStats.hits++;
@@ -228,22 +273,47 @@ export async function storedClip(file: string, config: ModelConfig, audioSeconds
 
 /** Nice value of the warmer's ffmpeg: it decodes ahead on the CPU training leaves idle. */
 export const WARM_NICENESS = 10;
+/** Files one warm ffmpeg run decodes together (one start-up for all of them). */
+export const WARM_BATCH = 8;
 
 /**
- * Decodes `files` into the cache ahead of their requests, one at a time, in order, ffmpeg at
- * WARM_NICENESS; a file already stored costs one header read. A file that fails is skipped: its
- * own request reports the error (a request joins a warm decode in flight and gets its outcome).
- * Stops at the next file once `signal` aborts (the decode in flight is killed).
+ * Decodes `files` into the cache ahead of their requests, in order, WARM_BATCH files per ffmpeg run
+ * at WARM_NICENESS; a file already stored or being decoded costs one header read. A request for a
+ * file of the run in flight joins it (and gets its outcome); a file that fails is skipped here, its
+ * own request reports the error. Stops once `signal` aborts (the run in flight is killed).
  */
 export async function warmStoredClips(files: readonly string[], config: ModelConfig, dir: string, signal?: AbortSignal, audioSeconds = AUDIO_SECONDS): Promise<{ stored: number; failed: number }> {
   const counts = { stored: 0, failed: 0 };
-  for (const file of files) {
-    if (signal?.aborted) break;
-    try {
-      await (await storedClip(file, config, audioSeconds, dir, signal, WARM_NICENESS)).close();
-      counts.stored++;
-    } catch {
-      if (!signal?.aborted) counts.failed++;
+  for (let start = 0; start < files.length && !signal?.aborted; start += WARM_BATCH) {
+    const todo: { file: string; key: object; name: string }[] = [];
+    for (const file of files.slice(start, start + WARM_BATCH)) {
+      const entry = await cacheEntry(file, config, audioSeconds, dir);
+      if (!entry) { counts.failed++; continue; }
+      const stored = inFlight.has(entry.name) ? undefined : await readStored(entry.name, entry.key, config);
+      await stored?.close();
+      if (stored || inFlight.has(entry.name)) { counts.stored++; continue; }
+      todo.push({ file, ...entry });
+    }
+    decodedCacheStats.misses += todo.length;
+    const decoded = decodeTogether(todo.map((t) => t.file), config, audioSeconds, signal, WARM_NICENESS);
+    const pending = todo.map((t, i) => {
+      const clip = decoded.then(async (all) => {
+        const out = all[i];
+        if (out instanceof Error) throw out;
+        await writeStored(dir, t.name, t.key, out);
+        return out;
+      });
+      inFlight.set(t.name, clip);
+      void clip.then(() => inFlight.delete(t.name), () => inFlight.delete(t.name));
+      return clip;
+    });
+    for (const clip of pending) {
+      try {
+        await clip;
+        counts.stored++;
+      } catch {
+        if (!signal?.aborted) counts.failed++;
+      }
     }
   }
   return counts;

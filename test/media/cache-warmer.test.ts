@@ -1,18 +1,21 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { concat, from, lastValueFrom, NEVER, toArray, type Observable } from 'rxjs';
 import { MODEL_CONFIGS } from '../../src/core/config.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { pullable } from '../../src/graph/bounded-queue.ts';
 import { NextTaskWarmer } from '../../src/media/cache-warmer.ts';
 import { generateCorpus } from '../../src/media/corpus.ts';
-import { decodedCacheStats } from '../../src/media/decoded-cache.ts';
+import { decodeClip } from '../../src/media/decode.ts';
+import { decodedCacheStats, storedClip, warmStoredClips } from '../../src/media/decoded-cache.ts';
+import type { MediaError } from '../../src/media/media-error.ts';
 import type { ClipRef, DecodedClip } from '../../src/media/items.ts';
 import { manifestClips, loadManifest } from '../../src/media/manifest.ts';
 import type { ManifestRow } from '../../src/media/roles.ts';
 import { decode } from '../../src/media/stages/decode.ts';
-import { tempDir } from './fixtures.ts';
+import { badClips, goodClip, tempDir } from './fixtures.ts';
 
 const tiny = MODEL_CONFIGS.tiny;
 const rows: ManifestRow[] = [
@@ -137,4 +140,48 @@ test.serial('the warmer\'s ffmpeg runs at nice 10; unsubscribing stops the warme
   await new Promise((r) => setTimeout(r, 500));
   t.is((await readdir(cache)).filter((n) => n.endsWith('.bin')).length, count, 'nothing stored after the stop');
   t.true(count < 1 + manifest.tasks[1].train.length, `stopped before task 2's ${manifest.tasks[1].train.length} clips were all stored (${count - 1})`);
+});
+
+test.serial('a warm run decodes several files in one ffmpeg: each stored file is byte for byte the one decoded alone; bad files are left to their requests', async (t) => {
+  const dir = await tempDir('cache-warmer-batch');
+  const good = [
+    await goodClip(path.join(dir, 'one-second.mp4'), 1),
+    await goodClip(path.join(dir, 'four-seconds.mp4'), 4, '64x48'),
+    await goodClip(path.join(dir, 'twelve-seconds.mp4'), 12, '40x56'),
+  ];
+  const bad = await badClips(dir);
+  const together = await tempDir('cache-warmer-together'), alone = await tempDir('cache-warmer-alone');
+  // A clip whose video data is damaged: ffmpeg reports decoding errors, which a shared run cannot pin on one file.
+  const damaged = Buffer.from(await readFile(good[2]));
+  for (let i = Math.floor(damaged.length * 0.3); i < damaged.length * 0.5; i += 7) damaged[i] ^= 0x5a;
+  await writeFile(path.join(dir, 'damaged.mp4'), damaged);
+  // All good: one run of three. Mixed: the bad files in the same batches as good ones.
+  const runs = { ...decodedCacheStats };
+  t.deepEqual(await warmStoredClips(good, tiny, together), { stored: 3, failed: 0 });
+  t.deepEqual([decodedCacheStats.sharedRuns - runs.sharedRuns, decodedCacheStats.sharedRunsRedone - runs.sharedRunsRedone], [1, 0], 'one shared run, not redone');
+  for (const file of good) await (await storedClip(file, tiny, 10, alone)).close();
+  const names = (await readdir(alone)).filter((n) => n.endsWith('.bin')).sort();
+  t.deepEqual((await readdir(together)).filter((n) => n.endsWith('.bin')).sort(), names);
+  for (const name of names) t.true((await readFile(path.join(together, name))).equals(await readFile(path.join(alone, name))), `${name}: same bytes`);
+
+  const mixed = await tempDir('cache-warmer-mixed');
+  const files = [good[0], bad.silent, bad['too-short'], good[1], bad.corrupt, bad.missing, bad['not-media'], good[2], bad['no-audio']];
+  t.deepEqual(await warmStoredClips(files, tiny, mixed), { stored: 3, failed: 6 });
+  t.deepEqual((await readdir(mixed)).filter((n) => n.endsWith('.bin')).sort(), names, 'only the good files are stored');
+  for (const [kind, file] of Object.entries(bad)) {
+    const error = await t.throwsAsync(decodeClip(file, { config: tiny, mode: 'train', rng: Rng.fromSeed(1), cache: mixed }));
+    t.is((error as MediaError).kind, kind as MediaError['kind'], `${file}: its own request reports it`);
+  }
+
+  // The damaged clip makes its shared run print decoding errors: the run is redone file by file, with the same results.
+  const redone = await tempDir('cache-warmer-redone'), redoneAlone = await tempDir('cache-warmer-redone-alone');
+  const before = decodedCacheStats.sharedRunsRedone;
+  const withDamaged = [good[0], path.join(dir, 'damaged.mp4'), good[1]];
+  const counts = await warmStoredClips(withDamaged, tiny, redone);
+  t.is(decodedCacheStats.sharedRunsRedone - before, 1, 'the shared run was redone file by file');
+  for (const file of withDamaged) await storedClip(file, tiny, 10, redoneAlone).then((c) => c.close(), () => {});
+  const alone2 = (await readdir(redoneAlone)).filter((n) => n.endsWith('.bin')).sort();
+  t.is(counts.stored, alone2.length);
+  t.deepEqual((await readdir(redone)).filter((n) => n.endsWith('.bin')).sort(), alone2);
+  for (const name of alone2) t.true((await readFile(path.join(redone, name))).equals(await readFile(path.join(redoneAlone, name))), `${name}: same bytes`);
 });
