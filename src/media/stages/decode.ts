@@ -13,10 +13,10 @@
  *   cache false (train mode: `true` decodes each file once into the decoder's cache folder, media's
  *   `.cache/decoded/`, or a folder path; every epoch then draws its augmentation from the cache
  *   with the same per-clip draws, src/media/decoded-cache.ts says what matches exactly),
- *   warm false (with the cache on: a manifest path; while a task's clips are requested, the
- *   manifest's next task's clips are decoded into the cache in the background, one at a time,
- *   ffmpeg at nice 10, so that task's epoch 1 need not wait on ffmpeg; src/media/cache-warmer.ts.
- *   Results do not change. Ignored with the cache off and on a remote device).
+ *   warm false (with the cache on: a manifest path; when a task's clips are requested, the
+ *   manifest's clips of that task and the next are decoded into the cache in the background, eight
+ *   per ffmpeg run at nice 10, so the next task's epoch 1 need not wait on ffmpeg;
+ *   src/media/cache-warmer.ts. Results do not change. Ignored with the cache off and on a remote device).
  * Roles: Decoder, RunConfig, Rng, ManifestLoader (warm).
  *
  * Example node:
@@ -33,7 +33,7 @@ import { z } from 'zod';
 import { modelConfig, type ModelConfig } from '../../core/config.ts';
 import { Rng as SeededRng } from '../../core/rng.ts';
 import { mapConcurrent } from '../../graph/concurrent-map.ts';
-import { NextTaskWarmer } from '../cache-warmer.ts';
+import { TaskWarmer } from '../cache-warmer.ts';
 import { mediaDecoder, mediaManifestLoader } from '../default-roles.ts';
 import { clipFields, clipRefFromPath, type ClipRef, type DecodedClip, type TaskEnd } from '../items.ts';
 import type { StageError } from '../../graph/items.ts';
@@ -66,10 +66,10 @@ function decodeRequest(clip: ClipRef, options: ParsedDecodeOptions, config: Mode
 }
 
 /** The warmer the options ask for, or undefined (no `warm`, the cache off, eval mode, or a decoder that cannot warm). */
-function warmerFor(options: ParsedDecodeOptions, config: ModelConfig, decoder: Decoder, loader: ManifestLoader): NextTaskWarmer | undefined {
+function warmerFor(options: ParsedDecodeOptions, config: ModelConfig, decoder: Decoder, loader: ManifestLoader): TaskWarmer | undefined {
   const { warm, cache } = options;
   if (!warm || !cache || options.mode !== 'train' || !decoder.warm) return undefined;
-  return new NextTaskWarmer(() => loader.load(warm), (paths, signal) => decoder.warm!(paths, { config, mode: 'train', cache }, signal));
+  return new TaskWarmer(() => loader.load(warm), (paths, signal) => decoder.warm!(paths, { config, mode: 'train', cache }, signal));
 }
 
 export interface DecodeDeps {
@@ -90,7 +90,7 @@ export function decode(
   const config = deps.config ?? modelConfig('tiny');
   const rng = deps.rng ?? SeededRng.fromSeed(0).fork('decode');
   let position = 0;
-  const decodeEach = (warmer: NextTaskWarmer | undefined) => mapConcurrent<ClipRef | TaskEnd | string, DecodedClip>(
+  const decodeEach = (warmer: TaskWarmer | undefined) => mapConcurrent<ClipRef | TaskEnd | string, DecodedClip>(
     async (item, signal) => {
       const clip = typeof item === 'string' ? clipRefFromPath(item, position++) : (item as ClipRef);
       warmer?.requested(clip);
@@ -117,7 +117,7 @@ export function decode(
 }
 
 /** Worker side: one warmer per worker thread and options (a worker lives as long as its graph). */
-const workerWarmers = new Map<string, NextTaskWarmer | undefined>();
+const workerWarmers = new Map<string, TaskWarmer | undefined>();
 
 /** Worker side: media's decoder in the worker; the same per-clip rng fork as in-thread. */
 export const decodeTask: WorkerTask = async (item, options, context) => {
