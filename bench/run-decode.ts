@@ -3,8 +3,8 @@
  *
  * Runs the default graph (graphs/continual-pretrain.yaml, tiny, STELLA) over a generated corpus,
  * interleaved per round: decode every epoch (`nodes.decode.options.cache=false`), the decoded
- * cache cold (a fresh folder: each task's epoch 1 decodes, epochs 2–4 read the cache; the graph's
- * `warm` decodes the next task's clips in the background), cold without that warming
+ * cache cold (a fresh folder: each clip is decoded once, epochs 2–4 read the cache; the graph's
+ * `warm` decodes a task's and the next task's clips in the background), cold without that warming
  * (`nodes.decode.options.warm=false`), and warm (a folder a previous run filled). Per run: the run's wall time (results.json `timing.wallSeconds`: backend
  * start, graph, evaluations, reports) and its training steps alone (the per-item latency sums of the
  * four step nodes score, assess, sample, train, from steps.json's metrics); the figure is their
@@ -107,7 +107,7 @@ async function main() {
       '| --- | --- | --- | --- | --- | --- | --- |',
       ...variants.map(row),
       '',
-      `"cold" is a run's first use of the cache (each clip is decoded once, epochs 2–${epochs} read it), the case of a new corpus: with the graph's warming (the next task's clips decoded in the background while a task trains) and without it; "warm" a rerun on the same media. The last column divides the median wall by the warm-cache runs' median steps, which ran with no decoding beside them: background decoding slows the steps it shares the cores with, and the in-run ratio does not show that. The wall time also holds what is not training by design: backend start, the test set's decode, one retrieval evaluation per task, results and report. Goal ≤ 1.15×. Reproduce: \`npx tsx bench/run-decode.ts\`.`,
+      `"cold" is a run's first use of the cache (each clip is decoded once, epochs 2–${epochs} read it), the case of a new corpus: with the graph's warming (a task's and the next task's clips decoded in the background, eight per ffmpeg run) and without it; "warm" a rerun on the same media. The last column divides the median wall by the warm-cache runs' median steps, which ran with no decoding beside them: background decoding slows the steps it shares the cores with, and the in-run ratio does not show that. The wall time also holds what is not training by design: backend start, the test set's decode, one retrieval evaluation per task, results and report. Goal ≤ 1.15×. Reproduce: \`npx tsx bench/run-decode.ts\`.`,
     ];
     process.stdout.write(lines.join('\n') + '\n');
     if (write) {
