@@ -18,7 +18,7 @@ export function register(program: Command): void {
     .argument('<manifest>', 'manifest JSON (our format or a CAV-MAE datafile) or a folder of label subfolders')
     .requiredOption('--out <dir>', 'cache folder (required): index.json, shard-*.bin, ingest-report.json')
     .addOption(new Option('--config <size>', 'model config').choices(['tiny', 'base']).default('tiny'))
-    .option('--concurrency <n>', 'ffmpeg decodes in flight', positiveInt, 2)
+    .option('--concurrency <n>', 'ffmpeg runs in flight (8 clips each)', positiveInt, 2)
     .option('--allow-outside', 'accept clip paths outside the manifest folder')
     .option('--redis <url>', 'decode and tokenize on `stella worker` processes through this Redis (--concurrency = clips in flight); this process writes the cache')
     .option('--quiet', 'no progress output and no summary')

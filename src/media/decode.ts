@@ -48,7 +48,7 @@ import { AUDIO_SAMPLE_RATE, AudioSink, FrameSink } from './decode-sinks.ts';
 import { defaultFbank } from './fbank.ts';
 import { resolveFfmpeg } from './ffmpeg.ts';
 import { decodeFromCache } from './decoded-cache.ts';
-import { abortError, MediaError } from './media-error.ts';
+import { abortError, isAbortError, MediaError } from './media-error.ts';
 import { classifyOpenFailure, mediaInfo, type MediaInfo } from './probe.ts';
 
 export { AUDIO_SAMPLE_RATE, IMAGENET_MEAN, IMAGENET_STD } from './decode-sinks.ts';
@@ -359,6 +359,67 @@ export async function decodeStreamsTogether(jobs: StreamJob[], signal?: AbortSig
       return error as MediaError;
     }
   });
+}
+
+/** How one file is decoded in a shared run (decodeFilesTogether), from its stream facts. */
+export interface SharedDecodePlan<T> {
+  /** The file's request and frame consumer. */
+  plan(file: string, info: MediaInfo): { request: StreamRequest; frames: FrameConsumer };
+  /** The result from its decoded outputs. */
+  finish(job: StreamJob, out: { fbank: Float32Array; channels: number }): T;
+  /** The same result from a run of its own (after a shared run failed as a whole, or for one file). */
+  alone(file: string): Promise<T>;
+}
+
+/** Shared runs (more than one file) and how many were redone file by file, in this thread. */
+export const sharedDecodeStats = { runs: 0, redone: 0 };
+
+/**
+ * Decodes `files` in one ffmpeg run where it can (decodeStreamsTogether): per file its result or
+ * its error. A file whose stream facts cannot be read gets that error without a run; a run that
+ * fails as a whole is redone file by file, so each error is the file's own.
+ */
+export async function decodeFilesTogether<T>(files: readonly string[], how: SharedDecodePlan<T>, signal?: AbortSignal): Promise<(T | Error)[]> {
+  const results: (T | Error | undefined)[] = new Array(files.length);
+  const jobs: (StreamJob & { index: number })[] = [];
+  for (const [index, file] of files.entries()) {
+    try {
+      const info = await streamInfo(file, signal);
+      jobs.push({ index, file, info, ...how.plan(file, info) });
+    } catch (error) {
+      if (isAbortError(error)) throw error;
+      results[index] = error as Error;
+    }
+  }
+  const together = jobs.length > 1 ? await decodeStreamsTogether(jobs, signal) : undefined;
+  if (jobs.length > 1) {
+    sharedDecodeStats.runs++;
+    if (!together) sharedDecodeStats.redone++;
+  }
+  for (const [i, job] of jobs.entries()) {
+    const out = together?.[i];
+    if (out) results[job.index] = out instanceof Error ? out : how.finish(job, out);
+    else {
+      results[job.index] = await how.alone(job.file).catch((error: Error) => {
+        if (isAbortError(error)) throw error;
+        return error;
+      });
+    }
+  }
+  return results as (T | Error)[];
+}
+
+/** decodeClip in eval mode for several files, in one ffmpeg run where it can (decodeFilesTogether). */
+export function decodeClipsTogether(files: readonly string[], options: { config: ModelConfig; audioSeconds?: number }, signal?: AbortSignal): Promise<(DecodedClip | Error)[]> {
+  const { config, audioSeconds = AUDIO_SECONDS } = options;
+  return decodeFilesTogether<DecodedClip>(files, {
+    plan: (_file, info) => ({
+      request: { times: frameTimes(info.durationSec, config.numFrames, 'eval'), size: config.imageSize, crop: undefined, config, audioSeconds },
+      frames: new FrameSink(config.numFrames, config.imageSize),
+    }),
+    finish: (job, out) => ({ path: job.file, video: (job.frames as FrameSink).finish(), fbank: out.fbank, info: { ...job.info, channels: job.info.channels || out.channels } }),
+    alone: (file) => decodeClip(file, { config, mode: 'eval', audioSeconds }, signal),
+  }, signal);
 }
 
 /** Spec §1.4 step 5: X += U·s, then a circular roll along time by k ∈ [−F, F−1]. */

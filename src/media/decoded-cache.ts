@@ -39,8 +39,8 @@ import type { ModelConfig } from '../core/config.ts';
 import type { Rng } from '../core/rng.ts';
 import { FrameSink } from './decode-sinks.ts';
 import {
-  addNoiseAndRoll, AUDIO_SECONDS, decodeStreams, decodeStreamsTogether, drawMultiScaleCrop, FRAME_BASE, frameTimes, streamInfo, trainWindows,
-  type DecodedClip, type FrameConsumer, type StreamJob,
+  addNoiseAndRoll, AUDIO_SECONDS, decodeFilesTogether, decodeStreams, drawMultiScaleCrop, FRAME_BASE, frameTimes, streamInfo, trainWindows,
+  type DecodedClip, type FrameConsumer,
 } from './decode.ts';
 import { decodeRecord, encodeRecord } from './ingest-cache.ts';
 import { isAbortError } from './media-error.ts';
@@ -56,8 +56,8 @@ export function decodedCacheDir(): string {
   return path.join(cacheRoot(), 'decoded');
 }
 
-/** Hits and misses in this thread, and the shared ffmpeg runs of warming and how many were redone file by file (tests and benchmarks read them). */
-export const decodedCacheStats = { hits: 0, misses: 0, sharedRuns: 0, sharedRunsRedone: 0 };
+/** Hits and misses in this thread (tests and benchmarks read them). */
+export const decodedCacheStats = { hits: 0, misses: 0 };
 
 /** Every frame time a train window of this clip can read (see the header). */
 export function trainFrameGrid(durationSec: number, numFrames: number): number[] {
@@ -118,42 +118,18 @@ async function decodeOnce(file: string, config: ModelConfig, audioSeconds: numbe
 }
 type Decoded = Awaited<ReturnType<typeof decodeOnce>>;
 
-/**
- * decodeOnce for several files in one ffmpeg run (decodeStreamsTogether): per file its clip or its
- * error. A run that fails as a whole is redone file by file, so each error is the file's own.
- */
-async function decodeTogether(files: string[], config: ModelConfig, audioSeconds: number, signal: AbortSignal | undefined, niceness: number): Promise<(Decoded | Error)[]> {
-  const results: (Decoded | Error | undefined)[] = new Array(files.length);
-  const jobs: (StreamJob & { index: number })[] = [];
-  for (const [index, file] of files.entries()) {
-    try {
-      const info = await streamInfo(file, signal);
+/** decodeOnce for several files in one ffmpeg run where it can (decodeFilesTogether). */
+function decodeTogether(files: string[], config: ModelConfig, audioSeconds: number, signal: AbortSignal | undefined, niceness: number): Promise<(Decoded | Error)[]> {
+  return decodeFilesTogether<Decoded>(files, {
+    plan: (_file, info) => {
       const times = trainFrameGrid(info.durationSec, config.numFrames);
-      jobs.push({ index, file, info, request: { times, size: FRAME_BASE, crop: undefined, config, audioSeconds, niceness }, frames: new RawFrames(times.length, FRAME_BASE) });
-    } catch (error) {
-      if (isAbortError(error)) throw error;
-      results[index] = error as Error;
-    }
-  }
-  const together = jobs.length > 1 ? await decodeStreamsTogether(jobs, signal) : undefined;
-  if (jobs.length > 1) {
-    decodedCacheStats.sharedRuns++;
-    if (!together) decodedCacheStats.sharedRunsRedone++;
-  }
-  for (const [i, job] of jobs.entries()) {
-    if (together) {
-      const out = together[i];
-      results[job.index] = out instanceof Error ? out : {
-        info: { ...job.info, channels: job.info.channels || out.channels }, times: job.request.times, frames: (job.frames as RawFrames).finish(), fbank: out.fbank,
-      };
-    } else {
-      results[job.index] = await decodeOnce(job.file, config, audioSeconds, signal, niceness).catch((error: Error) => {
-        if (isAbortError(error)) throw error;
-        return error;
-      });
-    }
-  }
-  return results as (Decoded | Error)[];
+      return { request: { times, size: FRAME_BASE, crop: undefined, config, audioSeconds, niceness }, frames: new RawFrames(times.length, FRAME_BASE) };
+    },
+    finish: (job, out) => ({
+      info: { ...job.info, channels: job.info.channels || out.channels }, times: job.request.times, frames: (job.frames as RawFrames).finish(), fbank: out.fbank,
+    }),
+    alone: (file) => decodeOnce(file, config, audioSeconds, signal, niceness),
+  }, signal);
 }
 
 const inFlight = new Map<string, Promise<Decoded>>();

@@ -3,9 +3,11 @@
  *
  * Inputs: `{ manifest (path or loaded Manifest), out, config ('tiny'|'base', default tiny),
  * concurrency (default 2), allowOutside (default false), signal, onProgress }`.
- * Behaviour: clips are decoded in eval mode (deterministic, so the cache is reusable) with at most
- * `concurrency` ffmpeg decodes in flight (RxJS `mergeMap(…, N)`); results are appended by a single
- * writer in completion order. Clips already in the cache are skipped (resume). A bad clip becomes one
+ * Behaviour: clips are decoded in eval mode (deterministic, so the cache is reusable), INGEST_BATCH
+ * clips per ffmpeg run (decodeClipsTogether: one start-up for eight files; each file's output is its
+ * own run's), with at most `concurrency` runs in flight (RxJS `mergeMap(…, N)`); a `processClip` of
+ * the caller's (`stella ingest --redis`) gets the clips one by one instead. Results are appended by
+ * a single writer in completion order. Clips already in the cache are skipped (resume). A bad clip becomes one
  * `{path, stage, message}` error and the run goes on. The index is flushed at most every 0.5 s and at
  * the end; `DIR/ingest-report.json` = `{ processed: [{path, label, task, split, cached}], errors: [...] }`.
  * Unsubscribing / aborting kills in-flight ffmpeg children.
@@ -14,10 +16,10 @@
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { concatMap, defer, from, lastValueFrom, map, mergeMap, Observable, of, catchError, scan } from 'rxjs';
+import { bufferCount, concatMap, defer, from, lastValueFrom, mergeMap, Observable, scan } from 'rxjs';
 import { z } from 'zod';
 import { modelConfig, tokenGrid, type ModelConfig } from '../core/config.ts';
-import { decodeClip } from './decode.ts';
+import { decodeClip, decodeClipsTogether } from './decode.ts';
 import { IngestCacheWriter } from './ingest-cache.ts';
 import { loadManifest, manifestClips, type Manifest } from './manifest.ts';
 import { MediaError, isAbortError } from './media-error.ts';
@@ -45,6 +47,17 @@ export const decodeAndTokenize: ClipProcessor = async (clip, config, signal) => 
   const decoded = await decodeClip(clip.path, { config, mode: 'eval' }, signal);
   return { tokens: tokenizeClip(decoded, config), info: decoded.info };
 };
+
+/** Clips one ffmpeg run of ingest decodes. */
+export const INGEST_BATCH = 8;
+
+type ClipResult = Awaited<ReturnType<ClipProcessor>>;
+
+/** decodeAndTokenize for several clips in one ffmpeg run: per clip its result or its error. */
+async function decodeAndTokenizeTogether(clips: { path: string }[], config: ModelConfig, signal: AbortSignal): Promise<(ClipResult | Error)[]> {
+  const decoded = await decodeClipsTogether(clips.map((c) => c.path), { config }, signal);
+  return decoded.map((d) => (d instanceof Error ? d : { tokens: tokenizeClip(d, config), info: d.info }));
+}
 
 export interface IngestErrorRecord { path: string; stage: string; message: string }
 export interface IngestProcessedRecord { path: string; label: string; task: string; split: 'train' | 'test'; cached: boolean }
@@ -77,20 +90,31 @@ export async function runIngest(options: IngestOptions): Promise<IngestReport & 
   const total = clips.length;
   let lastFlush = Date.now();
 
-  const processClip = options.processClip ?? decodeAndTokenize;
-  type Outcome = { clip: (typeof clips)[number]; cached: boolean; error?: IngestErrorRecord; tokens?: TokenizedPatches; info?: MediaInfo };
+  type Clip = (typeof clips)[number];
+  type Outcome = { clip: Clip; cached: boolean; error?: IngestErrorRecord; tokens?: TokenizedPatches; info?: MediaInfo };
+  // The caller's processor takes one clip at a time; ours decodes INGEST_BATCH per ffmpeg run.
+  const own = options.processClip;
+  const processClips = own
+    ? (group: Clip[], signal: AbortSignal) => Promise.all(group.map((clip) => own(clip, cfg, signal).catch((e: unknown) => {
+      if (isAbortError(e)) throw e;
+      return e instanceof Error ? e : new Error(String(e));
+    })))
+    : (group: Clip[], signal: AbortSignal) => decodeAndTokenizeTogether(group, cfg, signal);
+  const outcome = (clip: Clip, r: ClipResult | Error): Outcome => {
+    if (!(r instanceof Error)) return { clip, cached: false, tokens: r.tokens, info: r.info };
+    const error = r instanceof MediaError
+      ? { path: r.path, stage: r.stage, message: r.message }
+      : { path: clip.path, stage: 'decode', message: `${clip.path}: ${r?.message ?? String(r)}` };
+    return { clip, cached: false, error };
+  };
   const work$ = from(clips).pipe(
-    mergeMap((clip) => {
-      if (writer.has(clip.path)) return of<Outcome>({ clip, cached: true });
-      return abortable((signal) => processClip(clip, cfg, signal), options.signal).pipe(
-        map((done): Outcome => ({ clip, cached: false, tokens: done.tokens, info: done.info })),
-        catchError((e: unknown) => {
-          if (isAbortError(e)) throw e;
-          const error = e instanceof MediaError
-            ? { path: e.path, stage: e.stage, message: e.message }
-            : { path: clip.path, stage: 'decode', message: `${clip.path}: ${(e as Error)?.message ?? String(e)}` };
-          return of<Outcome>({ clip, cached: false, error });
-        }),
+    bufferCount(own ? 1 : INGEST_BATCH),
+    mergeMap((group) => {
+      const todo = group.filter((clip) => !writer.has(clip.path));
+      const cached = group.filter((clip) => writer.has(clip.path)).map((clip): Outcome => ({ clip, cached: true }));
+      if (!todo.length) return from(cached);
+      return abortable((signal) => processClips(todo, signal), options.signal).pipe(
+        mergeMap((results) => from([...cached, ...results.map((r, i) => outcome(todo[i], r))])),
       );
     }, o.concurrency),
     concatMap((r) => defer(async () => {

@@ -8,7 +8,7 @@ import { Rng } from '../../src/core/rng.ts';
 import { pullable } from '../../src/graph/bounded-queue.ts';
 import { TaskWarmer } from '../../src/media/cache-warmer.ts';
 import { generateCorpus } from '../../src/media/corpus.ts';
-import { decodeClip } from '../../src/media/decode.ts';
+import { decodeClip, sharedDecodeStats } from '../../src/media/decode.ts';
 import { decodedCacheStats, storedClip, warmStoredClips } from '../../src/media/decoded-cache.ts';
 import type { MediaError } from '../../src/media/media-error.ts';
 import type { ClipRef, DecodedClip } from '../../src/media/items.ts';
@@ -157,9 +157,9 @@ test.serial('a warm run decodes several files in one ffmpeg: each stored file is
   for (let i = Math.floor(damaged.length * 0.3); i < damaged.length * 0.5; i += 7) damaged[i] ^= 0x5a;
   await writeFile(path.join(dir, 'damaged.mp4'), damaged);
   // All good: one run of three. Mixed: the bad files in the same batches as good ones.
-  const runs = { ...decodedCacheStats };
+  const runs = { ...sharedDecodeStats };
   t.deepEqual(await warmStoredClips(good, tiny, together), { stored: 3, failed: 0 });
-  t.deepEqual([decodedCacheStats.sharedRuns - runs.sharedRuns, decodedCacheStats.sharedRunsRedone - runs.sharedRunsRedone], [1, 0], 'one shared run, not redone');
+  t.deepEqual([sharedDecodeStats.runs - runs.runs, sharedDecodeStats.redone - runs.redone], [1, 0], 'one shared run, not redone');
   for (const file of good) await (await storedClip(file, tiny, 10, alone)).close();
   const names = (await readdir(alone)).filter((n) => n.endsWith('.bin')).sort();
   t.deepEqual((await readdir(together)).filter((n) => n.endsWith('.bin')).sort(), names);
@@ -176,10 +176,10 @@ test.serial('a warm run decodes several files in one ffmpeg: each stored file is
 
   // The damaged clip makes its shared run print decoding errors: the run is redone file by file, with the same results.
   const redone = await tempDir('cache-warmer-redone'), redoneAlone = await tempDir('cache-warmer-redone-alone');
-  const before = decodedCacheStats.sharedRunsRedone;
+  const before = sharedDecodeStats.redone;
   const withDamaged = [good[0], path.join(dir, 'damaged.mp4'), good[1]];
   const counts = await warmStoredClips(withDamaged, tiny, redone);
-  t.is(decodedCacheStats.sharedRunsRedone - before, 1, 'the shared run was redone file by file');
+  t.is(sharedDecodeStats.redone - before, 1, 'the shared run was redone file by file');
   for (const file of withDamaged) await storedClip(file, tiny, 10, redoneAlone).then((c) => c.close(), () => {});
   const alone2 = (await readdir(redoneAlone)).filter((n) => n.endsWith('.bin')).sort();
   t.is(counts.stored, alone2.length);

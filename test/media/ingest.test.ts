@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { MODEL_CONFIGS } from '../../src/core/config.ts';
 import { generateCorpus } from '../../src/media/corpus.ts';
-import { decodeClip } from '../../src/media/decode.ts';
+import { decodeClip, sharedDecodeStats } from '../../src/media/decode.ts';
 import { openIngestCache } from '../../src/media/ingest-cache.ts';
 import { runIngest } from '../../src/media/ingest.ts';
 import { tokenizeClip } from '../../src/media/tokenize.ts';
@@ -17,21 +17,25 @@ const corpus = (async () => {
   return generateCorpus({ out: dir, tasks: 1, classes: 2, train: 2, test: 1, seed: 3 });
 })();
 
-test('ingest caches every clip, the reader returns the decoded patches, a second run skips them', async (t) => {
+test.serial('ingest caches every clip, the reader returns the decoded patches, a second run skips them', async (t) => {
   const { manifestPath } = await corpus;
   const out = await tempDir('ingest-out');
+  const runs = sharedDecodeStats.runs;
   const first = await runIngest({ manifest: manifestPath, out, config: 'tiny', concurrency: 2 });
+  t.is(sharedDecodeStats.runs - runs, 1, 'the 6 clips were decoded in one shared ffmpeg run');
   t.is(first.errors.length, 0);
   t.is(first.processed.length, 6);
   t.true(first.processed.every((p) => !p.cached));
   const cache = await openIngestCache(out);
   t.is(cache.paths().length, 6);
-  const one = first.processed[0];
-  const fromCache = await cache.get(one.path);
-  const direct = tokenizeClip(await decodeClip(one.path, { config: MODEL_CONFIGS.tiny, mode: 'eval' }), MODEL_CONFIGS.tiny);
-  t.deepEqual(fromCache.videoPatches, direct.videoPatches);
-  t.deepEqual(fromCache.audioPatches, direct.audioPatches);
-  t.is(fromCache.label, one.label);
+  for (const one of first.processed) {
+    // Each clip of the shared run equals its own decode, bit for bit.
+    const fromCache = await cache.get(one.path);
+    const direct = tokenizeClip(await decodeClip(one.path, { config: MODEL_CONFIGS.tiny, mode: 'eval' }), MODEL_CONFIGS.tiny);
+    t.deepEqual(fromCache.videoPatches, direct.videoPatches);
+    t.deepEqual(fromCache.audioPatches, direct.audioPatches);
+    t.is(fromCache.label, one.label);
+  }
   let n = 0;
   for await (const c of cache.clips()) { n++; t.is(c.videoPatches.length, 64 * 768); t.is(c.audioPatches.length, 128 * 256); }
   t.is(n, 6);
