@@ -16,8 +16,9 @@
  * version. Media that changed (size or mtime) get a new key and are decoded again; a file whose
  * header does not match its key, or that cannot be read, is decoded again and replaced. Writes go
  * to a temp file renamed into place, so processes and worker threads may share a folder. Once per
- * process and folder, after the first write, the oldest files (by mtime; a hit touches its file)
- * are removed until the folder holds at most 8 GiB.
+ * process and folder, after the first write, temp files an hour old (writes killed before their
+ * rename) are removed, then the oldest files (by mtime; a hit touches its file) until the folder
+ * holds at most 8 GiB.
  *
  * Same seed, same draws as decodeClip (window start, crop pair and offset, noise scale, noise,
  * roll, in that order), hence: the same window and crop box, and a bit-identical fbank. The
@@ -182,9 +183,19 @@ async function writeStored(dir: string, file: string, key: object, clip: Decoded
   }
 }
 
-/** Removes the oldest files (by mtime) until `dir` holds at most `maxBytes`. */
+/** Age after which a temp file in the folder is a killed write's leftover. */
+const STALE_TEMP_MS = 3600_000;
+
+/** Removes killed writes' temp files, then the oldest files (by mtime) until `dir` holds at most `maxBytes`. */
 export async function pruneDecodedCache(dir: string, maxBytes: number): Promise<number> {
-  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.bin'));
+  const all = await readdir(dir).catch(() => [] as string[]);
+  // A write whose process was killed before its rename leaves its temp file: drop those an hour old
+  // (a write in progress takes well under a second).
+  for (const n of all.filter((name) => /\.bin\.tmp-/.test(name))) {
+    const s = await stat(path.join(dir, n)).catch(() => undefined);
+    if (s && Date.now() - s.mtimeMs > STALE_TEMP_MS) await rm(path.join(dir, n), { force: true });
+  }
+  const names = all.filter((n) => n.endsWith('.bin'));
   const files = (await Promise.all(names.map(async (n) => {
     const s = await stat(path.join(dir, n)).catch(() => undefined);
     return s && { file: path.join(dir, n), bytes: s.size, mtime: s.mtimeMs };

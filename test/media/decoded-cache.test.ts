@@ -141,15 +141,20 @@ test.serial('changed media are decoded again; a damaged cache file is replaced; 
   t.true(notMedia instanceof MediaError, String(notMedia));
 });
 
-test('pruning removes the oldest files first', async (t) => {
+test('pruning removes killed writes\' stale temp files, then the oldest files first', async (t) => {
   const dir = await tempDir('decoded-cache-prune');
   for (const [i, name] of ['old', 'mid', 'new'].entries()) {
     const f = path.join(dir, `${name}.bin`);
     await writeFile(f, Buffer.alloc(1000));
     await utimes(f, new Date(1e12 + i * 1e6), new Date(1e12 + i * 1e6));
   }
+  // Temp files of writes killed before their rename: one an hour old goes, a fresh one (a write in progress) stays.
+  const stale = path.join(dir, 'x.bin.tmp-123-abc'), fresh = path.join(dir, 'y.bin.tmp-456-def');
+  await writeFile(stale, Buffer.alloc(10));
+  await writeFile(fresh, Buffer.alloc(10));
+  await utimes(stale, new Date(Date.now() - 2 * 3600_000), new Date(Date.now() - 2 * 3600_000));
   t.is(await pruneDecodedCache(dir, 2000), 1);
-  t.deepEqual((await readdir(dir)).sort(), ['mid.bin', 'new.bin']);
+  t.deepEqual((await readdir(dir)).sort(), ['mid.bin', 'new.bin', 'y.bin.tmp-456-def']);
 });
 
 test.serial('decode stage option cache: two epochs decode each clip once, with the per-clip draws of the uncached stage', async (t) => {
