@@ -245,16 +245,31 @@ export async function decodeClip(file: string, options: DecodeOptions, signal?: 
   const rng = options.rng;
   if (mode === 'train' && !rng) throw new TypeError('decodeClip: mode "train" needs options.rng');
   if (mode === 'train' && options.cache) return decodeFromCache(file, { ...options, rng: rng!, cache: options.cache }, signal);
-  const info = await streamInfo(file, signal);
-  const T = config.numFrames, S = config.imageSize;
-  // Draw order is fixed: window start, crop, then the audio noise/roll below.
-  const times = frameTimes(info.durationSec, T, mode, rng);
-  const crop = mode === 'train' ? drawMultiScaleCrop(rng!) : undefined;
-  const frames = new FrameSink(T, S);
-  const { fbank, channels } = await decodeStreams(file, info, { times, size: S, crop, config, audioSeconds }, frames, signal);
-  const video = frames.finish();
-  if (mode === 'train') addNoiseAndRoll(fbank, config.audioFrames, config.melBins, rng!);
-  return { path: file, video, fbank, info: { ...info, channels: info.channels || channels } };
+  return decodeFileWith(file, clipPlan(config, mode, rng, audioSeconds), signal);
+}
+
+/**
+ * decodeClip's decode (no cache): frame times, then in train mode the crop, then after the decode
+ * the audio noise and roll; draw order fixed (window start, crop, noise/roll). Eval mode draws nothing.
+ */
+function clipPlan(config: ModelConfig, mode: 'eval' | 'train', rng: Rng | undefined, audioSeconds: number): DecodePlan<DecodedClip> {
+  return {
+    plan: (_file, info) => ({
+      request: {
+        times: frameTimes(info.durationSec, config.numFrames, mode, rng),
+        size: config.imageSize,
+        crop: mode === 'train' ? drawMultiScaleCrop(rng!) : undefined,
+        config,
+        audioSeconds,
+      },
+      frames: new FrameSink(config.numFrames, config.imageSize),
+    }),
+    finish: (job, out) => {
+      const video = (job.frames as FrameSink).finish();
+      if (mode === 'train') addNoiseAndRoll(out.fbank, config.audioFrames, config.melBins, rng!);
+      return { path: job.file, video, fbank: out.fbank, info: { ...job.info, channels: job.info.channels || out.channels } };
+    },
+  };
 }
 
 /** Stream facts of a file that has both streams (else the MediaError naming the missing one). */
@@ -361,14 +376,19 @@ export async function decodeStreamsTogether(jobs: StreamJob[], signal?: AbortSig
   });
 }
 
-/** How one file is decoded in a shared run (decodeFilesTogether), from its stream facts. */
-export interface SharedDecodePlan<T> {
-  /** The file's request and frame consumer. */
+/** How a file is decoded, from its stream facts: one file alone (decodeFileWith) or several in one run (decodeFilesTogether). */
+export interface DecodePlan<T> {
+  /** The file's request and frame consumer (fresh ones on every call). */
   plan(file: string, info: MediaInfo): { request: StreamRequest; frames: FrameConsumer };
   /** The result from its decoded outputs. */
   finish(job: StreamJob, out: { fbank: Float32Array; channels: number }): T;
-  /** The same result from a run of its own (after a shared run failed as a whole, or for one file). */
-  alone(file: string): Promise<T>;
+}
+
+/** One file with `how`, in a run of its own; throws the MediaError that classifies a bad file. */
+export async function decodeFileWith<T>(file: string, how: DecodePlan<T>, signal?: AbortSignal): Promise<T> {
+  const info = await streamInfo(file, signal);
+  const job: StreamJob = { file, info, ...how.plan(file, info) };
+  return how.finish(job, await decodeStreams(file, info, job.request, job.frames, signal));
 }
 
 /** Shared runs (more than one file) and how many were redone file by file, in this thread. */
@@ -377,9 +397,10 @@ export const sharedDecodeStats = { runs: 0, redone: 0 };
 /**
  * Decodes `files` in one ffmpeg run where it can (decodeStreamsTogether): per file its result or
  * its error. A file whose stream facts cannot be read gets that error without a run; a run that
- * fails as a whole is redone file by file, so each error is the file's own.
+ * fails as a whole is redone file by file (decodeFileWith, so `how.plan` is called again and must
+ * draw nothing), so each error is the file's own.
  */
-export async function decodeFilesTogether<T>(files: readonly string[], how: SharedDecodePlan<T>, signal?: AbortSignal): Promise<(T | Error)[]> {
+export async function decodeFilesTogether<T>(files: readonly string[], how: DecodePlan<T>, signal?: AbortSignal): Promise<(T | Error)[]> {
   const results: (T | Error | undefined)[] = new Array(files.length);
   const jobs: (StreamJob & { index: number })[] = [];
   for (const [index, file] of files.entries()) {
@@ -400,7 +421,7 @@ export async function decodeFilesTogether<T>(files: readonly string[], how: Shar
     const out = together?.[i];
     if (out) results[job.index] = out instanceof Error ? out : how.finish(job, out);
     else {
-      results[job.index] = await how.alone(job.file).catch((error: Error) => {
+      results[job.index] = await decodeFileWith(job.file, how, signal).catch((error: Error) => {
         if (isAbortError(error)) throw error;
         return error;
       });
@@ -411,15 +432,7 @@ export async function decodeFilesTogether<T>(files: readonly string[], how: Shar
 
 /** decodeClip in eval mode for several files, in one ffmpeg run where it can (decodeFilesTogether). */
 export function decodeClipsTogether(files: readonly string[], options: { config: ModelConfig; audioSeconds?: number }, signal?: AbortSignal): Promise<(DecodedClip | Error)[]> {
-  const { config, audioSeconds = AUDIO_SECONDS } = options;
-  return decodeFilesTogether<DecodedClip>(files, {
-    plan: (_file, info) => ({
-      request: { times: frameTimes(info.durationSec, config.numFrames, 'eval'), size: config.imageSize, crop: undefined, config, audioSeconds },
-      frames: new FrameSink(config.numFrames, config.imageSize),
-    }),
-    finish: (job, out) => ({ path: job.file, video: (job.frames as FrameSink).finish(), fbank: out.fbank, info: { ...job.info, channels: job.info.channels || out.channels } }),
-    alone: (file) => decodeClip(file, { config, mode: 'eval', audioSeconds }, signal),
-  }, signal);
+  return decodeFilesTogether(files, clipPlan(options.config, 'eval', undefined, options.audioSeconds ?? AUDIO_SECONDS), signal);
 }
 
 /** Spec §1.4 step 5: X += U·s, then a circular roll along time by k ∈ [−F, F−1]. */

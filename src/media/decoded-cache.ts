@@ -40,8 +40,8 @@ import type { ModelConfig } from '../core/config.ts';
 import type { Rng } from '../core/rng.ts';
 import { FrameSink } from './decode-sinks.ts';
 import {
-  addNoiseAndRoll, AUDIO_SECONDS, decodeFilesTogether, decodeStreams, drawMultiScaleCrop, FRAME_BASE, frameTimes, streamInfo, trainWindows,
-  type DecodedClip, type FrameConsumer,
+  addNoiseAndRoll, AUDIO_SECONDS, decodeFilesTogether, decodeFileWith, drawMultiScaleCrop, FRAME_BASE, frameTimes, trainWindows,
+  type DecodedClip, type DecodePlan, type FrameConsumer,
 } from './decode.ts';
 import { decodeRecord, encodeRecord } from './ingest-cache.ts';
 import { isAbortError } from './media-error.ts';
@@ -110,18 +110,9 @@ class RawFrames implements FrameConsumer {
   }
 }
 
-async function decodeOnce(file: string, config: ModelConfig, audioSeconds: number, signal?: AbortSignal, niceness = 0) {
-  const info = await streamInfo(file, signal);
-  const times = trainFrameGrid(info.durationSec, config.numFrames);
-  const frames = new RawFrames(times.length, FRAME_BASE);
-  const { fbank, channels } = await decodeStreams(file, info, { times, size: FRAME_BASE, crop: undefined, config, audioSeconds, niceness }, frames, signal);
-  return { info: { ...info, channels: info.channels || channels }, times, frames: frames.finish(), fbank };
-}
-type Decoded = Awaited<ReturnType<typeof decodeOnce>>;
-
-/** decodeOnce for several files in one ffmpeg run where it can (decodeFilesTogether). */
-function decodeTogether(files: string[], config: ModelConfig, audioSeconds: number, signal: AbortSignal | undefined, niceness: number): Promise<(Decoded | Error)[]> {
-  return decodeFilesTogether<Decoded>(files, {
+/** The stored form of a clip: frames at trainFrameGrid times, 256² rgb24, and the fbank before augmentation. */
+function gridPlan(config: ModelConfig, audioSeconds: number, niceness: number): DecodePlan<Decoded> {
+  return {
     plan: (_file, info) => {
       const times = trainFrameGrid(info.durationSec, config.numFrames);
       return { request: { times, size: FRAME_BASE, crop: undefined, config, audioSeconds, niceness }, frames: new RawFrames(times.length, FRAME_BASE) };
@@ -129,9 +120,16 @@ function decodeTogether(files: string[], config: ModelConfig, audioSeconds: numb
     finish: (job, out) => ({
       info: { ...job.info, channels: job.info.channels || out.channels }, times: job.request.times, frames: (job.frames as RawFrames).finish(), fbank: out.fbank,
     }),
-    alone: (file) => decodeOnce(file, config, audioSeconds, signal, niceness),
-  }, signal);
+  };
 }
+interface Decoded { info: MediaInfo; times: number[]; frames: Uint8Array; fbank: Float32Array }
+
+const decodeOnce = (file: string, config: ModelConfig, audioSeconds: number, signal?: AbortSignal, niceness = 0) =>
+  decodeFileWith(file, gridPlan(config, audioSeconds, niceness), signal);
+
+/** decodeOnce for several files in one ffmpeg run where it can (decodeFilesTogether). */
+const decodeTogether = (files: string[], config: ModelConfig, audioSeconds: number, signal: AbortSignal | undefined, niceness: number) =>
+  decodeFilesTogether(files, gridPlan(config, audioSeconds, niceness), signal);
 
 const inFlight = new Map<string, Promise<Decoded>>();
 const pruned = new Set<string>();

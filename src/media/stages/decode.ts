@@ -49,7 +49,7 @@ export const decodeOptionsSchema = z.object({
   mode: z.enum(['train', 'eval']).default(DECODE_DEFAULTS.mode),
   /** Train mode: decode once, augment per epoch from the cache (true: the decoder's folder; or a folder). */
   cache: z.union([z.boolean(), z.string().min(1)]).default(DECODE_DEFAULTS.cache),
-  /** With the cache: a manifest whose next task's clips are decoded ahead (cache-warmer.ts). */
+  /** With the cache: a manifest whose clips of the requested task and the next are decoded ahead (cache-warmer.ts). */
   warm: z.union([z.literal(false), z.string().min(1)]).default(DECODE_DEFAULTS.warm),
 });
 type ParsedDecodeOptions = z.infer<typeof decodeOptionsSchema>;
