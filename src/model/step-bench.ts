@@ -64,27 +64,61 @@ export function stepSelectorNames(): string[] {
   return [...selectors.keys()].sort();
 }
 
+/** What `measurePeakBytes` saw while its function ran. */
+export interface PeakBytes<T> {
+  result: T;
+  /** tf.memory().numBytes: every live tensor handle counted at its size (views and shared saves again). */
+  peakBytes: number;
+  startBytes: number;
+  endBytes: number;
+  /**
+   * Bytes of distinct backing buffers (tfjs data ids), as rises above the start: a reshape, a shared
+   * save or an incRef'd clone holds no memory of its own and is not counted again. The highest rise,
+   * and the net change at the end.
+   */
+  heldRise: number;
+  heldNet: number;
+}
+
 /**
- * High-water mark of `tf.memory().numBytes` while `fn` runs. tfjs only raises numBytes when it tracks
- * a new tensor (engine.trackTensor), so a hook there sees every maximum, between kernels included; it
- * costs one comparison per tensor. Nested calls are refused.
+ * High-water marks while `fn` runs, of `tf.memory().numBytes` and of the bytes of distinct buffers.
+ * tfjs raises both only when it tracks a new tensor (engine.trackTensor; a buffer is new when its data
+ * id is not yet known) and lowers the second when it drops a data id (engine.removeDataId), so hooks
+ * there see every maximum, between kernels included, for one comparison per tensor. Nested calls are
+ * refused.
  */
-export function measurePeakBytes<T>(fn: () => T): { result: T; peakBytes: number; startBytes: number; endBytes: number } {
-  const engine = tf.engine() as unknown as { trackTensor: (...a: unknown[]) => void; state: { numBytes: number } };
+export function measurePeakBytes<T>(fn: () => T): PeakBytes<T> {
+  type Info = { bytes: number; backend: unknown };
+  const engine = tf.engine() as unknown as {
+    trackTensor: (t: tf.Tensor, backend: unknown) => void;
+    removeDataId: (dataId: object, backend: unknown) => void;
+    state: { numBytes: number; tensorInfo: WeakMap<object, Info> };
+  };
   const own = Object.prototype.hasOwnProperty.call(engine, 'trackTensor');
   if (own) throw new Error('measurePeakBytes: already measuring (nested calls are not supported)');
-  const original = engine.trackTensor;
+  const { trackTensor, removeDataId } = engine;
   const startBytes = engine.state.numBytes;
-  let peakBytes = startBytes;
-  engine.trackTensor = function (this: typeof engine, ...args: unknown[]) {
-    original.apply(this, args);
+  let peakBytes = startBytes, held = 0, heldRise = 0;
+  engine.trackTensor = function (this: typeof engine, t, backend) {
+    const fresh = !this.state.tensorInfo.has(t.dataId);
+    trackTensor.call(this, t, backend);
     if (this.state.numBytes > peakBytes) peakBytes = this.state.numBytes;
+    if (fresh) {
+      held += this.state.tensorInfo.get(t.dataId)?.bytes ?? 0;
+      if (held > heldRise) heldRise = held;
+    }
+  };
+  engine.removeDataId = function (this: typeof engine, dataId, backend) {
+    const info = this.state.tensorInfo.get(dataId);
+    if (info && info.backend === backend) held -= info.bytes;
+    removeDataId.call(this, dataId, backend);
   };
   try {
     const result = fn();
-    return { result, peakBytes, startBytes, endBytes: engine.state.numBytes };
+    return { result, peakBytes, startBytes, endBytes: engine.state.numBytes, heldRise, heldNet: held };
   } finally {
     delete (engine as { trackTensor?: unknown }).trackTensor;
+    delete (engine as { removeDataId?: unknown }).removeDataId;
   }
 }
 
@@ -165,6 +199,13 @@ export interface BenchResult {
   peakTensorBytes: number;
   /** This selector's resident tensor bytes between steps (weights, optimiser state, fixed inputs). */
   residentTensorBytes: number;
+  /**
+   * The same peak in bytes of distinct buffers (`measurePeakBytes`' heldRise): what the step holds in
+   * memory, as a framework that counts storage (PyTorch's max_memory_allocated) reports it; a
+   * reshaped view or a shared save is not counted again.
+   */
+  peakHeldBytes: number;
+  residentHeldBytes: number;
   /** Tensor bytes the timed steps left behind (0 unless the selector leaks or grows state). */
   leakedTensorBytes: number;
   /** Replay buffer bytes (typed arrays outside tfjs). */
@@ -190,13 +231,16 @@ export interface PreparedBench {
 export function prepareBench(o: BenchOptions): PreparedBench {
   const factory = selectors.get(o.selector);
   if (!factory) throw new Error(`bench: unknown selector '${o.selector}' (known: ${stepSelectorNames().join(', ')})`);
-  const before = tf.memory().numBytes;
-  const runner = factory({ config: o.config, batch: o.batch, rng: Rng.fromSeed(o.seed ?? 2021), naive: o.naive });
   let last: StepInfo = { rows: 0, replayed: 0 };
-  for (let i = 0; i < (o.warmup ?? 2); i++) last = runner.step();
+  const setup = measurePeakBytes(() => {
+    const made = factory({ config: o.config, batch: o.batch, rng: Rng.fromSeed(o.seed ?? 2021), naive: o.naive });
+    for (let i = 0; i < (o.warmup ?? 2); i++) last = made.step();
+    return made;
+  });
+  const runner = setup.result;
   // Weights, Adam moments (made on the first step) and fixed inputs: everything this selector keeps.
-  const resident = tf.memory().numBytes - before;
-  let rise = 0, leaked = 0;
+  const resident = setup.endBytes - setup.startBytes, residentHeld = setup.heldNet;
+  let rise = 0, heldRise = 0, leaked = 0;
   return {
     run(n) {
       const times: number[] = [];
@@ -205,6 +249,7 @@ export function prepareBench(o: BenchOptions): PreparedBench {
         const m = measurePeakBytes(() => runner.step());
         times.push(performance.now() - t0);
         rise = Math.max(rise, m.peakBytes - m.startBytes);
+        heldRise = Math.max(heldRise, m.heldRise);
         leaked += m.endBytes - m.startBytes;
         last = m.result;
       }
@@ -219,6 +264,7 @@ export function prepareBench(o: BenchOptions): PreparedBench {
         gflops: flops === undefined ? undefined : flops / medianMs / 1e6, flopsPerStep: flops, flopsNote: runner.flopsNote,
         rows: last.rows, replayed: last.replayed,
         peakTensorBytes: resident + rise, residentTensorBytes: resident, leakedTensorBytes: leaked, bufferBytes: runner.bufferBytes(),
+        peakHeldBytes: residentHeld + heldRise, residentHeldBytes: residentHeld,
         peakRssBytes: process.resourceUsage().maxRSS * 1024,
       };
     },

@@ -59,11 +59,31 @@ test('measurePeakBytes sees a high-water mark between kernels, not only at the e
     return tf.memory().numBytes;
   });
   t.is(m.peakBytes - m.startBytes, 3 * 2 ** 20);
+  t.is(m.heldRise, 3 * 2 ** 20);
   t.is(m.endBytes, m.startBytes);
+  t.is(m.heldNet, 0);
   t.is(m.result, m.startBytes);
   t.throws(() => measurePeakBytes(() => measurePeakBytes(() => 0)), { message: /nested/ });
   // The hook is gone afterwards.
   t.false(Object.prototype.hasOwnProperty.call(tf.engine(), 'trackTensor'));
+});
+
+test('measurePeakBytes counts a reshaped view once in held bytes, and a buffer made before it when it is freed', async (t) => {
+  await initBackend();
+  const before = tf.zeros([1024, 256]); // 1 MiB, made outside the measurement
+  const m = measurePeakBytes(() => {
+    const a = tf.zeros([1024, 512]); // 2 MiB
+    const view = tf.reshape(a, [512, 1024]); // the same buffer
+    const b = tf.zeros([1024, 256]); // 1 MiB
+    tf.dispose([view, b]);
+    before.dispose(); // frees 1 MiB held since before the start
+    return a;
+  });
+  t.is(m.peakBytes - m.startBytes, 5 * 2 ** 20, 'handles: a, its view and b');
+  t.is(m.heldRise, 3 * 2 ** 20, 'buffers: a and b');
+  t.is(m.heldNet, 2 ** 20, 'a stays, the earlier buffer went');
+  m.result.dispose();
+  t.false(Object.prototype.hasOwnProperty.call(tf.engine(), 'removeDataId'));
 });
 
 test('every strategy is a bench selector; lists and all resolve, unknown names are refused', (t) => {
