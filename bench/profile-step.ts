@@ -30,6 +30,7 @@ function keyOf(name: string, inputs: Record<string, Shaped>, attrs: Record<strin
     const a = inputs.a!, b = inputs.b!;
     return `${name} ${a.shape.join('x')}${attrs?.transposeA ? 'ᵀ' : ''} · ${b.shape.join('x')}${attrs?.transposeB ? 'ᵀ' : ''}`;
   }
+  if (name === 'StellaLinear2d') return `${name} ${inputs.x!.shape.join('x')} · ${inputs.w!.shape.join('x')}`;
   if (!shapeKernels.has(name)) return name;
   return `${name} ${Object.values(inputs).map((t) => t?.shape.join('x')).join(' ')} ${JSON.stringify(attrs ?? {}).slice(0, 60)}`;
 }

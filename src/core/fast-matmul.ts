@@ -16,6 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { slicedMatMul } from './sliced-matmul.ts';
+import { linearKernel, transposeHalves } from './view-kernels.ts';
 import { wasmKernelOnce } from './wasm-kernel.ts';
 
 /**
@@ -26,7 +27,7 @@ import { wasmKernelOnce } from './wasm-kernel.ts';
 export function transpose2d(x: tf.Tensor2D): tf.Tensor2D {
   const [m, n] = x.shape;
   if (m % 128 !== 0) return tf.transpose(x);
-  return tf.reshape(tf.transpose(tf.reshape(x, [2, m / 2, n]), [2, 0, 1]), [n, m]);
+  return transposeHalves(x);
 }
 
 /**
@@ -142,13 +143,16 @@ export function addRowVector(x: tf.Tensor2D, v: tf.Tensor): tf.Tensor2D {
   return op(x, v) as tf.Tensor2D;
 }
 
+/** x·w + b as one kernel call where `linearKernel` is registered, else tfjs' fused product (same kernel). */
+const fusedLinear = (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor): tf.Tensor2D => linearKernel(x, w, b) ?? (tf.fused.matMul({ a: x, b: w, bias: b }) as tf.Tensor2D);
+
 /** x [M, K]·w [K, N] + b [N] in one fused kernel; gradients as fast 2-D products. */
 export function fastLinear2d(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor): tf.Tensor2D {
   if (!b) return fastMatMul2d(x, w);
   const op = tf.customGrad(((xx: tf.Tensor2D, ww: tf.Tensor2D, bb: tf.Tensor1D, save: tf.GradSaveFunc) => {
     save([xx, ww]);
     return {
-      value: tf.fused.matMul({ a: xx, b: ww, bias: bb }),
+      value: fusedLinear(xx, ww, bb),
       gradFunc: freeingGrad((dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sx, sw] = saved as tf.Tensor2D[];
         const g = dy as tf.Tensor2D;
@@ -167,7 +171,7 @@ export function fastLinearOfData(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor): 
   const op = tf.customGrad(((ww: tf.Tensor2D, bb: tf.Tensor1D, save: tf.GradSaveFunc) => {
     save([x, ww]);
     return {
-      value: tf.fused.matMul({ a: x, b: ww, bias: bb }),
+      value: fusedLinear(x, ww, bb),
       gradFunc: freeingGrad((dy: tf.Tensor, saved: tf.Tensor[]) => weightAndBiasGrads(dy as tf.Tensor2D, saved[0] as tf.Tensor2D, (saved[1] as tf.Tensor2D).shape)),
     };
   }) as any);

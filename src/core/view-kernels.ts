@@ -1,0 +1,84 @@
+/**
+ * Two fast-path primitives as one kernel call each: the 2-D linear x·W + β, and the 2-D transpose
+ * through a rank-3 view. Each runs the backend's own kernel (`_FusedMatMul`, `Transpose`) on a view of
+ * its input with another shape, and hands the output back under the shape the caller wants.
+ *
+ * Why: tfjs' engine spends ~15–20 µs of bookkeeping per kernel call here, which is more than a
+ * Reshape costs to run. `tf.fused.matMul` on 2-D operands makes three Reshapes and a custom-gradient
+ * op around its one product, and `transpose2d` two Reshapes around its Transpose; a tiny STELLA step
+ * made ~900 such calls. The values are the same kernels' on the same bytes, so nothing changes.
+ * Registered for wasm and cpu (the backends the project trains and measures memory on); elsewhere
+ * callers keep the composed ops.
+ * Ref: tfjs-core ops/fused/mat_mul.ts (the reshapes), docs/benchmarks.md "STELLA step".
+ */
+import * as tf from '@tensorflow/tfjs';
+
+const LINEAR = 'StellaLinear2d';
+const TRANSPOSE = 'StellaTranspose2d';
+const BACKENDS = ['wasm', 'cpu'];
+
+const view = (x: tf.TensorInfo, shape: number[]): tf.TensorInfo => ({ dataId: x.dataId, shape, dtype: x.dtype });
+
+/** The kernel the active backend registers under `name` (looked up per call: shape-only kernels replace them). */
+function backendKernel(name: string): tf.KernelFunc {
+  const kernel = tf.getKernel(name, tf.getBackend());
+  if (!kernel) throw new Error(`${name} is not registered for the ${tf.getBackend()} backend`);
+  return kernel.kernelFunc;
+}
+
+let registered = false;
+function ensureRegistered(): void {
+  if (registered) return;
+  registered = true;
+  for (const backendName of BACKENDS) {
+    tf.registerKernel({
+      kernelName: LINEAR,
+      backendName,
+      kernelFunc: ({ inputs, backend }) => {
+        const x = inputs.x as tf.TensorInfo, w = inputs.w as tf.TensorInfo;
+        const [m, k] = x.shape, n = w.shape[1];
+        const out = backendKernel('_FusedMatMul')({
+          inputs: { a: view(x, [1, m, k]), b: view(w, [1, k, n]), bias: inputs.bias },
+          attrs: { transposeA: false, transposeB: false, activation: 'linear', leakyreluAlpha: 0.2 },
+          backend,
+        }) as tf.TensorInfo;
+        return view(out, [m, n]);
+      },
+    });
+    tf.registerKernel({
+      kernelName: TRANSPOSE,
+      backendName,
+      kernelFunc: ({ inputs, backend }) => {
+        const x = inputs.x as tf.TensorInfo;
+        const [m, n] = x.shape;
+        const out = backendKernel('Transpose')({ inputs: { x: view(x, [2, m / 2, n]) }, attrs: { perm: [2, 0, 1] }, backend }) as tf.TensorInfo;
+        return view(out, [n, m]);
+      },
+    });
+  }
+  tf.registerGradient({ kernelName: TRANSPOSE, gradFunc: (dy) => ({ x: () => transposeHalves(dy as tf.Tensor2D) }) });
+}
+
+const supported = () => BACKENDS.includes(tf.getBackend());
+
+/**
+ * x [M, K]·w [K, N] + b [N] as the backend's fused product, one kernel call; undefined where the
+ * kernel is not registered (the caller uses tf.fused.matMul). No gradient: it runs inside the
+ * forward of a custom-gradient op.
+ */
+export function linearKernel(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor): tf.Tensor2D | undefined {
+  if (!supported() || x.dtype !== 'float32' || w.dtype !== 'float32') return undefined;
+  ensureRegistered();
+  return tf.engine().runKernel(LINEAR, { x, w, bias: b }, {}) as tf.Tensor2D;
+}
+
+/**
+ * xᵀ of x [M, N] with M even, transposed as the view [2, M/2, N] → [N, 2, M/2] = [N, M] (see
+ * `transpose2d` for why); one kernel call where registered, else the reshapes around a Transpose.
+ */
+export function transposeHalves(x: tf.Tensor2D): tf.Tensor2D {
+  const [m, n] = x.shape;
+  if (!supported()) return tf.reshape(tf.transpose(tf.reshape(x, [2, m / 2, n]), [2, 0, 1]), [n, m]);
+  ensureRegistered();
+  return tf.engine().runKernel(TRANSPOSE, { x }, {}) as tf.Tensor2D;
+}
