@@ -12,6 +12,7 @@
  * keep their JS loop for that case.
  */
 import { WASM_BASE64 as ADAM_UPDATE } from './wasm/adam-update.wasm.ts';
+import { WASM_BASE64 as LAYER_NORM } from './wasm/layer-norm.wasm.ts';
 
 export interface HeapSimdKernels {
   /** src/core/wasm/adam-update.wat: one Adam update of n floats; m and v in place, θ' to `out`. */
@@ -20,6 +21,10 @@ export interface HeapSimdKernels {
     weightDecay: number, beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number,
     sqrtBias2: number, eps: number, stepSize: number,
   ): void;
+  /** src/core/wasm/layer-norm.wat: LayerNorm of x [rows, dim]; writes y, the normalised x̂ and r = 1/√(σ² + ε) [rows]. */
+  layerNorm(x: number, gamma: number, beta: number, out: number, normed: number, rstd: number, rows: number, dim: number, eps: number): void;
+  /** Its backward from dy, x̂ and r: dx [rows, dim], dγ and dβ [dim]. */
+  layerNormGrad(dy: number, normed: number, rstd: number, gamma: number, dx: number, dgamma: number, dbeta: number, rows: number, dim: number): void;
 }
 
 /** What we use of the wasm backend's Emscripten module. */
@@ -39,9 +44,13 @@ export function heapSimdKernels(wasm: WasmHeapModule): HeapSimdKernels | undefin
     const memory = wasm.asm?.memory;
     kernels = null;
     if (memory instanceof WebAssembly.Memory && !(memory.buffer instanceof SharedArrayBuffer)) {
-      const module = new WebAssembly.Module(Buffer.from(ADAM_UPDATE, 'base64'));
-      const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
-      kernels = { adamUpdate: exports.adam_update as HeapSimdKernels['adamUpdate'] };
+      const load = (base64: string) => new WebAssembly.Instance(new WebAssembly.Module(Buffer.from(base64, 'base64')), { env: { memory } }).exports;
+      const adam = load(ADAM_UPDATE), layerNorm = load(LAYER_NORM);
+      kernels = {
+        adamUpdate: adam.adam_update as HeapSimdKernels['adamUpdate'],
+        layerNorm: layerNorm.layer_norm as HeapSimdKernels['layerNorm'],
+        layerNormGrad: layerNorm.layer_norm_grad as HeapSimdKernels['layerNormGrad'],
+      };
     }
     instances.set(wasm, kernels);
   }

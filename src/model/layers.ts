@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { freeingGrad, splitRows, sumRows, type TensorOps } from '../core/fast-matmul.ts';
+import { layerNormGradKernel, layerNormKernel } from '../core/layer-norm-kernel.ts';
 
 /** How a parameter's PyTorch layout maps onto the variable held here. */
 export type ParamLayout = 'plain' | 'linear' | 'conv';
@@ -158,16 +159,20 @@ export function layerNorm(store: ParamStore, name: string, x: tf.Tensor, eps: nu
  */
 function layerNormFastGrad(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor {
   const dim = x.shape[x.rank - 1];
-  const flat = tf.reshape(x, [-1, dim]);
-  const op = tf.customGrad(((xx: tf.Tensor, w: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
-    const centred = tf.sub(xx, tf.mean(xx, -1, true));
-    const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(centred), -1, true), eps));
-    const normed = tf.mul(centred, rstd);
+  const flat = tf.reshape(x, [-1, dim]) as tf.Tensor2D;
+  const op = tf.customGrad(((xx: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    // One kernel each way where it runs (wasm, cpu: src/core/layer-norm-kernel.ts), the same values.
+    const fused = layerNormKernel(xx, w, b, eps);
+    const centred = fused ? undefined : tf.sub(xx, tf.mean(xx, -1, true));
+    const rstd = fused?.rstd ?? tf.rsqrt(tf.add(tf.mean(tf.square(centred!), -1, true), eps));
+    const normed = fused?.normed ?? tf.mul(centred!, rstd);
     save([normed, rstd, w]);
     return {
-      value: tf.add(tf.mul(normed, w), b),
+      value: fused?.out ?? tf.add(tf.mul(normed, w), b),
       gradFunc: freeingGrad((dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sn, sr, sw] = saved;
+        const grads = layerNormGradKernel(dy as tf.Tensor2D, sn as tf.Tensor2D, sr as tf.Tensor2D, sw);
+        if (grads) return grads;
         const g = tf.mul(dy, sw);
         const dx = tf.mul(sr, tf.sub(tf.sub(g, tf.mean(g, -1, true)), tf.mul(sn, tf.mean(tf.mul(g, sn), -1, true))));
         return [dx, sumRows(tf.mul(dy, sn) as tf.Tensor2D), sumRows(dy as tf.Tensor2D)];
