@@ -285,18 +285,22 @@ export function trainSelectedPhase(strategy: StellaFamilyStrategy, input: Select
     const losses: Record<string, number> = {};
     let logitsA: Float32Array = new Float32Array(0), logitsV: Float32Array = new Float32Array(0);
     const memb = selected.matching, labels = selected.labels;
-    losses.total = ctx.trainStep(() => {
+    // L_avm reads constant embeddings, so it reaches the AVM's weights alone: its forward and backward
+    // run first and are freed before the backbone's (trainStepSplit; the same gradients, a lower peak).
+    const matching = memb && labels ? () => matchingLoss(requireAvm(ctx, strategy.name), memb, labels, o.matchingLossWeight).loss : undefined;
+    const total = (matchingValue?: tf.Scalar) => {
       const out = ctx.model.maeSelected(videoSel, audioSel, avIds, vaIds);
       logitsA = valuesOf(tf.slice(out.audioOutput, 0, N));
       logitsV = valuesOf(tf.slice(out.videoOutput, 0, N));
       const terms: Record<string, tf.Scalar> = { mae_audio: out.maeAudioLoss, mae_video: out.maeVideoLoss, contrastive: out.contrastiveLoss };
-      if (memb && labels) terms.matching = matchingLoss(requireAvm(ctx, strategy.name), memb, labels, o.matchingLossWeight).loss;
+      if (matching) terms.matching = matchingValue ?? matching();
       if (storedA && storedV) {
         // Q14: the penalty uses the last M rows (the replay rows).
         terms.penalty = rehearsalPenalty(storedA, tf.slice(out.audioOutput, rows - M, M) as tf.Tensor2D, storedV, tf.slice(out.videoOutput, rows - M, M) as tf.Tensor2D, o.alpha);
       }
       return sumLosses(terms, losses);
-    });
+    };
+    losses.total = matching && ctx.trainStepSplit ? ctx.trainStepSplit({ lossFn: matching, vars: 'avm' }, total) : ctx.trainStep(() => total());
 
     // (12) reservoir insertion of the raw current rows.
     buffer.add({

@@ -127,16 +127,19 @@ export class StrategyTrainer {
     const strategy = this.use(choice ?? this.strategy);
     const start = performance.now();
     let forwardBytes = 0;
+    // The tensor bytes alive when a forward ends: the step's reported peak.
+    const tracked = (lossFn: () => tf.Scalar) => () => {
+      const loss = lossFn();
+      forwardBytes = Math.max(forwardBytes, tf.memory().numBytes);
+      return loss;
+    };
     const report: StepReport = strategy.step(batch, {
       model: this.model.backbone,
       avm: strategy.usesAvm ? this.model.avm : undefined,
       buffer: this.buffer,
       rng: this.rng,
-      trainStep: (lossFn, vars) => this.model.trainStep(() => {
-        const loss = lossFn();
-        forwardBytes = Math.max(forwardBytes, tf.memory().numBytes);
-        return loss;
-      }, vars),
+      trainStep: (lossFn, vars) => this.model.trainStep(tracked(lossFn), vars),
+      trainStepSplit: (part, lossFn) => this.model.trainStepSplit({ ...part, lossFn: tracked(part.lossFn) }, (value) => tracked(() => lossFn(value))()),
     });
     const stepMs = performance.now() - start;
     this.steps++;

@@ -35,6 +35,12 @@ export interface StrategyContext {
    * ('avm' keeps the backbone frozen, as in AVM pre-training; default 'all').
    */
   trainStep(lossFn: () => tf.Scalar, vars?: 'backbone' | 'avm' | 'all'): number;
+  /**
+   * The same step with a part of the loss on its own group of variables, differentiated first and
+   * freed before the rest runs (`ModelService.trainStepSplit`: the same gradients when the two parts
+   * share no variable, a lower peak). Optional: without it, callers use `trainStep` on the sum.
+   */
+  trainStepSplit?(part: { lossFn: () => tf.Scalar; vars: 'backbone' | 'avm' }, lossFn: (partValue: tf.Scalar) => tf.Scalar): number;
 }
 
 /** Selection of the current rows, for reports and importance overlays (STELLA variants only). */

@@ -70,20 +70,59 @@ export class ModelService {
   trainStep(lossFn: () => tf.Scalar, vars: TrainableGroup = 'all'): number {
     const params = vars === 'all' ? [...this.groups.backbone, ...this.groups.avm] : this.groups[vars];
     if (!params) throw new Error(`ModelService.trainStep: vars must be 'backbone', 'avm' or 'all', got '${vars}'`);
-    const variables = params.map((p) => p.variable);
-    const { value, grads } = this.sharedSaves ? withSharedSaves(() => withFreeingBackward(() => tf.variableGrads(lossFn, variables))) : tf.variableGrads(lossFn, variables);
+    const { value, grads } = this.gradients(lossFn, params);
     try {
-      const byKey = new Map<string, tf.Tensor>();
-      for (const p of params) {
-        const g = grads[p.variable.name];
-        if (g) byKey.set(p.key, g);
-      }
-      this.optimizer.apply(byKey);
+      this.apply([[params, grads]]);
       return value.dataSync()[0];
     } finally {
       value.dispose();
       tf.dispose(Object.values(grads));
     }
+  }
+
+  /**
+   * One optimisation step whose loss has a part on its own group of variables: `part.lossFn` is
+   * differentiated first, on `part.vars` alone, and everything its forward kept is freed before
+   * `lossFn(partValue)` runs and is differentiated on the other group; both gradients are then applied
+   * in one optimiser step. When the part reaches no variable of the other group and the rest none of
+   * the part's (STELLA's AVM matching loss on constant embeddings), the gradients are those of one pass
+   * over the sum, bit for bit, and the step's peak no longer holds both forwards at once.
+   */
+  trainStepSplit(part: { lossFn: () => tf.Scalar; vars: 'backbone' | 'avm' }, lossFn: (partValue: tf.Scalar) => tf.Scalar): number {
+    const partParams = this.groups[part.vars];
+    if (!partParams) throw new Error(`ModelService.trainStepSplit: part.vars must be 'backbone' or 'avm', got '${part.vars}'`);
+    const restParams = this.groups[part.vars === 'avm' ? 'backbone' : 'avm'];
+    const first = this.gradients(part.lossFn, partParams);
+    try {
+      const rest = this.gradients(() => lossFn(first.value), restParams);
+      try {
+        this.apply([[partParams, first.grads], [restParams, rest.grads]]);
+        return rest.value.dataSync()[0];
+      } finally {
+        rest.value.dispose();
+        tf.dispose(Object.values(rest.grads));
+      }
+    } finally {
+      first.value.dispose();
+      tf.dispose(Object.values(first.grads));
+    }
+  }
+
+  private gradients(lossFn: () => tf.Scalar, params: OptimizedParam[]): { value: tf.Scalar; grads: tf.NamedTensorMap } {
+    const variables = params.map((p) => p.variable);
+    return this.sharedSaves ? withSharedSaves(() => withFreeingBackward(() => tf.variableGrads(lossFn, variables))) : tf.variableGrads(lossFn, variables);
+  }
+
+  /** One optimiser step over every (parameters, gradients by variable name) pair. */
+  private apply(parts: [OptimizedParam[], tf.NamedTensorMap][]): void {
+    const byKey = new Map<string, tf.Tensor>();
+    for (const [params, grads] of parts) {
+      for (const p of params) {
+        const g = grads[p.variable.name];
+        if (g) byKey.set(p.key, g);
+      }
+    }
+    this.optimizer.apply(byKey);
   }
 
   /** Tensors held by the models and the optimizer (for leak checks: stable across steps; Adam's moments are JS arrays). */

@@ -75,6 +75,49 @@ test('50 Mode-C training steps (tiny, B=2) keep the tensor count flat after the 
   video.dispose(); audio.dispose(); service.dispose();
 });
 
+test('trainStepSplit: the AVM part first, then the backbone: the same losses and weights as one pass on the sum, bit for bit, a lower peak and no leak', (t) => {
+  const cfg = MODEL_CONFIGS.tiny;
+  const g = tokenGrid(cfg);
+  const data = Rng.fromSeed(7);
+  const video = tf.tensor3d(data.fillUniform(new Float32Array(2 * g.videoTokens * g.videoPatchDim)), [2, g.videoTokens, g.videoPatchDim]);
+  const audio = tf.tensor3d(data.fillUniform(new Float32Array(2 * g.audioTokens * g.audioPatchDim)), [2, g.audioTokens, g.audioPatchDim]);
+  const noise = { audio: data.fillUniform(new Float32Array(2 * g.audioTokens)), video: data.fillUniform(new Float32Array(2 * g.videoTokens)) };
+  const labels = tf.tensor2d([[1], [0]]);
+  const run = (split: boolean) => {
+    const service = new ModelService({ config: cfg, rng: Rng.fromSeed(8), adam: { lr: 1e-3 } });
+    // Constant embeddings, as STELLA's matching loss reads them (computed off the tape).
+    const [embA, embV] = tf.tidy(() => {
+      const e = service.backbone.jointFromCodes(service.backbone.intermediate(video, audio));
+      return [e.embA, e.embV];
+    });
+    const avmLoss = () => tf.losses.sigmoidCrossEntropy(labels, service.avm.forward(embA, embV)) as tf.Scalar;
+    const total = (avmValue: tf.Scalar) => {
+      const f = service.backbone.maeRandom(video, audio, noise);
+      return tf.addN([f.maeAudioLoss, f.maeVideoLoss, avmValue, f.contrastiveLoss]) as tf.Scalar;
+    };
+    const losses: number[] = [];
+    let peak = 0, tensors = 0;
+    for (let i = 0; i < 3; i++) {
+      const before = tf.memory().numBytes;
+      let high = before;
+      const watch = (fn: () => tf.Scalar) => () => { const v = fn(); high = Math.max(high, tf.memory().numBytes); return v; };
+      losses.push(split ? service.trainStepSplit({ lossFn: watch(avmLoss), vars: 'avm' }, (v) => watch(() => total(v))()) : service.trainStep(watch(() => total(avmLoss())), 'all'));
+      peak = Math.max(peak, high - before);
+      if (i === 1) tensors = tf.memory().numTensors;
+    }
+    t.is(tf.memory().numTensors, tensors, `${split ? 'split' : 'joint'}: the third step leaked tensors`);
+    const weights = [...service.weights().values()].map((w) => Array.from(w.data));
+    tf.dispose([embA, embV]);
+    service.dispose();
+    return { losses, weights, peak };
+  };
+  const joint = run(false), split = run(true);
+  t.deepEqual(split.losses, joint.losses);
+  t.true(split.weights.length > 0 && split.weights.every((w, i) => w.every((x, j) => Object.is(x, joint.weights[i][j]))), 'every weight bit for bit');
+  t.true(split.peak < joint.peak, `tensor bytes alive after the forward: split ${split.peak}, joint ${joint.peak}`);
+  tf.dispose([video, audio, labels]);
+});
+
 test('weights save and load round-trip through safetensors in PyTorch layout', (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'stella-weights-'));
   const file = path.join(dir, 'w.safetensors');
