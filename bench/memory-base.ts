@@ -145,6 +145,14 @@ const PREVIOUS_ROUND: Record<number | 'tiny', { stella: number; der: number }> =
   2: { stella: 13291.7 * 2 ** 20, der: 23188.4 * 2 ** 20 },
   tiny: { stella: 130450280, der: 187810664 },
 };
+/** With the first six (through the freeing backward), before the matching loss was differentiated apart (bytes). */
+const FIRST_SIX: Record<number | 'tiny', { stella: number; der: number }> = {
+  1: { stella: 4859.7 * 2 ** 20, der: 7376.7 * 2 ** 20 },
+  2: { stella: 8055.7 * 2 ** 20, der: 13104.2 * 2 ** 20 },
+  3: { stella: 11251.7 * 2 ** 20, der: 18831.7 * 2 ** 20 },
+  4: { stella: 14447.7 * 2 ** 20, der: 24559.2 * 2 ** 20 },
+  tiny: { stella: 96537884, der: 122480436 },
+};
 /** With the first five (block scopes, off-tape targets, scaleBy), before the freeing backward (bytes). */
 const FIRST_FIVE: Record<number | 'tiny', { stella: number; der: number }> = {
   1: { stella: 6038.3 * 2 ** 20, der: 9252.0 * 2 ** 20 },
@@ -221,8 +229,9 @@ Both exclude the Adam moments (outside tfjs: the wasm heap or host arrays), the 
 selectors; a PyTorch figure would count them (twice the weights), which lowers every ratio.
 
 **What the step stopped keeping alive** (issue 12: "what else STELLA can stop keeping alive without
-changing its numbers"). Six things, all for every selector; the values are the same ops in the same
-order (STELLA's and DER++'s losses over 4 steps are bit-identical before and after each, wasm, tiny, batch 4):
+changing its numbers"). Seven things, the first six for every selector, the last for STELLA's family; the
+values are the same ops in the same order (STELLA's and DER++'s losses over 4 steps are bit-identical
+before and after each, wasm, tiny, batch 4):
 - tfjs calls a \`tf.customGrad\` gradient outside the per-node tidy scope of the backward and frees
   every node's incoming gradient and saved tensors only when the whole backward ends, so the fast path's
   gradients (linear, layer norm, GELU, attention, gathers) kept all their intermediates, every upstream
@@ -246,6 +255,13 @@ order (STELLA's and DER++'s losses over 4 steps are bit-identical before and aft
   \`npm run bench:peak-tensors\`). \`withFreeingBackward\` (src/core/fast-matmul.ts) wraps each tape
   node's gradient so that a node's upstream gradients are freed once its own are computed, as
   PyTorch's autograd does (test \`withFreeingBackward: the same gradients bit for bit…\`).
+- STELLA's AVM matching loss reads constant embeddings (computed in the scoring pass), so it reaches
+  the AVM's weights alone and the backbone's losses never reach them. It is now differentiated first,
+  on the AVM's weights, and its forward is freed before the backbone's forward starts
+  (\`ModelService.trainStepSplit\`); both gradients go to one Adam step. The gradients are those of one
+  pass over the sum, bit for bit (test \`trainStepSplit: …\`, test/model/model-service.test.ts), and the
+  step no longer holds the AVM's cross-attention (12 heads over every audio × video token pair) while
+  the backbone's activations peak.
 The third to fifth help DER++ more than STELLA in absolute terms (its full-length Mode-C forward had more
 intermediates to free), so the relative saving went down while both peaks fell: the earlier figures
 counted memory that tfjs, unlike PyTorch's autograd, kept for no gradient. Effect on the in-step peak
@@ -254,13 +270,14 @@ deterministic, so one run each):
 
 | | STELLA | DER++ | STELLA vs DER++ |
 | --- | --- | --- | --- |
-${batches.includes(2) && !naive ? `| base, batch 2, before all six | ${MiB(BEFORE.stella)} MiB | ${MiB(BEFORE.der)} MiB | ${pct(1 - BEFORE.stella / BEFORE.der)} less |
+${batches.includes(2) && !naive ? `| base, batch 2, before all seven | ${MiB(BEFORE.stella)} MiB | ${MiB(BEFORE.der)} MiB | ${pct(1 - BEFORE.stella / BEFORE.der)} less |
 | base, batch 2, with freeingGrad only | ${MiB(FREEING_ONLY.stella)} MiB | ${MiB(FREEING_ONLY.der)} MiB | ${pct(1 - FREEING_ONLY.stella / FREEING_ONLY.der)} less |
-` : ''}${!naive ? batches.filter((b) => PREVIOUS_ROUND[b]).map((b) => `| base, batch ${b}, with the first two | ${MiB(PREVIOUS_ROUND[b].stella)} MiB | ${MiB(PREVIOUS_ROUND[b].der)} MiB | ${pct(1 - PREVIOUS_ROUND[b].stella / PREVIOUS_ROUND[b].der)} less |`).join('\n') + '\n' : ''}${!naive ? batches.filter((b) => FIRST_FIVE[b]).map((b) => `| base, batch ${b}, with the first five | ${MiB(FIRST_FIVE[b].stella)} MiB | ${MiB(FIRST_FIVE[b].der)} MiB | ${pct(1 - FIRST_FIVE[b].stella / FIRST_FIVE[b].der)} less |`).join('\n') + '\n' : ''}${batches.map((b) => `| base, batch ${b}, now (all six) | ${MiB(peak('stella', b))} MiB | ${MiB(peak('der++', b))} MiB | ${pct(saving(b))} less |`).join('\n')}
-${tinyNow && validateBatch === 4 ? `| tiny, batch ${validateBatch}, before all six (the Selectors section) | ${MiB(BEFORE.tinyStella)} MiB | ${MiB(BEFORE.tinyDer)} MiB | ${pct(1 - BEFORE.tinyStella / BEFORE.tinyDer)} less |
+` : ''}${!naive ? batches.filter((b) => PREVIOUS_ROUND[b]).map((b) => `| base, batch ${b}, with the first two | ${MiB(PREVIOUS_ROUND[b].stella)} MiB | ${MiB(PREVIOUS_ROUND[b].der)} MiB | ${pct(1 - PREVIOUS_ROUND[b].stella / PREVIOUS_ROUND[b].der)} less |`).join('\n') + '\n' : ''}${!naive ? batches.filter((b) => FIRST_FIVE[b]).map((b) => `| base, batch ${b}, with the first five | ${MiB(FIRST_FIVE[b].stella)} MiB | ${MiB(FIRST_FIVE[b].der)} MiB | ${pct(1 - FIRST_FIVE[b].stella / FIRST_FIVE[b].der)} less |`).join('\n') + '\n' : ''}${!naive ? batches.filter((b) => FIRST_SIX[b]).map((b) => `| base, batch ${b}, with the first six | ${MiB(FIRST_SIX[b].stella)} MiB | ${MiB(FIRST_SIX[b].der)} MiB | ${pct(1 - FIRST_SIX[b].stella / FIRST_SIX[b].der)} less |`).join('\n') + '\n' : ''}${batches.map((b) => `| base, batch ${b}, now (all seven) | ${MiB(peak('stella', b))} MiB | ${MiB(peak('der++', b))} MiB | ${pct(saving(b))} less |`).join('\n')}
+${tinyNow && validateBatch === 4 ? `| tiny, batch ${validateBatch}, before all seven (the Selectors section) | ${MiB(BEFORE.tinyStella)} MiB | ${MiB(BEFORE.tinyDer)} MiB | ${pct(1 - BEFORE.tinyStella / BEFORE.tinyDer)} less |
 | tiny, batch ${validateBatch}, with the first two | ${MiB(PREVIOUS_ROUND.tiny.stella)} MiB | ${MiB(PREVIOUS_ROUND.tiny.der)} MiB | ${pct(1 - PREVIOUS_ROUND.tiny.stella / PREVIOUS_ROUND.tiny.der)} less |
 | tiny, batch ${validateBatch}, with the first five | ${MiB(FIRST_FIVE.tiny.stella)} MiB | ${MiB(FIRST_FIVE.tiny.der)} MiB | ${pct(1 - FIRST_FIVE.tiny.stella / FIRST_FIVE.tiny.der)} less |
-| tiny, batch ${validateBatch}, now (all six) | ${MiB(tinyNow.stella)} MiB | ${MiB(tinyNow.der)} MiB | ${pct(1 - tinyNow.stella / tinyNow.der)} less |
+| tiny, batch ${validateBatch}, with the first six | ${MiB(FIRST_SIX.tiny.stella)} MiB | ${MiB(FIRST_SIX.tiny.der)} MiB | ${pct(1 - FIRST_SIX.tiny.stella / FIRST_SIX.tiny.der)} less |
+| tiny, batch ${validateBatch}, now (all seven) | ${MiB(tinyNow.stella)} MiB | ${MiB(tinyNow.der)} MiB | ${pct(1 - tinyNow.stella / tinyNow.der)} less |
 ` : ''}
 **On wasm no base training step fits.** tfjs-wasm is 32-bit WebAssembly: its heap stops at 4 GiB
 (Emscripten's \`getHeapMax()\`, 4 GiB − 64 KiB), whatever the machine has. Measured here
