@@ -139,28 +139,20 @@ const baseTable = [
 /** Peak bytes of the same measurement before both changes (batch 2; tiny batch 4), and with only freeingGrad. */
 const BEFORE = { stella: 27193232728, der: 40650344668, tinyStella: 261909756, tinyDer: 350799672 };
 const FREEING_ONLY = { stella: 14022.0 * 2 ** 20, der: 23918.7 * 2 ** 20 }; // MiB as that run printed them
-/** With freeingGrad and the disposed initial tensors, before the block scopes, off-tape targets and scaleBy (bytes). */
-const PREVIOUS_ROUND: Record<number | 'tiny', { stella: number; der: number }> = {
-  1: { stella: 7471.5 * 2 ** 20, der: 12419.8 * 2 ** 20 },
-  2: { stella: 13291.7 * 2 ** 20, der: 23188.4 * 2 ** 20 },
-  tiny: { stella: 130450280, der: 187810664 },
-};
-/** With the first six (through the freeing backward), before the matching loss was differentiated apart (bytes). */
-const FIRST_SIX: Record<number | 'tiny', { stella: number; der: number }> = {
-  1: { stella: 4859.7 * 2 ** 20, der: 7376.7 * 2 ** 20 },
-  2: { stella: 8055.7 * 2 ** 20, der: 13104.2 * 2 ** 20 },
-  3: { stella: 11251.7 * 2 ** 20, der: 18831.7 * 2 ** 20 },
-  4: { stella: 14447.7 * 2 ** 20, der: 24559.2 * 2 ** 20 },
-  tiny: { stella: 96537884, der: 122480436 },
-};
-/** With the first five (block scopes, off-tape targets, scaleBy), before the freeing backward (bytes). */
-const FIRST_FIVE: Record<number | 'tiny', { stella: number; der: number }> = {
-  1: { stella: 6038.3 * 2 ** 20, der: 9252.0 * 2 ** 20 },
-  2: { stella: 10339.2 * 2 ** 20, der: 16803.1 * 2 ** 20 },
-  3: { stella: 14644.2 * 2 ** 20, der: 24371.9 * 2 ** 20 },
-  4: { stella: 18958.3 * 2 ** 20, der: 31940.7 * 2 ** 20 },
-  tiny: { stella: 114601256, der: 130537376 },
-};
+type HistoryPeaks = Partial<Record<number | 'tiny', { stella: number; der: number }>> & { tiny: { stella: number; der: number } };
+const MB = (stella: number, der: number) => ({ stella: stella * 2 ** 20, der: der * 2 ** 20 }); // MiB as those runs printed them
+/**
+ * Peak bytes after each earlier stage of the changes below, in the order they landed:
+ * the first two (freeingGrad, the disposed initial tensors); the first five (block scopes, off-tape
+ * targets, scaleBy); the first six (the freeing backward), before the matching loss was differentiated apart.
+ */
+const HISTORY: [string, HistoryPeaks][] = [
+  ['with the first two', { 1: MB(7471.5, 12419.8), 2: MB(13291.7, 23188.4), tiny: { stella: 130450280, der: 187810664 } }],
+  ['with the first five', { 1: MB(6038.3, 9252.0), 2: MB(10339.2, 16803.1), 3: MB(14644.2, 24371.9), 4: MB(18958.3, 31940.7), tiny: { stella: 114601256, der: 130537376 } }],
+  ['with the first six', { 1: MB(4859.7, 7376.7), 2: MB(8055.7, 13104.2), 3: MB(11251.7, 18831.7), 4: MB(14447.7, 24559.2), tiny: { stella: 96537884, der: 122480436 } }],
+];
+/** One row of the history table: STELLA's and DER++'s peaks and the saving. */
+const historyRow = (label: string, p: { stella: number; der: number }) => `| ${label} | ${MiB(p.stella)} MiB | ${MiB(p.der)} MiB | ${pct(1 - p.stella / p.der)} less |`;
 const tinyCheck = (s: string) => checks.find((c) => c.selector === s);
 const tinyNow = tinyCheck('stella') && tinyCheck('der++') ? { stella: tinyCheck('stella')!.wasm, der: tinyCheck('der++')!.wasm } : undefined;
 const command = `npm run bench:memory-base -- --runs ${runs} --batch ${batches.join(',')} --selectors ${selectors.join(',')} --validate ${validate.join(',')} --validate-batch ${validateBatch}${naive ? ' --naive' : ''}`;
@@ -270,14 +262,11 @@ deterministic, so one run each):
 
 | | STELLA | DER++ | STELLA vs DER++ |
 | --- | --- | --- | --- |
-${batches.includes(2) && !naive ? `| base, batch 2, before all seven | ${MiB(BEFORE.stella)} MiB | ${MiB(BEFORE.der)} MiB | ${pct(1 - BEFORE.stella / BEFORE.der)} less |
-| base, batch 2, with freeingGrad only | ${MiB(FREEING_ONLY.stella)} MiB | ${MiB(FREEING_ONLY.der)} MiB | ${pct(1 - FREEING_ONLY.stella / FREEING_ONLY.der)} less |
-` : ''}${!naive ? batches.filter((b) => PREVIOUS_ROUND[b]).map((b) => `| base, batch ${b}, with the first two | ${MiB(PREVIOUS_ROUND[b].stella)} MiB | ${MiB(PREVIOUS_ROUND[b].der)} MiB | ${pct(1 - PREVIOUS_ROUND[b].stella / PREVIOUS_ROUND[b].der)} less |`).join('\n') + '\n' : ''}${!naive ? batches.filter((b) => FIRST_FIVE[b]).map((b) => `| base, batch ${b}, with the first five | ${MiB(FIRST_FIVE[b].stella)} MiB | ${MiB(FIRST_FIVE[b].der)} MiB | ${pct(1 - FIRST_FIVE[b].stella / FIRST_FIVE[b].der)} less |`).join('\n') + '\n' : ''}${!naive ? batches.filter((b) => FIRST_SIX[b]).map((b) => `| base, batch ${b}, with the first six | ${MiB(FIRST_SIX[b].stella)} MiB | ${MiB(FIRST_SIX[b].der)} MiB | ${pct(1 - FIRST_SIX[b].stella / FIRST_SIX[b].der)} less |`).join('\n') + '\n' : ''}${batches.map((b) => `| base, batch ${b}, now (all seven) | ${MiB(peak('stella', b))} MiB | ${MiB(peak('der++', b))} MiB | ${pct(saving(b))} less |`).join('\n')}
-${tinyNow && validateBatch === 4 ? `| tiny, batch ${validateBatch}, before all seven (the Selectors section) | ${MiB(BEFORE.tinyStella)} MiB | ${MiB(BEFORE.tinyDer)} MiB | ${pct(1 - BEFORE.tinyStella / BEFORE.tinyDer)} less |
-| tiny, batch ${validateBatch}, with the first two | ${MiB(PREVIOUS_ROUND.tiny.stella)} MiB | ${MiB(PREVIOUS_ROUND.tiny.der)} MiB | ${pct(1 - PREVIOUS_ROUND.tiny.stella / PREVIOUS_ROUND.tiny.der)} less |
-| tiny, batch ${validateBatch}, with the first five | ${MiB(FIRST_FIVE.tiny.stella)} MiB | ${MiB(FIRST_FIVE.tiny.der)} MiB | ${pct(1 - FIRST_FIVE.tiny.stella / FIRST_FIVE.tiny.der)} less |
-| tiny, batch ${validateBatch}, with the first six | ${MiB(FIRST_SIX.tiny.stella)} MiB | ${MiB(FIRST_SIX.tiny.der)} MiB | ${pct(1 - FIRST_SIX.tiny.stella / FIRST_SIX.tiny.der)} less |
-| tiny, batch ${validateBatch}, now (all seven) | ${MiB(tinyNow.stella)} MiB | ${MiB(tinyNow.der)} MiB | ${pct(1 - tinyNow.stella / tinyNow.der)} less |
+${batches.includes(2) && !naive ? `${historyRow('base, batch 2, before all seven', BEFORE)}
+${historyRow('base, batch 2, with freeingGrad only', FREEING_ONLY)}
+` : ''}${!naive ? HISTORY.flatMap(([label, p]) => batches.filter((b) => p[b]).map((b) => historyRow(`base, batch ${b}, ${label}`, p[b]!))).map((row) => `${row}\n`).join('') : ''}${batches.map((b) => historyRow(`base, batch ${b}, now (all seven)`, { stella: peak('stella', b), der: peak('der++', b) })).join('\n')}
+${tinyNow && validateBatch === 4 ? `${historyRow(`tiny, batch ${validateBatch}, before all seven (the Selectors section)`, { stella: BEFORE.tinyStella, der: BEFORE.tinyDer })}
+${HISTORY.map(([label, p]) => `${historyRow(`tiny, batch ${validateBatch}, ${label}`, p.tiny)}\n`).join('')}${historyRow(`tiny, batch ${validateBatch}, now (all seven)`, tinyNow)}
 ` : ''}
 **On wasm no base training step fits.** tfjs-wasm is 32-bit WebAssembly: its heap stops at 4 GiB
 (Emscripten's \`getHeapMax()\`, 4 GiB − 64 KiB), whatever the machine has. Measured here
