@@ -13,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { heapSimdKernels, type HeapSimdKernels, type WasmHeapModule } from './heap-simd.ts';
+import { kernelOnce } from './wasm-kernel.ts';
 
 const FORWARD = 'StellaLayerNorm';
 const BACKWARD = 'StellaLayerNormGrad';
@@ -69,69 +70,53 @@ const cpu = {
   },
 };
 
-/** The wasm kernels bound to this backend's heap, or undefined (threaded build: shared memory). */
-const wasmKernels = (backend: WasmBackend): HeapSimdKernels | undefined => heapSimdKernels(backend.wasm);
+/** Our heap kernels on this wasm backend, or undefined (the threaded build: shared memory). */
+const heapKernels = (backend: WasmBackend): HeapSimdKernels | undefined => heapSimdKernels(backend.wasm);
 
-let registered = false;
-function ensureRegistered(): void {
-  if (registered) return;
-  registered = true;
-  tf.registerKernel({
-    kernelName: FORWARD,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const wasm = backend as unknown as WasmBackend;
-      const x = inputs.x as tf.TensorInfo, [rows, dim] = x.shape;
-      const outs = [wasm.makeOutput([rows, dim], 'float32'), wasm.makeOutput([rows, dim], 'float32'), wasm.makeOutput([rows, 1], 'float32')];
-      // Offsets after the allocations (they may grow the heap; offsets stay valid).
-      const at = (t: tf.TensorInfo) => wasm.dataIdMap.get(t.dataId).memoryOffset;
-      wasmKernels(wasm)!.layerNorm(at(x), at(inputs.gamma as tf.TensorInfo), at(inputs.beta as tf.TensorInfo), at(outs[0]), at(outs[1]), at(outs[2]), rows, dim, attrs!.eps as number);
-      return outs;
-    },
-  });
-  tf.registerKernel({
-    kernelName: BACKWARD,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend }) => {
-      const wasm = backend as unknown as WasmBackend;
-      const dy = inputs.dy as tf.TensorInfo, [rows, dim] = dy.shape;
-      const outs = [wasm.makeOutput([rows, dim], 'float32'), wasm.makeOutput([dim], 'float32'), wasm.makeOutput([dim], 'float32')];
-      const at = (t: tf.TensorInfo) => wasm.dataIdMap.get(t.dataId).memoryOffset;
-      wasmKernels(wasm)!.layerNormGrad(at(dy), at(inputs.normed as tf.TensorInfo), at(inputs.rstd as tf.TensorInfo), at(inputs.gamma as tf.TensorInfo), at(outs[0]), at(outs[1]), at(outs[2]), rows, dim);
-      return outs;
-    },
-  });
-  tf.registerKernel({
-    kernelName: FORWARD,
-    backendName: 'cpu',
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const c = backend as unknown as CpuBackend;
-      const values = (t: tf.TensorInfo) => c.data.get(t.dataId).values;
-      const x = inputs.x as tf.TensorInfo, [rows, dim] = x.shape;
-      const out = new Float32Array(rows * dim), normed = new Float32Array(rows * dim), rstd = new Float32Array(rows);
-      cpu.layerNorm(values(x), values(inputs.gamma as tf.TensorInfo), values(inputs.beta as tf.TensorInfo), out, normed, rstd, rows, dim, attrs!.eps as number);
-      return [c.makeTensorInfo([rows, dim], 'float32', out), c.makeTensorInfo([rows, dim], 'float32', normed), c.makeTensorInfo([rows, 1], 'float32', rstd)];
-    },
-  });
-  tf.registerKernel({
-    kernelName: BACKWARD,
-    backendName: 'cpu',
-    kernelFunc: ({ inputs, backend }) => {
-      const c = backend as unknown as CpuBackend;
-      const values = (t: tf.TensorInfo) => c.data.get(t.dataId).values;
-      const dy = inputs.dy as tf.TensorInfo, [rows, dim] = dy.shape;
-      const dx = new Float32Array(rows * dim), dgamma = new Float32Array(dim), dbeta = new Float32Array(dim);
-      cpu.layerNormGrad(values(dy), values(inputs.normed as tf.TensorInfo), values(inputs.rstd as tf.TensorInfo), values(inputs.gamma as tf.TensorInfo), dx, dgamma, dbeta, rows, dim);
-      return [c.makeTensorInfo([rows, dim], 'float32', dx), c.makeTensorInfo([dim], 'float32', dgamma), c.makeTensorInfo([dim], 'float32', dbeta)];
-    },
-  });
-}
+const ensureForward = kernelOnce(FORWARD, {
+  wasm: ({ inputs, backend, attrs }) => {
+    const wasm = backend as unknown as WasmBackend;
+    const x = inputs.x as tf.TensorInfo, [rows, dim] = x.shape;
+    const outs = [wasm.makeOutput([rows, dim], 'float32'), wasm.makeOutput([rows, dim], 'float32'), wasm.makeOutput([rows, 1], 'float32')];
+    // Offsets after the allocations (they may grow the heap; offsets stay valid).
+    const at = (t: tf.TensorInfo) => wasm.dataIdMap.get(t.dataId).memoryOffset;
+    heapKernels(wasm)!.layerNorm(at(x), at(inputs.gamma as tf.TensorInfo), at(inputs.beta as tf.TensorInfo), at(outs[0]), at(outs[1]), at(outs[2]), rows, dim, attrs!.eps as number);
+    return outs;
+  },
+  cpu: ({ inputs, backend, attrs }) => {
+    const c = backend as unknown as CpuBackend;
+    const values = (t: tf.TensorInfo) => c.data.get(t.dataId).values;
+    const x = inputs.x as tf.TensorInfo, [rows, dim] = x.shape;
+    const out = new Float32Array(rows * dim), normed = new Float32Array(rows * dim), rstd = new Float32Array(rows);
+    cpu.layerNorm(values(x), values(inputs.gamma as tf.TensorInfo), values(inputs.beta as tf.TensorInfo), out, normed, rstd, rows, dim, attrs!.eps as number);
+    return [c.makeTensorInfo([rows, dim], 'float32', out), c.makeTensorInfo([rows, dim], 'float32', normed), c.makeTensorInfo([rows, 1], 'float32', rstd)];
+  },
+});
+
+const ensureBackward = kernelOnce(BACKWARD, {
+  wasm: ({ inputs, backend }) => {
+    const wasm = backend as unknown as WasmBackend;
+    const dy = inputs.dy as tf.TensorInfo, [rows, dim] = dy.shape;
+    const outs = [wasm.makeOutput([rows, dim], 'float32'), wasm.makeOutput([dim], 'float32'), wasm.makeOutput([dim], 'float32')];
+    const at = (t: tf.TensorInfo) => wasm.dataIdMap.get(t.dataId).memoryOffset;
+    heapKernels(wasm)!.layerNormGrad(at(dy), at(inputs.normed as tf.TensorInfo), at(inputs.rstd as tf.TensorInfo), at(inputs.gamma as tf.TensorInfo), at(outs[0]), at(outs[1]), at(outs[2]), rows, dim);
+    return outs;
+  },
+  cpu: ({ inputs, backend }) => {
+    const c = backend as unknown as CpuBackend;
+    const values = (t: tf.TensorInfo) => c.data.get(t.dataId).values;
+    const dy = inputs.dy as tf.TensorInfo, [rows, dim] = dy.shape;
+    const dx = new Float32Array(rows * dim), dgamma = new Float32Array(dim), dbeta = new Float32Array(dim);
+    cpu.layerNormGrad(values(dy), values(inputs.normed as tf.TensorInfo), values(inputs.rstd as tf.TensorInfo), values(inputs.gamma as tf.TensorInfo), dx, dgamma, dbeta, rows, dim);
+    return [c.makeTensorInfo([rows, dim], 'float32', dx), c.makeTensorInfo([dim], 'float32', dgamma), c.makeTensorInfo([dim], 'float32', dbeta)];
+  },
+});
 
 /** Whether the kernels run here: wasm with our heap module (not the threaded build), or cpu. */
 function available(): boolean {
   const name = tf.getBackend();
   if (name === 'cpu') return true;
-  return name === 'wasm' && wasmKernels(tf.backend() as unknown as WasmBackend) !== undefined;
+  return name === 'wasm' && heapKernels(tf.backend() as unknown as WasmBackend) !== undefined;
 }
 
 /**
@@ -141,7 +126,7 @@ function available(): boolean {
  */
 export function layerNormKernel(x: tf.Tensor2D, gamma: tf.Tensor, beta: tf.Tensor, eps: number): { out: tf.Tensor2D; normed: tf.Tensor2D; rstd: tf.Tensor2D } | undefined {
   if (!available() || x.dtype !== 'float32') return undefined;
-  ensureRegistered();
+  ensureForward();
   const [out, normed, rstd] = tf.engine().runKernel(FORWARD, { x, gamma, beta }, { eps }) as unknown as tf.Tensor2D[];
   return { out, normed, rstd };
 }
@@ -149,6 +134,6 @@ export function layerNormKernel(x: tf.Tensor2D, gamma: tf.Tensor, beta: tf.Tenso
 /** [dx, dγ, dβ] of `layerNormKernel` for upstream dy [rows, dim]; undefined where the kernel does not run. */
 export function layerNormGradKernel(dy: tf.Tensor2D, normed: tf.Tensor2D, rstd: tf.Tensor2D, gamma: tf.Tensor): [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D] | undefined {
   if (!available() || dy.dtype !== 'float32') return undefined;
-  ensureRegistered();
+  ensureBackward();
   return tf.engine().runKernel(BACKWARD, { dy, normed, rstd, gamma }, {}) as unknown as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D];
 }

@@ -12,6 +12,7 @@
  * Ref: tfjs-core ops/fused/mat_mul.ts (the reshapes), docs/benchmarks.md "STELLA step".
  */
 import * as tf from '@tensorflow/tfjs';
+import { kernelOnce } from './wasm-kernel.ts';
 
 const LINEAR = 'StellaLinear2d';
 const TRANSPOSE = 'StellaTranspose2d';
@@ -26,38 +27,29 @@ function backendKernel(name: string): tf.KernelFunc {
   return kernel.kernelFunc;
 }
 
-let registered = false;
-function ensureRegistered(): void {
-  if (registered) return;
-  registered = true;
-  for (const backendName of BACKENDS) {
-    tf.registerKernel({
-      kernelName: LINEAR,
-      backendName,
-      kernelFunc: ({ inputs, backend }) => {
-        const x = inputs.x as tf.TensorInfo, w = inputs.w as tf.TensorInfo;
-        const [m, k] = x.shape, n = w.shape[1];
-        const out = backendKernel('_FusedMatMul')({
-          inputs: { a: view(x, [1, m, k]), b: view(w, [1, k, n]), bias: inputs.bias },
-          attrs: { transposeA: false, transposeB: false, activation: 'linear', leakyreluAlpha: 0.2 },
-          backend,
-        }) as tf.TensorInfo;
-        return view(out, [m, n]);
-      },
-    });
-    tf.registerKernel({
-      kernelName: TRANSPOSE,
-      backendName,
-      kernelFunc: ({ inputs, backend }) => {
-        const x = inputs.x as tf.TensorInfo;
-        const [m, n] = x.shape;
-        const out = backendKernel('Transpose')({ inputs: { x: view(x, [2, m / 2, n]) }, attrs: { perm: [2, 0, 1] }, backend }) as tf.TensorInfo;
-        return view(out, [n, m]);
-      },
-    });
-  }
-  tf.registerGradient({ kernelName: TRANSPOSE, gradFunc: (dy) => ({ x: () => transposeHalves(dy as tf.Tensor2D) }) });
-}
+/** x [M, K]·w [K, N] + bias [N] as the backend's _FusedMatMul on the views [1, M, K]·[1, K, N]. */
+const linear2d: tf.KernelFunc = ({ inputs, backend }) => {
+  const x = inputs.x as tf.TensorInfo, w = inputs.w as tf.TensorInfo;
+  const [m, k] = x.shape, n = w.shape[1];
+  const out = backendKernel('_FusedMatMul')({
+    inputs: { a: view(x, [1, m, k]), b: view(w, [1, k, n]), bias: inputs.bias },
+    attrs: { transposeA: false, transposeB: false, activation: 'linear', leakyreluAlpha: 0.2 },
+    backend,
+  }) as tf.TensorInfo;
+  return view(out, [m, n]);
+};
+
+/** xᵀ of x [M, N] as the backend's Transpose of the view [2, M/2, N] with perm [2, 0, 1]. */
+const transposeByHalves: tf.KernelFunc = ({ inputs, backend }) => {
+  const x = inputs.x as tf.TensorInfo;
+  const [m, n] = x.shape;
+  const out = backendKernel('Transpose')({ inputs: { x: view(x, [2, m / 2, n]) }, attrs: { perm: [2, 0, 1] }, backend }) as tf.TensorInfo;
+  return view(out, [n, m]);
+};
+
+const onBackends = (kernelFunc: tf.KernelFunc) => Object.fromEntries(BACKENDS.map((b) => [b, kernelFunc]));
+const ensureLinear = kernelOnce(LINEAR, onBackends(linear2d));
+const ensureTranspose = kernelOnce(TRANSPOSE, onBackends(transposeByHalves), (dy) => ({ x: () => transposeHalves(dy as tf.Tensor2D) }));
 
 const supported = () => BACKENDS.includes(tf.getBackend());
 
@@ -68,7 +60,7 @@ const supported = () => BACKENDS.includes(tf.getBackend());
  */
 export function linearKernel(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor): tf.Tensor2D | undefined {
   if (!supported() || x.dtype !== 'float32' || w.dtype !== 'float32') return undefined;
-  ensureRegistered();
+  ensureLinear();
   return tf.engine().runKernel(LINEAR, { x, w, bias: b }, {}) as tf.Tensor2D;
 }
 
@@ -79,6 +71,6 @@ export function linearKernel(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor): tf.T
 export function transposeHalves(x: tf.Tensor2D): tf.Tensor2D {
   const [m, n] = x.shape;
   if (!supported()) return tf.reshape(tf.transpose(tf.reshape(x, [2, m / 2, n]), [2, 0, 1]), [n, m]);
-  ensureRegistered();
+  ensureTranspose();
   return tf.engine().runKernel(TRANSPOSE, { x }, {}) as tf.Tensor2D;
 }
