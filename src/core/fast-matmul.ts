@@ -16,7 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { slicedMatMul } from './sliced-matmul.ts';
-import { linearKernel, transposeHalves } from './view-kernels.ts';
+import { linearKernel, product2d, transposeHalves } from './view-kernels.ts';
 import { wasmKernelOnce } from './wasm-kernel.ts';
 
 /**
@@ -73,7 +73,7 @@ export function asConstant<T extends tf.Tensor>(x: tf.Tensor, fn: (x: tf.Tensor)
 function plainProduct(a: tf.Tensor2D, b: tf.Tensor2D, transposeA: boolean, transposeB: boolean): tf.Tensor2D {
   const left = transposeA ? transpose2d(a) : a;
   const right = transposeB ? transpose2d(b) : b;
-  return tf.matMul(left, right);
+  return product2d(left, right);
 }
 
 /** 2-D product on the fast path; its gradient uses only fast-path products. */
@@ -156,7 +156,7 @@ export function fastLinear2d(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor): tf.
       gradFunc: freeingGrad((dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sx, sw] = saved as tf.Tensor2D[];
         const g = dy as tf.Tensor2D;
-        return [tf.matMul(g, transpose2d(sw)), ...weightAndBiasGrads(g, sx, sw.shape)];
+        return [product2d(g, transpose2d(sw)), ...weightAndBiasGrads(g, sx, sw.shape)];
       }),
     };
   }) as any);
@@ -184,9 +184,9 @@ function weightAndBiasGrads(g: tf.Tensor2D, x: tf.Tensor2D, [inDim, outDim]: [nu
     // XNNPACK packs the right operand on every call: make it the narrower x [M, in], compute
     // dWᵀ = dYᵀ·x and transpose the small result; dβ is a last-axis sum of dYᵀ.
     const gT = transpose2d(g);
-    return [transpose2d(tf.matMul(gT, x)), tf.sum(gT, -1)];
+    return [transpose2d(product2d(gT, x)), tf.sum(gT, -1)];
   }
-  const dw = tf.matMul(transpose2d(x), g);
+  const dw = product2d(transpose2d(x), g);
   // Same right operand and shape as the product above: its packed operator (cached under g's
   // data id) is reused, so the bias gradient costs one GEMV.
   const db = tf.reshape(tf.matMul(tf.ones([1, g.shape[0]]) as tf.Tensor2D, g), [outDim]);

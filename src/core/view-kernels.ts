@@ -1,5 +1,5 @@
 /**
- * Two fast-path primitives as one kernel call each: the 2-D linear x·W + β, and the 2-D transpose
+ * Two fast-path primitives as one kernel call each: the 2-D linear x·W (+ β), and the 2-D transpose
  * through a rank-3 view. Each runs the backend's own kernel (`_FusedMatMul`, `Transpose`) on a view of
  * its input with another shape, and hands the output back under the shape the caller wants.
  *
@@ -12,6 +12,7 @@
  * Ref: tfjs-core ops/fused/mat_mul.ts (the reshapes), docs/benchmarks.md "STELLA step".
  */
 import * as tf from '@tensorflow/tfjs';
+import { heapProducts, type WasmBackendInternals } from './heap-products.ts';
 import { kernelOnce } from './wasm-kernel.ts';
 
 const LINEAR = 'StellaLinear2d';
@@ -27,15 +28,25 @@ function backendKernel(name: string): tf.KernelFunc {
   return kernel.kernelFunc;
 }
 
-/** x [M, K]·w [K, N] + bias [N] as the backend's _FusedMatMul on the views [1, M, K]·[1, K, N]. */
+/**
+ * x [M, K]·w [K, N] (+ bias [N]) as the backend's own product on the views [1, M, K]·[1, K, N]:
+ * `_FusedMatMul` with a bias, `BatchMatMul` without (what tf.fused.matMul and tf.matMul run).
+ */
 const linear2d: tf.KernelFunc = ({ inputs, backend }) => {
+  const x = inputs.x as tf.TensorInfo, w = inputs.w as tf.TensorInfo, bias = inputs.bias as tf.TensorInfo | undefined;
+  const [m, k] = x.shape, n = w.shape[1];
+  const operands = { a: view(x, [1, m, k]), b: view(w, [1, k, n]) };
+  const out = (bias
+    ? backendKernel('_FusedMatMul')({ inputs: { ...operands, bias }, attrs: { transposeA: false, transposeB: false, activation: 'linear', leakyreluAlpha: 0.2 }, backend })
+    : backendKernel('BatchMatMul')({ inputs: operands, attrs: { transposeA: false, transposeB: false }, backend })) as tf.TensorInfo;
+  return view(out, [m, n]);
+};
+
+/** The same on wasm, inside its heap: the larger products get the product helper's core (heap-products.ts). */
+const linear2dOnHeap: tf.KernelFunc = ({ inputs, backend }) => {
   const x = inputs.x as tf.TensorInfo, w = inputs.w as tf.TensorInfo;
   const [m, k] = x.shape, n = w.shape[1];
-  const out = backendKernel('_FusedMatMul')({
-    inputs: { a: view(x, [1, m, k]), b: view(w, [1, k, n]), bias: inputs.bias },
-    attrs: { transposeA: false, transposeB: false, activation: 'linear', leakyreluAlpha: 0.2 },
-    backend,
-  }) as tf.TensorInfo;
+  const out = heapProducts(backend as unknown as WasmBackendInternals, x, w, inputs.bias as tf.TensorInfo | undefined, 1, m, k, n);
   return view(out, [m, n]);
 };
 
@@ -48,20 +59,25 @@ const transposeByHalves: tf.KernelFunc = ({ inputs, backend }) => {
 };
 
 const onBackends = (kernelFunc: tf.KernelFunc) => Object.fromEntries(BACKENDS.map((b) => [b, kernelFunc]));
-const ensureLinear = kernelOnce(LINEAR, onBackends(linear2d));
+const ensureLinear = kernelOnce(LINEAR, { wasm: linear2dOnHeap, cpu: linear2d });
 const ensureTranspose = kernelOnce(TRANSPOSE, onBackends(transposeByHalves), (dy) => ({ x: () => transposeHalves(dy as tf.Tensor2D) }));
 
 const supported = () => BACKENDS.includes(tf.getBackend());
 
 /**
- * x [M, K]·w [K, N] + b [N] as the backend's fused product, one kernel call; undefined where the
- * kernel is not registered (the caller uses tf.fused.matMul). No gradient: it runs inside the
- * forward of a custom-gradient op.
+ * x [M, K]·w [K, N] (+ b [N]) as the backend's product, one kernel call; undefined where the kernel
+ * is not registered (the caller uses tf.fused.matMul or tf.matMul). No gradient: it runs inside the
+ * forward or gradient of a custom-gradient op.
  */
-export function linearKernel(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor): tf.Tensor2D | undefined {
+export function linearKernel(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor): tf.Tensor2D | undefined {
   if (!supported() || x.dtype !== 'float32' || w.dtype !== 'float32') return undefined;
   ensureLinear();
-  return tf.engine().runKernel(LINEAR, { x, w, bias: b }, {}) as tf.Tensor2D;
+  return tf.engine().runKernel(LINEAR, b ? { x, w, bias: b } : { x, w }, {}) as tf.Tensor2D;
+}
+
+/** a [M, K]·b [K, N]: `linearKernel` without a bias where registered, else tf.matMul (the same product). */
+export function product2d(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  return linearKernel(a, b) ?? tf.matMul(a, b);
 }
 
 /**
