@@ -7,7 +7,8 @@
  * One group (a 2-D product) uses the operands' own tensor ids, as tfjs' kernel does, so XNNPACK's
  * operator packed for B is cached and reused under B's id. Several groups get heap views per group
  * (registered as tensor ids, no copy) that are dropped again, which also deletes the operator packed
- * for that slice. While the helper is ready, a large enough product gives it its last rows (B whole)
+ * for that slice; groups of at most SMALL_GROUP_MACS multiply-adds (attention's, at our sizes) run in
+ * our SIMD loop instead, which sums as XNNPACK does. While the helper is ready, a large enough product gives it its last rows (B whole)
  * or its last groups, about half, less what the helper's share costs beyond its arithmetic
  * (`helperShareOf`).
  * Values are the same in every case: rows and groups are independent, and both threads run the same
@@ -15,6 +16,7 @@
  * Ref: tfjs-backend-wasm src/cc/batch_mat_mul_impl.cc and kernels/_FusedMatMul.ts (the entry used here).
  */
 import * as tf from '@tensorflow/tfjs';
+import { heapSimdKernels, type WasmHeapModule } from './heap-simd.ts';
 import { type HelperShare, productHelper } from './product-helper.ts';
 
 /**
@@ -28,6 +30,13 @@ const PACK_MACS_PER_B_ELEMENT = 34;
 const MEETING_MACS = 850_000;
 /** A split must take at least this share off our side, or it is not worth the meeting. */
 const MIN_GAIN = 0.2;
+
+/**
+ * Groups of at most this many multiply-adds run in our own SIMD loop (src/core/wasm/small-products.wat)
+ * instead of one XNNPACK operator each: creating, packing and deleting the operator costs more than
+ * the arithmetic of such a group. Same values either way (the loop sums as XNNPACK does).
+ */
+export const SMALL_GROUP_MACS = 1 << 20;
 
 /** How much of a product to give the helper: rows of a 2-D product, or groups; 0 for none. */
 export function helperShareOf(groups: number, m: number, k: number, n: number): number {
@@ -45,11 +54,9 @@ type WasmProduct = (...args: number[]) => void;
 
 /** What this module uses of the wasm backend. */
 export interface WasmBackendInternals {
-  wasm: {
+  wasm: WasmHeapModule & {
     cwrap(name: string, ret: null, args: string[]): (...args: number[]) => void;
-    _malloc(bytes: number): number;
     HEAP32: Int32Array;
-    HEAPF32: Float32Array;
   };
   dataIdMap: { get(dataId: object): { id: number; memoryOffset: number } };
   dataIdNextNumber: number;
@@ -89,6 +96,7 @@ export function heapProducts(backend: WasmBackendInternals, a: tf.TensorInfo, b:
   const ids = backend.dataIdMap;
   const aData = ids.get(a.dataId), bData = ids.get(b.dataId), outData = ids.get(out.dataId);
   const biasData = bias ? ids.get(bias.dataId) : undefined;
+  const small = groups > 1 && !biasData && m * k * n <= SMALL_GROUP_MACS ? heapSimdKernels(backend.wasm) : undefined;
   const e = entriesOf(backend);
   const helperPart = helperShareOf(groups, m, k, n);
   const helper = helperPart > 0 ? productHelper() : undefined;
@@ -105,8 +113,12 @@ export function heapProducts(backend: WasmBackendInternals, a: tf.TensorInfo, b:
     e.disposeData(aId);
     e.disposeData(outId);
   };
-  /** Groups [from, to), each on heap views of its slices. */
+  /** Groups [from, to): small ones in our SIMD loop, others each on heap views of its slices. */
   const groupsOnViews = (from: number, to: number) => {
+    if (small) {
+      small.batchedProduct(aData.memoryOffset + from * m * k * F32, bData.memoryOffset + from * k * n * F32, outData.memoryOffset + from * m * n * F32, to - from, m, k, n);
+      return;
+    }
     for (let g = from; g < to; g++) {
       const aId = backend.dataIdNextNumber++, bId = backend.dataIdNextNumber++, outId = backend.dataIdNextNumber++;
       e.registerTensor(aId, m * k, aData.memoryOffset + g * m * k * F32);
@@ -129,7 +141,7 @@ export function heapProducts(backend: WasmBackendInternals, a: tf.TensorInfo, b:
   const biasAt = biasData ? biasData.memoryOffset / F32 : undefined;
   if (groups > 1) {
     const mine = groups - helperPart;
-    const share: HelperShare = { groups: groups - mine, rows: m, inner: k, cols: n, a: aAt + mine * m * k, b: bAt + mine * k * n, bias: biasAt };
+    const share: HelperShare = { groups: groups - mine, rows: m, inner: k, cols: n, a: aAt + mine * m * k, b: bAt + mine * k * n, bias: biasAt, small: !!small };
     helper.begin(heap(), share);
     groupsOnViews(0, mine);
     if (!helper.finish(heap, outAt + mine * m * n)) groupsOnViews(mine, groups);

@@ -13,6 +13,7 @@
  */
 import { WASM_BASE64 as ADAM_UPDATE } from './wasm/adam-update.wasm.ts';
 import { WASM_BASE64 as LAYER_NORM } from './wasm/layer-norm.wasm.ts';
+import { WASM_BASE64 as SMALL_PRODUCTS } from './wasm/small-products.wasm.ts';
 
 export interface HeapSimdKernels {
   /** src/core/wasm/adam-update.wat: one Adam update of n floats; m and v in place, θ' to `out`. */
@@ -25,6 +26,8 @@ export interface HeapSimdKernels {
   layerNorm(x: number, gamma: number, beta: number, out: number, normed: number, rstd: number, rows: number, dim: number, eps: number): void;
   /** Its backward from dy, x̂ and r: dx [rows, dim], dγ and dβ [dim]. */
   layerNormGrad(dy: number, normed: number, rstd: number, gamma: number, dx: number, dgamma: number, dbeta: number, rows: number, dim: number): void;
+  /** src/core/wasm/small-products.wat: out[g] = a[g]·b[g] for a [groups, m, k], b [groups, k, n], summed as XNNPACK sums. */
+  batchedProduct(a: number, b: number, out: number, groups: number, m: number, k: number, n: number): void;
 }
 
 /** What we use of the wasm backend's Emscripten module. */
@@ -45,11 +48,12 @@ export function heapSimdKernels(wasm: WasmHeapModule): HeapSimdKernels | undefin
     kernels = null;
     if (memory instanceof WebAssembly.Memory && !(memory.buffer instanceof SharedArrayBuffer)) {
       const load = (base64: string) => new WebAssembly.Instance(new WebAssembly.Module(Buffer.from(base64, 'base64')), { env: { memory } }).exports;
-      const adam = load(ADAM_UPDATE), layerNorm = load(LAYER_NORM);
+      const adam = load(ADAM_UPDATE), layerNorm = load(LAYER_NORM), smallProducts = load(SMALL_PRODUCTS);
       kernels = {
         adamUpdate: adam.adam_update as HeapSimdKernels['adamUpdate'],
         layerNorm: layerNorm.layer_norm as HeapSimdKernels['layerNorm'],
         layerNormGrad: layerNorm.layer_norm_grad as HeapSimdKernels['layerNormGrad'],
+        batchedProduct: smallProducts.batched_product as HeapSimdKernels['batchedProduct'],
       };
     }
     instances.set(wasm, kernels);

@@ -4,7 +4,8 @@
  *
  * Protocol (Int32 slots of the shared control block, named in product-helper.ts): the main thread
  * copies the share's operands into the shared data block, writes the job's sizes and bumps SEQ; this
- * thread copies them into its heap, runs `groups` products [rows, inner]·[inner, cols] (+ bias), copies
+ * thread copies them into its heap, runs `groups` products [rows, inner]·[inner, cols] (+ bias) on
+ * XNNPACK, or on our SIMD loop for small groups (SMALL), copies
  * the outputs back, and sets DONE to that SEQ. A SEQ of -1 ends the loop. It blocks in Atomics.wait
  * between jobs, so the main thread hands it a new data block by message, read synchronously.
  * Started by product-helper.ts; never imported. Plain JS so that it starts without a TypeScript loader.
@@ -13,9 +14,9 @@ import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 
-const { control, data: firstData, port, slots } = workerData;
+const { control, data: firstData, port, slots, smallProducts } = workerData;
 const ctrl = new Int32Array(control);
-const { SEQ, DONE, STATE, GROUPS, ROWS, INNER, COLS, HAS_BIAS, NEW_DATA, FAILED } = slots;
+const { SEQ, DONE, STATE, GROUPS, ROWS, INNER, COLS, HAS_BIAS, NEW_DATA, FAILED, SMALL } = slots;
 const STATE_READY = 1, STATE_BROKEN = 2;
 const SPIN_MS = 2;
 
@@ -49,6 +50,8 @@ if (backend) {
   const registerTensor = wasm.cwrap('register_tensor', null, ['number', 'number', 'number']);
   const disposeData = wasm.cwrap('dispose_data', null, ['number']);
   const shapes = wasm._malloc(6 * 4);
+  // src/core/wasm/small-products.wat on this heap, for the small groups heap-products keeps off XNNPACK.
+  const batchedProduct = new WebAssembly.Instance(new WebAssembly.Module(smallProducts), { env: { memory: wasm.asm.memory } }).exports.batched_product;
   let data = new Float32Array(firstData);
   let block = 0, blockFloats = 0;
   let seen = 0;
@@ -79,7 +82,8 @@ if (backend) {
       wasm.HEAP32.set([1, m, k, 1, k, n], shapes / 4);
       const biasId = hasBias ? backend.dataIdNextNumber++ : 0;
       if (hasBias) registerTensor(biasId, n, block + (aSize + bSize) * 4);
-      for (let g = 0; g < groups; g++) {
+      if (ctrl[SMALL]) batchedProduct(block, block + aSize * 4, block + inputs * 4, groups, m, k, n);
+      else for (let g = 0; g < groups; g++) {
         const aId = backend.dataIdNextNumber++, bId = backend.dataIdNextNumber++, outId = backend.dataIdNextNumber++;
         registerTensor(aId, m * k, block + g * m * k * 4);
         registerTensor(bId, k * n, block + (aSize + g * k * n) * 4);

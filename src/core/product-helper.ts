@@ -24,11 +24,12 @@
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort, Worker, isMainThread, receiveMessageOnPort } from 'node:worker_threads';
+import { WASM_BASE64 as SMALL_PRODUCTS } from './wasm/small-products.wasm.ts';
 
 export const PRODUCT_HELPER_ENV = 'STELLA_PRODUCT_HELPER';
 
 /** Int32 slots of the shared control block (the worker reads the same table). */
-export const SLOTS = { SEQ: 0, DONE: 1, STATE: 2, GROUPS: 3, ROWS: 4, INNER: 5, COLS: 6, HAS_BIAS: 7, NEW_DATA: 8, FAILED: 9 } as const;
+export const SLOTS = { SEQ: 0, DONE: 1, STATE: 2, GROUPS: 3, ROWS: 4, INNER: 5, COLS: 6, HAS_BIAS: 7, NEW_DATA: 8, FAILED: 9, SMALL: 10 } as const;
 const STATE_STARTING = 0, STATE_READY = 1, STATE_BROKEN = 2;
 const WORKER_SCRIPT = fileURLToPath(new URL('./product-helper-worker.mjs', import.meta.url));
 /** A share not done after this long means the helper is gone (a share takes milliseconds). */
@@ -64,6 +65,8 @@ export interface HelperShare {
   b: number;
   /** bias [cols], or undefined. */
   bias?: number;
+  /** Run the groups with our SIMD loop (src/core/wasm/small-products.wat) rather than XNNPACK, as heap-products does for small groups. */
+  small?: boolean;
 }
 
 export class ProductHelper {
@@ -87,7 +90,8 @@ export class ProductHelper {
     const { port1, port2 } = new MessageChannel();
     // execArgv: [] — the script is plain JS, and a loader or flag of ours (tsx, --input-type) must not
     // reach it. The helper never keeps the process alive.
-    const worker = new Worker(WORKER_SCRIPT, { workerData: { control, data, port: port2, slots: SLOTS }, transferList: [port2], execArgv: [] });
+    const smallProducts = Buffer.from(SMALL_PRODUCTS, 'base64');
+    const worker = new Worker(WORKER_SCRIPT, { workerData: { control, data, port: port2, slots: SLOTS, smallProducts }, transferList: [port2], execArgv: [] });
     worker.unref();
     port1.unref();
     const helper = new ProductHelper(worker, control, data, port1, shareTimeoutMs);
@@ -145,6 +149,7 @@ export class ProductHelper {
     ctrl[SLOTS.INNER] = inner;
     ctrl[SLOTS.COLS] = cols;
     ctrl[SLOTS.HAS_BIAS] = biasSize ? 1 : 0;
+    ctrl[SLOTS.SMALL] = share.small ? 1 : 0;
     Atomics.store(ctrl, SLOTS.SEQ, ++this.seq);
     Atomics.notify(ctrl, SLOTS.SEQ);
   }

@@ -7,8 +7,9 @@ import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '../../src/core/backend.ts';
-import { helperShareOf } from '../../src/core/heap-products.ts';
+import { SMALL_GROUP_MACS, helperShareOf } from '../../src/core/heap-products.ts';
 import { ProductHelper, pauseProductHelper, productHelper, productHelperSetting, startProductHelper } from '../../src/core/product-helper.ts';
+import { heapSimdKernels, type WasmHeapModule } from '../../src/core/heap-simd.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { slicedMatMul } from '../../src/core/sliced-matmul.ts';
 import { linearKernel, product2d } from '../../src/core/view-kernels.ts';
@@ -67,6 +68,19 @@ test.serial('split batched products equal one thread\'s, bit for bit', (t) => {
     t.is(r.shares, 1, `[${g}, ${m}, ${k}]·[${g}, ${k}, ${n}]: the helper took one share`);
     t.deepEqual(r.split, r.alone, `[${g}, ${m}, ${k}]·[${g}, ${k}, ${n}]`);
     tf.dispose([a, b]);
+  }
+});
+
+test.serial('small groups run in our SIMD loop and equal XNNPACK\'s 2-D product per group, bit for bit (row and column tails included)', (t) => {
+  t.truthy(heapSimdKernels((tf.backend() as unknown as { wasm: WasmHeapModule }).wasm), 'the SIMD loop is available on this backend');
+  for (const [g, m, k, n] of [[32, 25, 24, 25], [3, 7, 5, 9], [48, 64, 8, 128], [2, 1, 96, 96], [16, 192, 192, 24], [4, 13, 300, 6]]) {
+    t.true(m * k * n <= SMALL_GROUP_MACS, `[${m}, ${k}]·[${k}, ${n}] is a small group`);
+    const a = rand([g, m, k]) as tf.Tensor3D, b = rand([g, k, n]) as tf.Tensor3D;
+    pauseProductHelper(true);
+    const mine = slicedMatMul(a, b);
+    const perGroup = tf.tidy(() => tf.stack(tf.unstack(a).map((ag, i) => tf.matMul(ag as tf.Tensor2D, tf.unstack(b)[i] as tf.Tensor2D))));
+    t.deepEqual(mine.dataSync(), perGroup.dataSync(), `[${g}, ${m}, ${k}]·[${g}, ${k}, ${n}]`);
+    tf.dispose([a, b, mine, perGroup]);
   }
 });
 
