@@ -1,4 +1,4 @@
-/** Registration of this project's own kernels (fast-matmul.ts, sliced-matmul.ts, view-kernels.ts, layer-norm-kernel.ts, the fused Adam in src/model/optimizer.ts). */
+/** Registration of this project's own kernels (fast-matmul.ts, sliced-matmul.ts, view-kernels.ts, layer-norm-kernel.ts, gelu-kernel.ts, the fused Adam in src/model/optimizer.ts). */
 import * as tf from '@tensorflow/tfjs';
 
 /**

@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { freeingGrad, splitRows, sumRows, type TensorOps } from '../core/fast-matmul.ts';
 import { layerNormGradKernel, layerNormKernel } from '../core/layer-norm-kernel.ts';
+import { geluGradKernel, geluKernel } from '../core/gelu-kernel.ts';
 
 /** How a parameter's PyTorch layout maps onto the variable held here. */
 export type ParamLayout = 'plain' | 'linear' | 'conv';
@@ -192,17 +193,21 @@ export function gelu(x: tf.Tensor, ops?: TensorOps): tf.Tensor {
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
 }
 
-const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI); // also in src/core/gelu-kernel.ts
 
 /** GELU with d/dx = Φ(x) + x·φ(x), φ(x) = e^{−x²/2}/√(2π), reusing Φ from the forward. */
 function geluFastGrad(x: tf.Tensor): tf.Tensor {
   const op = tf.customGrad(((xx: tf.Tensor, save: tf.GradSaveFunc) => {
-    const cdf = tf.mul(tf.add(tf.erf(tf.mul(xx, Math.SQRT1_2)), 1), 0.5);
+    // One kernel each way where it runs (wasm, cpu: src/core/gelu-kernel.ts), the same values.
+    const fused = geluKernel(xx);
+    const cdf = fused?.cdf ?? tf.mul(tf.add(tf.erf(tf.mul(xx, Math.SQRT1_2)), 1), 0.5);
     save([xx, cdf]);
     return {
-      value: tf.mul(xx, cdf),
+      value: fused?.out ?? tf.mul(xx, cdf),
       gradFunc: freeingGrad((dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sx, sc] = saved;
+        const dx = geluGradKernel(dy, sx, sc);
+        if (dx) return [dx];
         const pdfTimesX = tf.mul(tf.mul(tf.exp(tf.mul(tf.square(sx), -0.5)), sx), INV_SQRT_2PI);
         return [tf.mul(dy, tf.add(sc, pdfTimesX))];
       }),

@@ -1,0 +1,110 @@
+/**
+ * GELU forward and backward as one kernel call each (src/model/layers.ts geluFastGrad), in place of
+ * five kernels forward and seven backward:
+ *   forward   t = x·√½   e = erf(t)   cdf = (e + 1)·½   y = x·cdf                  → [y, cdf]
+ *   backward  s = x²·(−½)   p = (exp(s)·x)·(2π)^-½   dx = dy·(cdf + p)           → dx
+ *
+ * Why: each kernel call through tfjs' engine costs ~15–20 µs of bookkeeping (tape, scopes, tensor
+ * tracking), and a tiny STELLA step runs GELU 15 times each way. These kernels call the backend's own
+ * kernels directly, in the composed form's order with its operands, and free each intermediate at
+ * once; the values are therefore the composed form's bit for bit on every backend they run on (tfjs'
+ * Erf and Exp are compiled C++ on wasm, which we do not reproduce). Registered for wasm and cpu, so
+ * the tensors alive during a step, and the measured memory, stay the same on both; elsewhere callers
+ * keep the composed ops.
+ * Ref: docs/benchmarks.md "STELLA step".
+ */
+import * as tf from '@tensorflow/tfjs';
+import { kernelOnce } from './wasm-kernel.ts';
+
+const FORWARD = 'StellaGelu';
+const BACKWARD = 'StellaGeluGrad';
+const BACKENDS = ['wasm', 'cpu'];
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+interface Backend {
+  /** cpu */
+  makeTensorInfo?(shape: number[], dtype: tf.DataType, values?: Float32Array): tf.TensorInfo;
+  /** wasm */
+  makeOutput?(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: Float32Array): tf.TensorInfo;
+  disposeData(dataId: object, force?: boolean): boolean;
+}
+
+/** Runs the backend's kernels in order; `free` drops an intermediate (never an input). */
+function kernelsOf(backend: unknown) {
+  const b = backend as Backend;
+  const made: tf.TensorInfo[] = [];
+  const scalar = (value: number) => {
+    const values = new Float32Array([value]);
+    const s = b.makeTensorInfo ? b.makeTensorInfo([], 'float32', values) : b.makeOutput!([], 'float32', undefined, values);
+    made.push(s);
+    return s;
+  };
+  const run = (name: string, inputs: tf.NamedTensorInfoMap): tf.TensorInfo => {
+    const kernel = tf.getKernel(name, tf.getBackend());
+    if (!kernel) throw new Error(`${name} is not registered for the ${tf.getBackend()} backend`);
+    return kernel.kernelFunc({ inputs, attrs: {}, backend: backend as tf.KernelBackend }) as tf.TensorInfo;
+  };
+  const free = (...infos: tf.TensorInfo[]) => { for (const t of infos) b.disposeData(t.dataId, true); };
+  const done = () => free(...made.splice(0));
+  return { scalar, run, free, done };
+}
+
+const gelu: tf.KernelFunc = ({ inputs, backend }) => {
+  const x = inputs.x as tf.TensorInfo;
+  const k = kernelsOf(backend);
+  try {
+    const t = k.run('Multiply', { a: x, b: k.scalar(Math.SQRT1_2) });
+    const e = k.run('Erf', { x: t });
+    k.free(t);
+    const shifted = k.run('Add', { a: e, b: k.scalar(1) });
+    k.free(e);
+    const cdf = k.run('Multiply', { a: shifted, b: k.scalar(0.5) });
+    k.free(shifted);
+    return [k.run('Multiply', { a: x, b: cdf }), cdf];
+  } finally {
+    k.done();
+  }
+};
+
+const geluGrad: tf.KernelFunc = ({ inputs, backend }) => {
+  const { dy, x, cdf } = inputs as Record<string, tf.TensorInfo>;
+  const k = kernelsOf(backend);
+  try {
+    const squared = k.run('Square', { x });
+    const scaled = k.run('Multiply', { a: squared, b: k.scalar(-0.5) });
+    k.free(squared);
+    const e = k.run('Exp', { x: scaled });
+    k.free(scaled);
+    const ex = k.run('Multiply', { a: e, b: x });
+    k.free(e);
+    const pdfTimesX = k.run('Multiply', { a: ex, b: k.scalar(INV_SQRT_2PI) });
+    k.free(ex);
+    const slope = k.run('Add', { a: cdf, b: pdfTimesX });
+    k.free(pdfTimesX);
+    const dx = k.run('Multiply', { a: dy, b: slope });
+    k.free(slope);
+    return dx;
+  } finally {
+    k.done();
+  }
+};
+
+const onBackends = (kernelFunc: tf.KernelFunc) => Object.fromEntries(BACKENDS.map((b) => [b, kernelFunc]));
+const ensureForward = kernelOnce(FORWARD, onBackends(gelu));
+const ensureBackward = kernelOnce(BACKWARD, onBackends(geluGrad));
+const supported = (x: tf.Tensor) => BACKENDS.includes(tf.getBackend()) && x.dtype === 'float32';
+
+/** [x·Φ(x), Φ(x)] in one kernel call, or undefined where it is not registered. No gradient (it runs inside a custom-gradient op). */
+export function geluKernel(x: tf.Tensor): { out: tf.Tensor; cdf: tf.Tensor } | undefined {
+  if (!supported(x)) return undefined;
+  ensureForward();
+  const [out, cdf] = tf.engine().runKernel(FORWARD, { x }, {}) as tf.Tensor[];
+  return { out, cdf };
+}
+
+/** dy·(Φ(x) + x·φ(x)) in one kernel call, or undefined where it is not registered. */
+export function geluGradKernel(dy: tf.Tensor, x: tf.Tensor, cdf: tf.Tensor): tf.Tensor | undefined {
+  if (!supported(x)) return undefined;
+  ensureBackward();
+  return tf.engine().runKernel(BACKWARD, { dy, x, cdf }, {}) as tf.Tensor;
+}
