@@ -51,8 +51,8 @@ async function main() {
   if (!existsSync(path.join(base, 'node_modules'))) symlinkSync(path.join(ROOT, 'node_modules'), path.join(base, 'node_modules'));
   const variants: { name: string; run: () => Promise<number> }[] = [
     { name: `${against} (as filed)`, run: () => stepMs(base, undefined) },
+    { name: `${head}, 1 thread`, run: () => stepMs(ROOT, 1, 'off') },
     { name: `${head}, 1 thread + product helper`, run: () => stepMs(ROOT, 1, 'on') },
-    { name: `${head}, 1 thread alone`, run: () => stepMs(ROOT, 1, 'off') },
     { name: `${head}, ${cores} threads`, run: () => stepMs(ROOT, cores) },
   ];
   const ms: number[][] = variants.map(() => []);

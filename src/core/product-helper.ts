@@ -11,15 +11,15 @@
  * are bit for bit those of one thread (test/core/heap-products.test.ts).
  *
  * Cost: the share's operands are copied into a shared block and from there into the helper's heap,
- * and its output back (about 10 % of the product's time at the sizes split); the threads meet with
- * Atomics.wait, which Node allows on the main thread. Kernels are synchronous, so the main thread
- * blocks until the helper's share is in.
+ * and its output back; the helper packs its own copy of B; the threads meet with Atomics (Node allows
+ * Atomics.wait on the main thread; kernels are synchronous, so the main thread blocks until the share
+ * is in). A split product of ~1 ms runs ~1.4× faster; the whole step gains only where such products
+ * dominate (measured: docs/benchmarks.md "Product helper").
  *
- * Setting: `STELLA_PRODUCT_HELPER` = on | off; by default on where the process has two cores or more,
- * on the main thread only (worker threads, such as a graph's devices, run their own kernels alone so
- * that threads never outnumber cores), and only beside the single-threaded wasm build. `stella doctor`
- * reports it. If the helper fails (its heap cannot grow, the thread died) the main thread computes the
- * share itself, with the same values, and says so once on stderr.
+ * Setting: `STELLA_PRODUCT_HELPER` = on | off, off by default (`productHelperSetting` says why); only
+ * beside the single-threaded wasm build, and only with two cores or more. `stella doctor` reports it.
+ * If the helper fails (its heap cannot grow, the thread died) the main thread computes the share
+ * itself, with the same values, and says so once on stderr.
  */
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -41,16 +41,21 @@ export interface ProductHelperSetting {
   source: string;
 }
 
-/** Whether this process runs a product helper: `STELLA_PRODUCT_HELPER` if set, else on with two cores or more, on the main thread. */
+/**
+ * Whether this process runs a product helper: `STELLA_PRODUCT_HELPER=on|off`, else off. Opt-in because
+ * it pays only where products are large: measured on 2 cores, the tiny step at batch 16 runs ~1.15×
+ * faster with it, at batch 4 no faster (and its first steps slower), and a run's decode worker
+ * wants the second core (docs/benchmarks.md "Product helper"). Never in a worker thread unless asked,
+ * so that threads do not outnumber cores.
+ */
 export function productHelperSetting(env: NodeJS.ProcessEnv = process.env, cores = os.availableParallelism(), mainThread = isMainThread): ProductHelperSetting {
   const raw = env[PRODUCT_HELPER_ENV]?.trim().toLowerCase();
   if (raw) {
     if (raw !== 'on' && raw !== 'off') throw new Error(`${PRODUCT_HELPER_ENV} must be 'on' or 'off' (got '${env[PRODUCT_HELPER_ENV]}')`);
+    if (raw === 'on' && cores < 2) return { enabled: false, source: `${PRODUCT_HELPER_ENV}=on, but this process has ${cores} core` };
     return { enabled: raw === 'on', source: `${PRODUCT_HELPER_ENV}=${raw}` };
   }
-  if (!mainThread) return { enabled: false, source: 'default: off in worker threads, so that threads never outnumber cores' };
-  if (cores < 2) return { enabled: false, source: `default: off with ${cores} core` };
-  return { enabled: true, source: `default: on with ${cores} cores` };
+  return { enabled: false, source: `default; it pays only for large products, ${mainThread ? `${cores} cores here` : 'and this is a worker thread'}` };
 }
 
 /** The helper's share of a split product: `groups` products [rows, inner]·[inner, cols] (+ bias), operands at float indices of the main heap. */

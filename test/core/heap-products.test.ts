@@ -105,12 +105,13 @@ test('helperShareOf leaves small products alone and gives the helper less than h
   }
 });
 
-test('productHelperSetting: on by default with two cores on the main thread; off with one core, in a worker thread, or when asked', (t) => {
-  t.deepEqual(productHelperSetting({}, 2, true), { enabled: true, source: 'default: on with 2 cores' });
-  t.false(productHelperSetting({}, 1, true).enabled);
+test('productHelperSetting: off unless asked; on when asked with two cores or more; a bad value is an error', (t) => {
+  t.deepEqual(productHelperSetting({}, 2, true), { enabled: false, source: 'default; it pays only for large products, 2 cores here' });
   t.false(productHelperSetting({}, 16, false).enabled);
   t.false(productHelperSetting({ STELLA_PRODUCT_HELPER: 'off' }, 16, true).enabled);
-  t.true(productHelperSetting({ STELLA_PRODUCT_HELPER: 'on' }, 1, false).enabled);
+  t.deepEqual(productHelperSetting({ STELLA_PRODUCT_HELPER: ' ON ' }, 2, true), { enabled: true, source: 'STELLA_PRODUCT_HELPER=on' });
+  t.true(productHelperSetting({ STELLA_PRODUCT_HELPER: 'on' }, 4, false).enabled);
+  t.false(productHelperSetting({ STELLA_PRODUCT_HELPER: 'on' }, 1, true).enabled, 'one core: nothing to share');
   t.throws(() => productHelperSetting({ STELLA_PRODUCT_HELPER: 'yes' }, 2, true), { message: /STELLA_PRODUCT_HELPER must be 'on' or 'off' \(got 'yes'\)/ });
 });
 
