@@ -3,8 +3,7 @@
  * `stella bench step` once per variant, each in its own child process (the earlier commit from a
  * temporary git worktree sharing this checkout's node_modules), the order flipped every other
  * round; each child reports the median of its timed steps, and the table gives the median over
- * rounds. Variants: the earlier commit, this checkout on 1 wasm thread with and without the product
- * helper (src/core/product-helper.ts), and on the threaded build with all cores.
+ * rounds. Variants: the earlier commit, this checkout on 1 wasm thread, and on all cores.
  * Usage: npm run bench:step-against -- [--against 003e58e] [--rounds 5] [--steps 8] [--selector stella] [--batch 4] [--write]
  * (--write: also rewrite the "Step against an earlier commit" section of docs/benchmarks.md.)
  */
@@ -27,8 +26,8 @@ const batch = arg('batch', '4');
 const write = process.argv.includes('--write');
 const cores = os.cpus().length;
 
-function stepMs(checkout: string, threads: number | undefined, helper?: 'on' | 'off'): Promise<number> {
-  const env = { ...process.env, ...(threads ? { STELLA_WASM_THREADS: String(threads) } : {}), ...(helper ? { STELLA_PRODUCT_HELPER: helper } : {}) };
+function stepMs(checkout: string, threads: number | undefined): Promise<number> {
+  const env = { ...process.env, ...(threads ? { STELLA_WASM_THREADS: String(threads) } : {}) };
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(checkout, 'bin/stella.js'), 'bench', 'step', '--config', 'tiny', '--selector', selector, '--batch', batch, '--steps', steps, '--json'], { cwd: checkout, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '', err = '';
@@ -51,8 +50,7 @@ async function main() {
   if (!existsSync(path.join(base, 'node_modules'))) symlinkSync(path.join(ROOT, 'node_modules'), path.join(base, 'node_modules'));
   const variants: { name: string; run: () => Promise<number> }[] = [
     { name: `${against} (as filed)`, run: () => stepMs(base, undefined) },
-    { name: `${head}, 1 thread`, run: () => stepMs(ROOT, 1, 'off') },
-    { name: `${head}, 1 thread + product helper`, run: () => stepMs(ROOT, 1, 'on') },
+    { name: `${head}, 1 thread`, run: () => stepMs(ROOT, 1) },
     { name: `${head}, ${cores} threads`, run: () => stepMs(ROOT, cores) },
   ];
   const ms: number[][] = variants.map(() => []);

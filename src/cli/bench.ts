@@ -23,7 +23,6 @@ import * as tf from '@tensorflow/tfjs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { z } from 'zod';
 import { describeBackend, initBackend } from '../core/backend.ts';
-import { productHelperReady } from '../core/product-helper.ts';
 import { installShapeOnlyKernels } from '../core/shape-only-kernels.ts';
 import { modelConfig, tokenGrid } from '../core/config.ts';
 import { createContainer } from '../graph/container.ts';
@@ -192,8 +191,6 @@ export function register(program: Command): void {
     .action(async (raw: unknown) => {
       const o = optionsSchema.parse(raw);
       const backend = await initBackend();
-      // Timed steps start once the product helper (if any) is up, so that every step is measured alike.
-      await productHelperReady();
       const needsPlugins = o.selector === 'all' || o.selector.split(',').some((s) => !stepSelectorNames().includes(s.trim()));
       if (needsPlugins) await registerPluginStepSelectors();
       let names: string[];

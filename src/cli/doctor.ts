@@ -1,7 +1,6 @@
 /** `stella doctor`: reports the tensor backend (with its thread count on wasm) and ffmpeg this machine resolves to, and why that ffmpeg (ffmpeg.ts). */
 import type { Command } from 'commander';
 import { describeBackend, initBackend } from '../core/backend.ts';
-import { PRODUCT_HELPER_ENV } from '../core/product-helper.ts';
 import { WASM_THREADS_ENV } from '../core/wasm-threads.ts';
 import { helpFooter } from './help.ts';
 
@@ -9,7 +8,7 @@ export function register(program: Command): void {
   program
     .command('doctor')
     .description('show which tensor backend and ffmpeg binary would be used')
-    .option('--json', 'print as JSON: { backend: { name, detail, threads?: { count, source }, productHelper?: { enabled, source } }, ffmpeg: { path, source, version, startupMs, reason, candidates } | { error } }')
+    .option('--json', 'print as JSON: { backend: { name, detail, threads?: { count, source } }, ffmpeg: { path, source, version, startupMs, reason, candidates } | { error } }')
     .addHelpText('after', helpFooter(
       ['stella doctor', 'STELLA_BACKEND=cpu stella doctor --json'],
       '0 printed (a missing ffmpeg is reported, not an error), 1 no tensor backend could start, 2 usage error',
@@ -27,8 +26,6 @@ export function register(program: Command): void {
       else {
         process.stdout.write(describeBackend(backend) + '\n');
         if (backend.threads) process.stdout.write(`threads: ${backend.threads.count} (${backend.threads.source}; set with --wasm-threads or ${WASM_THREADS_ENV})\n`);
-        const helper = backend.productHelper;
-        if (helper) process.stdout.write(`product helper: ${helper.enabled ? 'on' : 'off'} (${helper.source}; set with ${PRODUCT_HELPER_ENV}=on|off)\n`);
         const f = report.ffmpeg as any;
         process.stdout.write(f.error ? `ffmpeg: ${f.error}\n` : `ffmpeg: ${f.path} (${f.source}, ${f.version}, start-up ${f.startupMs.toFixed(0)} ms)\n  why: ${f.reason}\n`);
       }

@@ -17,7 +17,6 @@ import { register as registerInspect } from './inspect.ts';
 import { register as registerRun } from './run.ts';
 import { register as registerConvert } from './convert.ts';
 import { MAX_WASM_THREADS, WASM_THREADS_ENV } from '../core/wasm-threads.ts';
-import { PRODUCT_HELPER_ENV } from '../core/product-helper.ts';
 import { register as registerSweep } from './sweep.ts';
 import { register as registerWorker } from './worker.ts';
 
@@ -52,7 +51,7 @@ export function buildProgram(output?: OutputConfiguration): Command {
     .addHelpText(
       'after',
       `\nExamples:\n  $ stella run              # the main job on the generated corpus\n  $ stella doctor          # which tensor backend and ffmpeg\n  $ stella run --help      # every subcommand has --help with examples\n  $ stella --version\n` +
-        `\nExit codes: 0 success, 1 the run failed as a whole, 2 usage error.\nEnvironment: STELLA_BACKEND (tensorflow-gpu|tensorflow|wasm|cpu), ${WASM_THREADS_ENV}, ${PRODUCT_HELPER_ENV} (on|off), STELLA_FFMPEG / FFMPEG_PATH, STELLA_CACHE (generated corpora; default .cache/).`,
+        `\nExit codes: 0 success, 1 the run failed as a whole, 2 usage error.\nEnvironment: STELLA_BACKEND (tensorflow-gpu|tensorflow|wasm|cpu), ${WASM_THREADS_ENV}, STELLA_FFMPEG / FFMPEG_PATH, STELLA_CACHE (generated corpora; default .cache/).`,
     );
   if (output) program.configureOutput(output);
   for (const register of [registerRun, registerSweep, registerWorker, registerDoctor, registerIngest, registerCorpus, registerVerifyGolden, registerBench, registerInspect, registerConvert, registerGraph]) register(program);

@@ -5,11 +5,9 @@
  * tensorflow (`@tensorflow/tfjs-node-gpu`, then `@tensorflow/tfjs-node`) where the
  * native binding loads, else `wasm`, else the pure-JS `cpu` backend.
  * `@tensorflow/tfjs` is imported for its side effect of registering every gradient.
- * wasm runs tfjs' single-threaded SIMD build unless threads are asked for (src/core/wasm-threads.ts; `STELLA_WASM_THREADS` = N or all);
- * beside the single-threaded build, a product helper thread takes half of each large product (src/core/product-helper.ts).
+ * wasm runs tfjs' single-threaded SIMD build unless threads are asked for (src/core/wasm-threads.ts; `STELLA_WASM_THREADS` = N or all).
  */
 import * as tf from '@tensorflow/tfjs';
-import { productHelperSetting, startProductHelper } from './product-helper.ts';
 import { installThreadedWasm, wasmThreadsInUse, wasmThreadsSetting } from './wasm-threads.ts';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -24,8 +22,6 @@ export interface BackendInfo {
   detail: string;
   /** wasm only: threads its kernels compute with, and where that number came from. */
   threads?: { count: number; source: string };
-  /** wasm's single-threaded build only: whether a helper thread shares the large products, and why. */
-  productHelper?: { enabled: boolean; source: string };
 }
 
 const NATIVE_PACKAGES: Record<'tensorflow-gpu' | 'tensorflow', string> = {
@@ -58,12 +54,10 @@ async function tryNative(name: 'tensorflow-gpu' | 'tensorflow'): Promise<string 
 async function tryWasm(): Promise<string | undefined> {
   // A bad STELLA_WASM_THREADS is a usage error, not a reason to fall back to another backend.
   const { threads } = wasmThreadsSetting();
-  const helper = threads === 1 ? productHelperSetting() : undefined;
   try {
     await import('@tensorflow/tfjs-backend-wasm');
     await installThreadedWasm(threads);
     if (!(await tf.setBackend('wasm'))) return 'the wasm backend did not initialise';
-    if (helper) startProductHelper(helper);
     return undefined;
   } catch (e) {
     return `@tensorflow/tfjs-backend-wasm failed to load (${firstLine(e)})`;
@@ -132,15 +126,12 @@ export async function pickBackend(want: string | undefined, loaders: BackendLoad
 
 async function withThreads(info: BackendInfo): Promise<BackendInfo> {
   const count = info.name === 'wasm' ? await wasmThreadsInUse() : undefined;
-  if (count === undefined) return info;
-  const threads = { count, source: wasmThreadsSetting().source };
-  return count === 1 ? { ...info, threads, productHelper: productHelperSetting() } : { ...info, threads };
+  return count === undefined ? info : { ...info, threads: { count, source: wasmThreadsSetting().source } };
 }
 
 /** One line for logs and reports, e.g. `backend: wasm, 2 threads (skipped: tensorflow-gpu: ...)`. */
 export function describeBackend(info: BackendInfo): string {
-  const helper = info.productHelper?.enabled ? ' + product helper' : '';
-  const threads = info.threads ? `, ${info.threads.count} thread${info.threads.count === 1 ? '' : 's'}${helper}` : '';
+  const threads = info.threads ? `, ${info.threads.count} thread${info.threads.count === 1 ? '' : 's'}` : '';
   return `backend: ${info.name}${threads}${info.detail === 'first choice' || info.detail === 'requested explicitly' ? '' : ` (${info.detail})`}`;
 }
 

@@ -6,7 +6,7 @@
  * is batched (one group per row and head), so the AVM's and the encoders' attention products were
  * a fifth of the STELLA step. This kernel registers, for each group, heap views of the group's slices
  * of A, B and the output as tensor ids of the wasm backend (no copy), runs tfjs' own 2-D product on
- * them, and drops the views again (src/core/heap-products.ts, which also gives the larger ones a second core).
+ * them, and drops the views again; small groups run in our SIMD loop instead (src/core/heap-products.ts).
  * Transposed operands are made plain first with a rank-3 Transpose, which wasm runs natively.
  * Ref: tfjs-backend-wasm src/cc/batch_mat_mul_impl.cc (the XNNPACK condition), docs/benchmarks.md.
  */

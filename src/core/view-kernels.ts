@@ -42,7 +42,7 @@ const linear2d: tf.KernelFunc = ({ inputs, backend }) => {
   return view(out, [m, n]);
 };
 
-/** The same on wasm, inside its heap: the larger products get the product helper's core (heap-products.ts). */
+/** The same on wasm, as tfjs' product entry on the operands' ids (heap-products.ts): no view tensors, no per-call marshalling. */
 const linear2dOnHeap: tf.KernelFunc = ({ inputs, backend }) => {
   const x = inputs.x as tf.TensorInfo, w = inputs.w as tf.TensorInfo;
   const [m, k] = x.shape, n = w.shape[1];
