@@ -279,31 +279,40 @@ export function gatherRows(x: tf.Tensor2D, indices: tf.Tensor1D): tf.Tensor2D {
 }
 
 let sharedSavesDepth = 0;
-let sharedIdentityInstalled = false;
+let sharedKernelsInstalled = false;
 
 /**
- * Replaces wasm's Identity kernel by one that shares the input's buffer (as the cpu backend's does)
- * while `sharedSavesDepth > 0`, and runs the original copy otherwise. tfjs clones every tensor a
- * gradient saves (`Engine.saveTensorsForBackwardMode`, customGrad's `save`) through Identity, and
- * wasm's Identity copies the whole buffer; tensors are immutable, so sharing is safe.
+ * Replaces wasm's Identity kernel, and its Cast to the input's own dtype, by ones that share the
+ * input's buffer (as the cpu backend's do) while `sharedSavesDepth > 0`, and runs the original copy
+ * otherwise. tfjs clones every tensor a gradient saves (`Engine.saveTensorsForBackwardMode`,
+ * customGrad's `save`) through Identity, and every Multiply gradient casts the other operand to
+ * float32 (a no-op cast for ours); wasm copies the whole buffer for both. Tensors are immutable, so
+ * sharing is safe, and the tensors a step holds are then the same on wasm as on cpu.
  */
-function ensureSharedIdentityKernel(): void {
-  if (sharedIdentityInstalled) return;
-  sharedIdentityInstalled = true;
-  const original = tf.getKernel('Identity', 'wasm');
-  if (!original) return;
-  tf.unregisterKernel('Identity', 'wasm');
-  tf.registerKernel({
-    kernelName: 'Identity',
-    backendName: 'wasm',
-    kernelFunc: (args) => {
-      const x = args.inputs.x as tf.TensorInfo;
-      if (sharedSavesDepth === 0 || x.dtype === 'string') return original.kernelFunc(args);
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- incRef is not in the backend's public typings
-      (args.backend as any).incRef(x.dataId);
-      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
-    },
-  });
+function ensureSharedKernels(): void {
+  if (sharedKernelsInstalled) return;
+  sharedKernelsInstalled = true;
+  const share = (args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo => {
+    const x = args.inputs.x as tf.TensorInfo;
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- incRef is not in the backend's public typings
+    (args.backend as any).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
+  const sharing: Record<string, (args: tf.KernelFunc extends (a: infer A) => unknown ? A : never) => boolean> = {
+    Identity: (args) => (args.inputs.x as tf.TensorInfo).dtype !== 'string',
+    Cast: (args) => (args.inputs.x as tf.TensorInfo).dtype === args.attrs?.dtype && (args.inputs.x as tf.TensorInfo).dtype !== 'string',
+  };
+  for (const [kernelName, shares] of Object.entries(sharing)) {
+    const original = tf.getKernel(kernelName, 'wasm');
+    if (!original) continue;
+    tf.unregisterKernel(kernelName, 'wasm');
+    tf.registerKernel({
+      kernelName,
+      backendName: 'wasm',
+      setupFunc: original.setupFunc,
+      kernelFunc: (args) => (sharedSavesDepth > 0 && shares(args) ? share(args) : original.kernelFunc(args)),
+    });
+  }
 }
 
 /**
@@ -312,7 +321,7 @@ function ensureSharedIdentityKernel(): void {
  */
 export function withSharedSaves<T>(fn: () => T): T {
   if (tf.getBackend() !== 'wasm') return fn();
-  ensureSharedIdentityKernel();
+  ensureSharedKernels();
   sharedSavesDepth++;
   try {
     return fn();

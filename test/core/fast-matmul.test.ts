@@ -286,6 +286,26 @@ test('withSharedSaves: gradients equal the copying run, saved tensors share buff
   tf.dispose([clonedInside, clonedOutside, w, b]);
 });
 
+test('withSharedSaves: a cast to the same dtype shares the buffer inside (as on cpu), a real cast still converts', (t) => {
+  const x = rand([4, 6]);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- dataId is internal
+  const dataId = (y: tf.Tensor) => (y as any).dataId;
+  const [same, toInt] = withSharedSaves(() => [tf.cast(x, 'float32'), tf.cast(tf.mul(x, 10), 'int32')]);
+  const outside = tf.cast(x, 'float32');
+  t.is(dataId(same), dataId(x), 'inside: float32 → float32 shares');
+  t.not(dataId(outside), dataId(x), 'outside: wasm copies as before');
+  const toIntOutside = tf.cast(tf.mul(x, 10), 'int32');
+  t.is(toInt.dtype, 'int32');
+  t.not(dataId(toInt), dataId(x));
+  t.deepEqual(Array.from(toInt.dataSync()), Array.from(toIntOutside.dataSync()), 'float32 → int32 still converts');
+  // The seeded gradient of a product casts its other operand: the same gradients either way.
+  const grad = (f: () => tf.Tensor[]) => f().map((g) => Array.from(g.dataSync()));
+  const w = rand([4, 6]);
+  const f = () => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(a, b)))([x, w]);
+  t.deepEqual(withSharedSaves(() => grad(f)), grad(f));
+  tf.dispose([x, w, same, toInt, toIntOutside, outside]);
+});
+
 test('freeingGrad: the same gradients bit for bit, a lower backward peak, and nothing left behind', (t) => {
   // x ↦ x² as a customGrad whose gradient makes intermediates, chained 6 times.
   const block = (free: boolean) => tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
