@@ -8,7 +8,8 @@
  * (`tf.customGrad`, each gradient wrapped in `freeingGrad` so what it holds is freed when it returns).
  * Gathers get a ScatterNd gradient because wasm has no UnsortedSegmentSum.
  * Column sums (bias gradients) avoid wasm's axis-0 Sum (see `sumRows`). `withSharedSaves` runs a
- * training forward/backward without wasm's copy of every tensor saved for the gradient.
+ * training forward/backward without wasm's copy of every tensor saved for the gradient or cast to its
+ * own dtype.
  *
  * `tensorOps(fast)` gives the model its primitives: `fast = false` is plain tfjs (the naive
  * baseline of `stella bench step --naive`); `fast = true` uses the forms above.
