@@ -14,12 +14,13 @@
  * Ref: docs/benchmarks.md "STELLA step".
  */
 import * as tf from '@tensorflow/tfjs';
-import { kernelOnce } from './wasm-kernel.ts';
+import { backendKernel, kernelOnce, onBackends } from './wasm-kernel.ts';
 
 const FORWARD = 'StellaGelu';
 const BACKWARD = 'StellaGeluGrad';
 const BACKENDS = ['wasm', 'cpu'];
-const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+/** φ(x)'s constant (2π)^-½; the composed form in src/model/layers.ts uses it too. */
+export const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
 interface Backend {
   /** cpu */
@@ -39,11 +40,8 @@ function kernelsOf(backend: unknown) {
     made.push(s);
     return s;
   };
-  const run = (name: string, inputs: tf.NamedTensorInfoMap): tf.TensorInfo => {
-    const kernel = tf.getKernel(name, tf.getBackend());
-    if (!kernel) throw new Error(`${name} is not registered for the ${tf.getBackend()} backend`);
-    return kernel.kernelFunc({ inputs, attrs: {}, backend: backend as tf.KernelBackend }) as tf.TensorInfo;
-  };
+  const run = (name: string, inputs: tf.NamedTensorInfoMap): tf.TensorInfo =>
+    backendKernel(name)({ inputs, attrs: {}, backend: backend as tf.KernelBackend }) as tf.TensorInfo;
   const free = (...infos: tf.TensorInfo[]) => { for (const t of infos) b.disposeData(t.dataId, true); };
   const done = () => free(...made.splice(0));
   return { scalar, run, free, done };
@@ -89,9 +87,8 @@ const geluGrad: tf.KernelFunc = ({ inputs, backend }) => {
   }
 };
 
-const onBackends = (kernelFunc: tf.KernelFunc) => Object.fromEntries(BACKENDS.map((b) => [b, kernelFunc]));
-const ensureForward = kernelOnce(FORWARD, onBackends(gelu));
-const ensureBackward = kernelOnce(BACKWARD, onBackends(geluGrad));
+const ensureForward = kernelOnce(FORWARD, onBackends(BACKENDS, gelu));
+const ensureBackward = kernelOnce(BACKWARD, onBackends(BACKENDS, geluGrad));
 const supported = (x: tf.Tensor) => BACKENDS.includes(tf.getBackend()) && x.dtype === 'float32';
 
 /** [x·Φ(x), Φ(x)] in one kernel call, or undefined where it is not registered. No gradient (it runs inside a custom-gradient op). */

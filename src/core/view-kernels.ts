@@ -1,7 +1,8 @@
 /**
  * Two fast-path primitives as one kernel call each: the 2-D linear x·W (+ β), and the 2-D transpose
- * through a rank-3 view. Each runs the backend's own kernel (`_FusedMatMul`, `Transpose`) on a view of
- * its input with another shape, and hands the output back under the shape the caller wants.
+ * through a rank-3 view. Each runs the backend's own kernel (`_FusedMatMul` or `BatchMatMul`,
+ * `Transpose`; on wasm the product is tfjs' product entry on the operands' ids, heap-products.ts) on a
+ * view of its input with another shape, and hands the output back under the shape the caller wants.
  *
  * Why: tfjs' engine spends ~15–20 µs of bookkeeping per kernel call here, which is more than a
  * Reshape costs to run. `tf.fused.matMul` on 2-D operands makes three Reshapes and a custom-gradient
@@ -13,20 +14,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { heapProducts, type WasmBackendInternals } from './heap-products.ts';
-import { kernelOnce } from './wasm-kernel.ts';
+import { backendKernel, kernelOnce, onBackends } from './wasm-kernel.ts';
 
 const LINEAR = 'StellaLinear2d';
 const TRANSPOSE = 'StellaTranspose2d';
 const BACKENDS = ['wasm', 'cpu'];
 
 const view = (x: tf.TensorInfo, shape: number[]): tf.TensorInfo => ({ dataId: x.dataId, shape, dtype: x.dtype });
-
-/** The kernel the active backend registers under `name` (looked up per call: shape-only kernels replace them). */
-function backendKernel(name: string): tf.KernelFunc {
-  const kernel = tf.getKernel(name, tf.getBackend());
-  if (!kernel) throw new Error(`${name} is not registered for the ${tf.getBackend()} backend`);
-  return kernel.kernelFunc;
-}
 
 /**
  * x [M, K]·w [K, N] (+ bias [N]) as the backend's own product on the views [1, M, K]·[1, K, N]:
@@ -58,9 +52,8 @@ const transposeByHalves: tf.KernelFunc = ({ inputs, backend }) => {
   return view(out, [n, m]);
 };
 
-const onBackends = (kernelFunc: tf.KernelFunc) => Object.fromEntries(BACKENDS.map((b) => [b, kernelFunc]));
 const ensureLinear = kernelOnce(LINEAR, { wasm: linear2dOnHeap, cpu: linear2d });
-const ensureTranspose = kernelOnce(TRANSPOSE, onBackends(transposeByHalves), (dy) => ({ x: () => transposeHalves(dy as tf.Tensor2D) }));
+const ensureTranspose = kernelOnce(TRANSPOSE, onBackends(BACKENDS, transposeByHalves), (dy) => ({ x: () => transposeHalves(dy as tf.Tensor2D) }));
 
 const supported = () => BACKENDS.includes(tf.getBackend());
 

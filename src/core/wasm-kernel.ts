@@ -20,3 +20,18 @@ export function kernelOnce(kernelName: string, kernels: Record<string, tf.Kernel
 export function wasmKernelOnce(kernelName: string, kernelFunc: tf.KernelFunc, gradFunc?: tf.GradFunc): () => void {
   return kernelOnce(kernelName, { wasm: kernelFunc }, gradFunc);
 }
+
+/** `kernelFunc` for every backend named, as `kernelOnce` takes them. */
+export function onBackends(backendNames: readonly string[], kernelFunc: tf.KernelFunc): Record<string, tf.KernelFunc> {
+  return Object.fromEntries(backendNames.map((b) => [b, kernelFunc]));
+}
+
+/**
+ * The kernel the active backend registers under `name`, to be called directly from inside another
+ * kernel (no engine bookkeeping). Looked up per call: shape-only kernels replace them for a while.
+ */
+export function backendKernel(name: string): tf.KernelFunc {
+  const kernel = tf.getKernel(name, tf.getBackend());
+  if (!kernel) throw new Error(`${name} is not registered for the ${tf.getBackend()} backend`);
+  return kernel.kernelFunc;
+}

@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { freeingGrad, splitRows, sumRows, type TensorOps } from '../core/fast-matmul.ts';
 import { layerNormGradKernel, layerNormKernel } from '../core/layer-norm-kernel.ts';
-import { geluGradKernel, geluKernel } from '../core/gelu-kernel.ts';
+import { INV_SQRT_2PI, geluGradKernel, geluKernel } from '../core/gelu-kernel.ts';
 
 /** How a parameter's PyTorch layout maps onto the variable held here. */
 export type ParamLayout = 'plain' | 'linear' | 'conv';
@@ -192,8 +192,6 @@ export function gelu(x: tf.Tensor, ops?: TensorOps): tf.Tensor {
   if (ops?.fast) return geluFastGrad(x);
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
 }
-
-const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI); // also in src/core/gelu-kernel.ts
 
 /** GELU with d/dx = Φ(x) + x·φ(x), φ(x) = e^{−x²/2}/√(2π), reusing Φ from the forward. */
 function geluFastGrad(x: tf.Tensor): tf.Tensor {
