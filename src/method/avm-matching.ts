@@ -14,6 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../core/rng.ts';
+import { fastGatherRows } from '../core/fast-matmul.ts';
 import type { AvmModule, CavBackbone, IntermediateCodes, JointEmbeddings } from '../model/types.ts';
 
 export const DEFAULT_MATCHING_LOSS_WEIGHT = 1.0;
@@ -64,15 +65,39 @@ export function checkMatchingPairs(labels: ArrayLike<number>, videoIndex: ArrayL
   return out;
 }
 
-/** Mode B on (audio codes, video codes re-paired by `videoIndex`). Call it outside the loss function: its result must be a constant. */
-export function matchingEmbeddings(backbone: CavBackbone, codes: IntermediateCodes, videoIndex: Int32Array): JointEmbeddings {
+/**
+ * Mode B on (audio codes, video codes re-paired by `videoIndex`). Call it outside the loss function: its
+ * result must be a constant. `truePairs`, Mode B of the codes as paired (`jointFromCodes(codes)`), lets
+ * the rows that keep their own video be taken from it instead of computed again: Mode B is row by row
+ * (every kernel of blocks_u works within a row), so those rows are the same values, and only the
+ * re-paired rows (half of the batch) run.
+ */
+export function matchingEmbeddings(backbone: CavBackbone, codes: IntermediateCodes, videoIndex: Int32Array, truePairs?: JointEmbeddings): JointEmbeddings {
+  const N = videoIndex.length;
+  if (codes.interA.shape[0] !== N || codes.interV.shape[0] !== N) throw new RangeError(`matchingEmbeddings: ${N} pairs for codes of ${codes.interA.shape[0]} audio and ${codes.interV.shape[0]} video rows`);
   // Called outside the gradient tape, so these tensors are constants for the AVM loss.
-  const { embA, embV } = tf.tidy(() => {
-    const idx = tf.tensor1d(videoIndex, 'int32');
-    const e = backbone.jointFromCodes({ interA: codes.interA, interV: tf.gather(codes.interV, idx) as tf.Tensor3D });
-    return { embA: e.embA, embV: e.embV };
+  return tf.tidy(() => {
+    if (!truePairs) {
+      const e = backbone.jointFromCodes({ interA: codes.interA, interV: rowsOf(codes.interV, videoIndex) });
+      return { embA: e.embA, embV: e.embV };
+    }
+    const repaired = Array.from(videoIndex.keys()).filter((i) => videoIndex[i] !== i);
+    if (repaired.length === 0) return { embA: tf.clone(truePairs.embA), embV: tf.clone(truePairs.embV) };
+    const e = backbone.jointFromCodes({
+      interA: rowsOf(codes.interA, Int32Array.from(repaired)),
+      interV: rowsOf(codes.interV, Int32Array.from(repaired, (i) => videoIndex[i])),
+    });
+    // Row i of [truePairs; e]: i itself, or N + its place among the re-paired rows.
+    const source = Int32Array.from(videoIndex.keys());
+    repaired.forEach((row, j) => { source[row] = N + j; });
+    return { embA: rowsOf(tf.concat([truePairs.embA, e.embA]), source), embV: rowsOf(tf.concat([truePairs.embV, e.embV]), source) };
   });
-  return { embA, embV };
+}
+
+/** Rows `rows` of `x` [B, L, D] (row copies on the fast path). */
+function rowsOf(x: tf.Tensor3D, rows: Int32Array): tf.Tensor3D {
+  const [b, l, d] = x.shape;
+  return tf.tidy(() => tf.reshape(fastGatherRows(tf.reshape(x, [b, l * d]), tf.tensor1d(rows, 'int32')), [rows.length, l, d]));
 }
 
 /** BCE-with-logits of the AVM's matching logits against the labels (mean over rows) × weight. */

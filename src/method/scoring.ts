@@ -27,7 +27,7 @@ export function scoreBatch(
     const emb = model.jointFromCodes(codes);
     const att = avm.inferAttention(emb.embA, emb.embV);
     const importance = localizedPatchImportance(att, options);
-    const matching = matchingEmbeddings(model, codes, videoIndex);
+    const matching = matchingEmbeddings(model, codes, videoIndex, emb);
     return { importance, keysV: att.kV, keysA: att.kA, matching } as unknown as tf.TensorContainer;
   }) as unknown as ScoredBatch;
   // A diverged model shows here first (before any loss): refuse it by name rather than sample from NaN.
