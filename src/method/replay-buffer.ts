@@ -166,7 +166,11 @@ export class ReplayBuffer {
   private allocate(): void {
     if (this.storage.size > 0) return;
     for (const f of this.layout) {
-      this.storage.set(f.name, f.dtype === 'int32' ? new Int32Array(this.capacity * f.size) : new Float32Array(this.capacity * f.size));
+      const values = f.dtype === 'int32' ? new Int32Array(this.capacity * f.size) : new Float32Array(this.capacity * f.size);
+      // Writing the zeros commits the pages now: otherwise every insert until the reservoir is full
+      // page-faults its rows in (~4 ms of a tiny STELLA step on this machine, for 1.3 MB of rows).
+      values.fill(0);
+      this.storage.set(f.name, values);
     }
   }
 }
