@@ -5,15 +5,19 @@
  *   backward  s = x²·(−½)   p = (exp(s)·x)·(2π)^-½   dx = dy·(cdf + p)           → dx
  *
  * Why: each kernel call through tfjs' engine costs ~15–20 µs of bookkeeping (tape, scopes, tensor
- * tracking), and a tiny STELLA step runs GELU 15 times each way. These kernels call the backend's own
- * kernels directly, in the composed form's order with its operands, and free each intermediate at
- * once; the values are therefore the composed form's bit for bit on every backend they run on (tfjs'
- * Erf and Exp are compiled C++ on wasm, which we do not reproduce). Registered for wasm and cpu, so
- * the tensors alive during a step, and the measured memory, stay the same on both; elsewhere callers
- * keep the composed ops.
+ * tracking), and a tiny STELLA step runs GELU 15 times each way. On wasm one pass of our SIMD kernel
+ * (src/core/wasm/gelu.wat) does the whole formula: it reproduces tfjs-wasm's Erf and Exp (musl's
+ * erff and expf, which tfjs runs one float at a time) four floats at a time, so the values are the
+ * composed form's bit for bit, in about half the time (Erf and Exp were ~12 ms of the step). Where
+ * that kernel does not load (the threaded build) and on cpu, the backend's own kernels are called
+ * directly, in the composed form's order with its operands, each intermediate freed at once: again
+ * the composed form's values. Registered for wasm and cpu, so the tensors alive during a step, and
+ * the measured memory, stay the same on both; elsewhere callers keep the composed ops.
  * Ref: docs/benchmarks.md "STELLA step".
  */
 import * as tf from '@tensorflow/tfjs';
+import type { WasmBackendInternals } from './heap-products.ts';
+import { heapSimdKernels, type WasmHeapModule } from './heap-simd.ts';
 import { backendKernel, kernelOnce, onBackends } from './wasm-kernel.ts';
 
 const FORWARD = 'StellaGelu';
@@ -47,8 +51,24 @@ function kernelsOf(backend: unknown) {
   return { scalar, run, free, done };
 }
 
+/** wasm's tensors and our SIMD kernels on its heap, where they load (not the threaded build). */
+function wasmHeap(backend: unknown) {
+  const wasm = (backend as { wasm?: WasmHeapModule }).wasm;
+  const simd = wasm ? heapSimdKernels(wasm) : undefined;
+  if (!simd) return undefined;
+  const b = backend as WasmBackendInternals;
+  return { simd, output: (shape: number[]) => b.makeOutput(shape, 'float32'), at: (t: tf.TensorInfo) => b.dataIdMap.get(t.dataId).memoryOffset };
+}
+
 const gelu: tf.KernelFunc = ({ inputs, backend }) => {
   const x = inputs.x as tf.TensorInfo;
+  const heap = wasmHeap(backend);
+  if (heap) {
+    const out = heap.output(x.shape), cdf = heap.output(x.shape);
+    // Offsets after the allocations (they may grow the heap; offsets stay valid).
+    heap.simd.gelu(heap.at(x), heap.at(out), heap.at(cdf), tf.util.sizeFromShape(x.shape));
+    return [out, cdf];
+  }
   const k = kernelsOf(backend);
   try {
     const t = k.run('Multiply', { a: x, b: k.scalar(Math.SQRT1_2) });
@@ -66,6 +86,12 @@ const gelu: tf.KernelFunc = ({ inputs, backend }) => {
 
 const geluGrad: tf.KernelFunc = ({ inputs, backend }) => {
   const { dy, x, cdf } = inputs as Record<string, tf.TensorInfo>;
+  const heap = wasmHeap(backend);
+  if (heap) {
+    const dx = heap.output(x.shape);
+    heap.simd.geluGrad(heap.at(dy), heap.at(x), heap.at(cdf), heap.at(dx), tf.util.sizeFromShape(x.shape));
+    return dx;
+  }
   const k = kernelsOf(backend);
   try {
     const squared = k.run('Square', { x });

@@ -12,6 +12,7 @@
  * keep their JS loop for that case.
  */
 import { WASM_BASE64 as ADAM_UPDATE } from './wasm/adam-update.wasm.ts';
+import { WASM_BASE64 as GELU } from './wasm/gelu.wasm.ts';
 import { WASM_BASE64 as LAYER_NORM } from './wasm/layer-norm.wasm.ts';
 import { WASM_BASE64 as SMALL_PRODUCTS } from './wasm/small-products.wasm.ts';
 
@@ -28,7 +29,27 @@ export interface HeapSimdKernels {
   layerNormGrad(dy: number, normed: number, rstd: number, gamma: number, dx: number, dgamma: number, dbeta: number, rows: number, dim: number): void;
   /** src/core/wasm/small-products.wat: out[g] = a[g]·b[g] for a [groups, m, k], b [groups, k, n], summed as XNNPACK sums. */
   batchedProduct(a: number, b: number, out: number, groups: number, m: number, k: number, n: number): void;
+  /** src/core/wasm/gelu.wat: y = x·Φ(x) and Φ(x) for n floats, as tfjs-wasm's Erf and elementwise kernels give them. */
+  gelu(x: number, out: number, cdf: number, n: number): void;
+  /** Its backward: dx = dy·(Φ(x) + x·φ(x)), with tfjs-wasm's Exp. */
+  geluGrad(dy: number, x: number, cdf: number, dx: number, n: number): void;
+  /** tfjs-wasm's erf and exp of n floats, n a multiple of 4 (for tests). */
+  erf(x: number, out: number, n: number): void;
+  exp(x: number, out: number, n: number): void;
 }
+
+/**
+ * expf's table (gelu.wat): bits of 2^(i/32), rounded to the nearest double, less i << 47, so that
+ * adding k << 47 gives 2^(k/32) for any integer k (test/core/heap-simd.test.ts recomputes them).
+ */
+export const EXP2_TABLE: readonly bigint[] = [
+  0x3ff0000000000000n, 0x3fefd9b0d3158574n, 0x3fefb5586cf9890fn, 0x3fef9301d0125b51n, 0x3fef72b83c7d517bn, 0x3fef54873168b9aan,
+  0x3fef387a6e756238n, 0x3fef1e9df51fdee1n, 0x3fef06fe0a31b715n, 0x3feef1a7373aa9cbn, 0x3feedea64c123422n, 0x3feece086061892dn,
+  0x3feebfdad5362a27n, 0x3feeb42b569d4f82n, 0x3feeab07dd485429n, 0x3feea47eb03a5585n, 0x3feea09e667f3bcdn, 0x3fee9f75e8ec5f74n,
+  0x3feea11473eb0187n, 0x3feea589994cce13n, 0x3feeace5422aa0dbn, 0x3feeb737b0cdc5e5n, 0x3feec49182a3f090n, 0x3feed503b23e255dn,
+  0x3feee89f995ad3adn, 0x3feeff76f2fb5e47n, 0x3fef199bdd85529cn, 0x3fef3720dcef9069n, 0x3fef5818dcfba487n, 0x3fef7c97337b9b5fn,
+  0x3fefa4afa2a490dan, 0x3fefd0765b6e4540n,
+];
 
 /** What we use of the wasm backend's Emscripten module. */
 export interface WasmHeapModule {
@@ -48,12 +69,21 @@ export function heapSimdKernels(wasm: WasmHeapModule): HeapSimdKernels | undefin
     kernels = null;
     if (memory instanceof WebAssembly.Memory && !(memory.buffer instanceof SharedArrayBuffer)) {
       const load = (base64: string) => new WebAssembly.Instance(new WebAssembly.Module(Buffer.from(base64, 'base64')), { env: { memory } }).exports;
-      const adam = load(ADAM_UPDATE), layerNorm = load(LAYER_NORM), smallProducts = load(SMALL_PRODUCTS);
+      const adam = load(ADAM_UPDATE), layerNorm = load(LAYER_NORM), smallProducts = load(SMALL_PRODUCTS), gelu = load(GELU);
+      // gelu.wat's block: the table, then 96 bytes of scratch; kept for the module's life.
+      const table = wasm._malloc(EXP2_TABLE.length * 8 + 96 + 8);
+      const tableAt = (table + 7) & ~7;
+      new BigUint64Array((memory as WebAssembly.Memory).buffer, tableAt, EXP2_TABLE.length).set(EXP2_TABLE);
+      const withTable = <F extends (...args: number[]) => void>(f: unknown) => ((...args: number[]) => (f as F)(...args, tableAt)) as F;
       kernels = {
         adamUpdate: adam.adam_update as HeapSimdKernels['adamUpdate'],
         layerNorm: layerNorm.layer_norm as HeapSimdKernels['layerNorm'],
         layerNormGrad: layerNorm.layer_norm_grad as HeapSimdKernels['layerNormGrad'],
         batchedProduct: smallProducts.batched_product as HeapSimdKernels['batchedProduct'],
+        gelu: withTable<HeapSimdKernels['gelu']>(gelu.gelu),
+        geluGrad: withTable<HeapSimdKernels['geluGrad']>(gelu.gelu_grad),
+        erf: withTable<HeapSimdKernels['erf']>(gelu.erf),
+        exp: withTable<HeapSimdKernels['exp']>(gelu.exp),
       };
     }
     instances.set(wasm, kernels);
