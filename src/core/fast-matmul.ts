@@ -17,6 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { slicedMatMul } from './sliced-matmul.ts';
+import { weightGradsKernel } from './weight-grads-kernel.ts';
 import { linearKernel, product2d, transposeHalves } from './view-kernels.ts';
 import { wasmKernelOnce } from './wasm-kernel.ts';
 
@@ -181,6 +182,9 @@ export function fastLinearOfData(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor): 
 
 /** dW [in, out] and dβ [out] of y = x·W + β for upstream g [M, out]. */
 function weightAndBiasGrads(g: tf.Tensor2D, x: tf.Tensor2D, [inDim, outDim]: [number, number]): [tf.Tensor, tf.Tensor] {
+  // One kernel call where registered (wasm, cpu): the same values as the composition below.
+  const fused = weightGradsKernel(g, x);
+  if (fused) return fused;
   if (inDim < outDim) {
     // XNNPACK packs the right operand on every call: make it the narrower x [M, in], compute
     // dWᵀ = dYᵀ·x and transpose the small result; dβ is a last-axis sum of dYᵀ.

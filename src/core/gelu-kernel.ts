@@ -16,49 +16,13 @@
  * Ref: docs/benchmarks.md "STELLA step".
  */
 import * as tf from '@tensorflow/tfjs';
-import type { WasmBackendInternals } from './heap-products.ts';
-import { heapSimdKernels, type WasmHeapModule } from './heap-simd.ts';
-import { backendKernel, kernelOnce, onBackends } from './wasm-kernel.ts';
+import { backendCalls, kernelOnce, onBackends, wasmHeap } from './wasm-kernel.ts';
 
 const FORWARD = 'StellaGelu';
 const BACKWARD = 'StellaGeluGrad';
 const BACKENDS = ['wasm', 'cpu'];
 /** φ(x)'s constant (2π)^-½; the composed form in src/model/layers.ts uses it too. */
 export const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
-
-interface Backend {
-  /** cpu */
-  makeTensorInfo?(shape: number[], dtype: tf.DataType, values?: Float32Array): tf.TensorInfo;
-  /** wasm */
-  makeOutput?(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: Float32Array): tf.TensorInfo;
-  disposeData(dataId: object, force?: boolean): boolean;
-}
-
-/** Runs the backend's kernels in order; `free` drops an intermediate (never an input). */
-function kernelsOf(backend: unknown) {
-  const b = backend as Backend;
-  const made: tf.TensorInfo[] = [];
-  const scalar = (value: number) => {
-    const values = new Float32Array([value]);
-    const s = b.makeTensorInfo ? b.makeTensorInfo([], 'float32', values) : b.makeOutput!([], 'float32', undefined, values);
-    made.push(s);
-    return s;
-  };
-  const run = (name: string, inputs: tf.NamedTensorInfoMap): tf.TensorInfo =>
-    backendKernel(name)({ inputs, attrs: {}, backend: backend as tf.KernelBackend }) as tf.TensorInfo;
-  const free = (...infos: tf.TensorInfo[]) => { for (const t of infos) b.disposeData(t.dataId, true); };
-  const done = () => free(...made.splice(0));
-  return { scalar, run, free, done };
-}
-
-/** wasm's tensors and our SIMD kernels on its heap, where they load (not the threaded build). */
-function wasmHeap(backend: unknown) {
-  const wasm = (backend as { wasm?: WasmHeapModule }).wasm;
-  const simd = wasm ? heapSimdKernels(wasm) : undefined;
-  if (!simd) return undefined;
-  const b = backend as WasmBackendInternals;
-  return { simd, output: (shape: number[]) => b.makeOutput(shape, 'float32'), at: (t: tf.TensorInfo) => b.dataIdMap.get(t.dataId).memoryOffset };
-}
 
 const gelu: tf.KernelFunc = ({ inputs, backend }) => {
   const x = inputs.x as tf.TensorInfo;
@@ -69,14 +33,14 @@ const gelu: tf.KernelFunc = ({ inputs, backend }) => {
     heap.simd.gelu(heap.at(x), heap.at(out), heap.at(cdf), tf.util.sizeFromShape(x.shape));
     return [out, cdf];
   }
-  const k = kernelsOf(backend);
+  const k = backendCalls(backend);
   try {
-    const t = k.run('Multiply', { a: x, b: k.scalar(Math.SQRT1_2) });
+    const t = k.run('Multiply', { a: x, b: k.constant(Math.SQRT1_2) });
     const e = k.run('Erf', { x: t });
     k.free(t);
-    const shifted = k.run('Add', { a: e, b: k.scalar(1) });
+    const shifted = k.run('Add', { a: e, b: k.constant(1) });
     k.free(e);
-    const cdf = k.run('Multiply', { a: shifted, b: k.scalar(0.5) });
+    const cdf = k.run('Multiply', { a: shifted, b: k.constant(0.5) });
     k.free(shifted);
     return [k.run('Multiply', { a: x, b: cdf }), cdf];
   } finally {
@@ -92,16 +56,16 @@ const geluGrad: tf.KernelFunc = ({ inputs, backend }) => {
     heap.simd.geluGrad(heap.at(dy), heap.at(x), heap.at(cdf), heap.at(dx), tf.util.sizeFromShape(x.shape));
     return dx;
   }
-  const k = kernelsOf(backend);
+  const k = backendCalls(backend);
   try {
     const squared = k.run('Square', { x });
-    const scaled = k.run('Multiply', { a: squared, b: k.scalar(-0.5) });
+    const scaled = k.run('Multiply', { a: squared, b: k.constant(-0.5) });
     k.free(squared);
     const e = k.run('Exp', { x: scaled });
     k.free(scaled);
     const ex = k.run('Multiply', { a: e, b: x });
     k.free(e);
-    const pdfTimesX = k.run('Multiply', { a: ex, b: k.scalar(INV_SQRT_2PI) });
+    const pdfTimesX = k.run('Multiply', { a: ex, b: k.constant(INV_SQRT_2PI) });
     k.free(ex);
     const slope = k.run('Add', { a: cdf, b: pdfTimesX });
     k.free(pdfTimesX);

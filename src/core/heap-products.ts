@@ -1,26 +1,21 @@
 /**
- * Matrix products inside tfjs-wasm's heap: G products [M, K]·[K, N] (+ bias [N]), each tfjs' own 2-D
- * XNNPACK product run on heap views of the operands, or our SIMD loop for small groups.
+ * Matrix products inside tfjs-wasm's heap: G products [M, K]·[K, N] (+ bias [N]).
  *
  *   heapProducts(backend, a, b, bias, groups, m, k, n) → out [groups, m, n]
  *
- * One group (a 2-D product) uses the operands' own tensor ids, as tfjs' kernel does, so XNNPACK's
- * operator packed for B is cached and reused under B's id. Several groups get heap views per group
- * (registered as tensor ids, no copy) that are dropped again, which also deletes the operator packed
- * for that slice; groups of at most SMALL_GROUP_MACS multiply-adds (attention's, at our sizes) run in
- * our SIMD loop instead, which sums as XNNPACK does, so the values are the same either way
- * (test/core/heap-products.test.ts).
- * Ref: tfjs-backend-wasm src/cc/batch_mat_mul_impl.cc and kernels/_FusedMatMul.ts (the entry used here).
+ * Each group is our SIMD product (src/core/wasm/product.wat) on the operands where they lie: it sums
+ * as XNNPACK does (from the bias or +0, k in order), so the values are those of tfjs' own 2-D product
+ * bit for bit (test/core/heap-products.test.ts), without XNNPACK's per-operand costs: tfjs creates an
+ * XNNPACK operator for every new right operand and packs it, which in a training step is nearly every
+ * product (the weights change every step, gradients are new every time), and a per-group product
+ * needed one operator per group. Measured alone, ours runs at XNNPACK's speed with a packed operand
+ * and ahead of it when it must pack (docs/benchmarks.md "STELLA step").
+ * Where our kernels do not load (the threaded build's shared memory), each group is tfjs' own
+ * product entry on heap views of the operands (registered as tensor ids, no copy, then dropped).
+ * Ref: tfjs-backend-wasm src/cc/batch_mat_mul_impl.cc and kernels/_FusedMatMul.ts (the entry used there).
  */
 import * as tf from '@tensorflow/tfjs';
 import { heapSimdKernels, type WasmHeapModule } from './heap-simd.ts';
-
-/**
- * Groups of at most this many multiply-adds run in our own SIMD loop (src/core/wasm/small-products.wat)
- * instead of one XNNPACK operator each: creating, packing and deleting the operator costs more than
- * the arithmetic of such a group. Same values either way (the loop sums as XNNPACK does).
- */
-export const SMALL_GROUP_MACS = 1 << 20;
 
 const F32 = 4;
 
@@ -71,6 +66,14 @@ export function heapProducts(backend: WasmBackendInternals, a: tf.TensorInfo, b:
   const ids = backend.dataIdMap;
   const aData = ids.get(a.dataId), bData = ids.get(b.dataId), outData = ids.get(out.dataId);
   const biasId = bias ? ids.get(bias.dataId).id : 0;
+  const simd = heapSimdKernels(backend.wasm);
+  if (simd) {
+    const biasAt = bias ? ids.get(bias.dataId).memoryOffset : 0;
+    for (let g = 0; g < groups; g++) {
+      simd.product(aData.memoryOffset + g * m * k * F32, bData.memoryOffset + g * k * n * F32, biasAt, outData.memoryOffset + g * m * n * F32, m, k, n);
+    }
+    return out;
+  }
   const e = entriesOf(backend);
   const run = (aId: number, bId: number, outId: number) => {
     backend.wasm.HEAP32.set([1, m, k, 1, k, n], e.shapes / 4);
@@ -78,11 +81,6 @@ export function heapProducts(backend: WasmBackendInternals, a: tf.TensorInfo, b:
   };
   if (groups === 1) {
     run(aData.id, bData.id, outData.id);
-    return out;
-  }
-  const small = !bias && m * k * n <= SMALL_GROUP_MACS ? heapSimdKernels(backend.wasm) : undefined;
-  if (small) {
-    small.batchedProduct(aData.memoryOffset, bData.memoryOffset, outData.memoryOffset, groups, m, k, n);
     return out;
   }
   for (let g = 0; g < groups; g++) {

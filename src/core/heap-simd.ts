@@ -14,7 +14,8 @@
 import { WASM_BASE64 as ADAM_UPDATE } from './wasm/adam-update.wasm.ts';
 import { WASM_BASE64 as GELU } from './wasm/gelu.wasm.ts';
 import { WASM_BASE64 as LAYER_NORM } from './wasm/layer-norm.wasm.ts';
-import { WASM_BASE64 as SMALL_PRODUCTS } from './wasm/small-products.wasm.ts';
+import { WASM_BASE64 as PRODUCT } from './wasm/product.wasm.ts';
+import { WASM_BASE64 as WEIGHT_GRADS } from './wasm/weight-grads.wasm.ts';
 
 export interface HeapSimdKernels {
   /** src/core/wasm/adam-update.wat: one Adam update of n floats; m and v in place, θ' to `out`. */
@@ -27,12 +28,14 @@ export interface HeapSimdKernels {
   layerNorm(x: number, gamma: number, beta: number, out: number, normed: number, rstd: number, rows: number, dim: number, eps: number): void;
   /** Its backward from dy, x̂ and r: dx [rows, dim], dγ and dβ [dim]. */
   layerNormGrad(dy: number, normed: number, rstd: number, gamma: number, dx: number, dgamma: number, dbeta: number, rows: number, dim: number): void;
-  /** src/core/wasm/small-products.wat: out[g] = a[g]·b[g] for a [groups, m, k], b [groups, k, n], summed as XNNPACK sums. */
-  batchedProduct(a: number, b: number, out: number, groups: number, m: number, k: number, n: number): void;
   /** src/core/wasm/gelu.wat: y = x·Φ(x) and Φ(x) for n floats, as tfjs-wasm's Erf and elementwise kernels give them. */
   gelu(x: number, out: number, cdf: number, n: number): void;
   /** Its backward: dx = dy·(Φ(x) + x·φ(x)), with tfjs-wasm's Exp. */
   geluGrad(dy: number, x: number, cdf: number, dx: number, n: number): void;
+  /** src/core/wasm/product.wat: out [m, n] = a [m, k]·b [k, n] (+ bias [n]; 0 = none), summed as XNNPACK sums. */
+  product(a: number, b: number, bias: number, out: number, m: number, k: number, n: number): void;
+  /** src/core/wasm/weight-grads.wat: dW = xᵀ·g [in, out] and dβ = Σ_rows g [out] for x [rows, in], g [rows, out]. */
+  weightGrads(x: number, g: number, dw: number, db: number, rows: number, inDim: number, outDim: number): void;
   /** tfjs-wasm's erf and exp of n floats, n a multiple of 4 (for tests). */
   erf(x: number, out: number, n: number): void;
   exp(x: number, out: number, n: number): void;
@@ -69,7 +72,7 @@ export function heapSimdKernels(wasm: WasmHeapModule): HeapSimdKernels | undefin
     kernels = null;
     if (memory instanceof WebAssembly.Memory && !(memory.buffer instanceof SharedArrayBuffer)) {
       const load = (base64: string) => new WebAssembly.Instance(new WebAssembly.Module(Buffer.from(base64, 'base64')), { env: { memory } }).exports;
-      const adam = load(ADAM_UPDATE), layerNorm = load(LAYER_NORM), smallProducts = load(SMALL_PRODUCTS), gelu = load(GELU);
+      const adam = load(ADAM_UPDATE), layerNorm = load(LAYER_NORM), gelu = load(GELU), weightGrads = load(WEIGHT_GRADS), product = load(PRODUCT);
       // gelu.wat's block: the table, then 96 bytes of scratch; kept for the module's life.
       const table = wasm._malloc(EXP2_TABLE.length * 8 + 96 + 8);
       const tableAt = (table + 7) & ~7;
@@ -79,7 +82,8 @@ export function heapSimdKernels(wasm: WasmHeapModule): HeapSimdKernels | undefin
         adamUpdate: adam.adam_update as HeapSimdKernels['adamUpdate'],
         layerNorm: layerNorm.layer_norm as HeapSimdKernels['layerNorm'],
         layerNormGrad: layerNorm.layer_norm_grad as HeapSimdKernels['layerNormGrad'],
-        batchedProduct: smallProducts.batched_product as HeapSimdKernels['batchedProduct'],
+        weightGrads: weightGrads.weight_grads as HeapSimdKernels['weightGrads'],
+        product: product.product as HeapSimdKernels['product'],
         gelu: withTable<HeapSimdKernels['gelu']>(gelu.gelu),
         geluGrad: withTable<HeapSimdKernels['geluGrad']>(gelu.gelu_grad),
         erf: withTable<HeapSimdKernels['erf']>(gelu.erf),

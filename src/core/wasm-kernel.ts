@@ -1,5 +1,7 @@
 /** Registration of this project's own kernels (fast-matmul.ts, sliced-matmul.ts, view-kernels.ts, layer-norm-kernel.ts, gelu-kernel.ts, the fused Adam in src/model/optimizer.ts). */
 import * as tf from '@tensorflow/tfjs';
+import type { WasmBackendInternals } from './heap-products.ts';
+import { heapSimdKernels, type WasmHeapModule } from './heap-simd.ts';
 
 /**
  * A kernel, per backend, and its gradient registered on first use; returns the function that
@@ -34,4 +36,41 @@ export function backendKernel(name: string): tf.KernelFunc {
   const kernel = tf.getKernel(name, tf.getBackend());
   if (!kernel) throw new Error(`${name} is not registered for the ${tf.getBackend()} backend`);
   return kernel.kernelFunc;
+}
+
+interface AnyBackend {
+  /** cpu */
+  makeTensorInfo?(shape: number[], dtype: tf.DataType, values?: Float32Array): tf.TensorInfo;
+  /** wasm */
+  makeOutput?(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: Float32Array): tf.TensorInfo;
+  disposeData(dataId: object, force?: boolean): boolean;
+}
+
+/**
+ * The backend's own kernels called in order from inside one of ours: `run` a kernel, `free` an
+ * intermediate (never an input), `constant` a float32 tensor freed by `done`.
+ */
+export function backendCalls(backend: unknown) {
+  const b = backend as AnyBackend;
+  const made: tf.TensorInfo[] = [];
+  const constant = (value: number, shape: number[] = []) => {
+    const values = new Float32Array(tf.util.sizeFromShape(shape)).fill(value);
+    const t = b.makeTensorInfo ? b.makeTensorInfo(shape, 'float32', values) : b.makeOutput!(shape, 'float32', undefined, values);
+    made.push(t);
+    return t;
+  };
+  const run = (name: string, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap = {}): tf.TensorInfo =>
+    backendKernel(name)({ inputs, attrs, backend: backend as tf.KernelBackend }) as tf.TensorInfo;
+  const free = (...infos: tf.TensorInfo[]) => { for (const t of infos) b.disposeData(t.dataId, true); };
+  const done = () => free(...made.splice(0));
+  return { constant, run, free, done };
+}
+
+/** wasm's tensors and our SIMD kernels on its heap, where they load (not on cpu, not the threaded build). */
+export function wasmHeap(backend: unknown) {
+  const wasm = (backend as { wasm?: WasmHeapModule }).wasm;
+  const simd = wasm ? heapSimdKernels(wasm) : undefined;
+  if (!simd) return undefined;
+  const b = backend as WasmBackendInternals;
+  return { simd, output: (shape: number[]) => b.makeOutput(shape, 'float32'), at: (t: tf.TensorInfo) => b.dataIdMap.get(t.dataId).memoryOffset };
 }
