@@ -71,26 +71,19 @@ export function asConstant<T extends tf.Tensor>(x: tf.Tensor, fn: (x: tf.Tensor)
   return op(x) as T;
 }
 
-/** a·b for 2-D tensors with optional transposes, materialised so the kernel sees plain operands. */
-function plainProduct(a: tf.Tensor2D, b: tf.Tensor2D, transposeA: boolean, transposeB: boolean): tf.Tensor2D {
-  const left = transposeA ? transpose2d(a) : a;
-  const right = transposeB ? transpose2d(b) : b;
-  return product2d(left, right);
-}
-
 /** 2-D product on the fast path; its gradient uses only fast-path products. */
 export function fastMatMul2d(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- customGrad's typing is variadic
   const op = tf.customGrad(((x: tf.Tensor, y: tf.Tensor, save: tf.GradSaveFunc) => {
     save([x, y]);
     return {
-      value: plainProduct(x as tf.Tensor2D, y as tf.Tensor2D, transposeA, transposeB),
+      value: product2d(x as tf.Tensor2D, y as tf.Tensor2D, transposeA, transposeB),
       gradFunc: freeingGrad((dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sa, sb] = saved as tf.Tensor2D[];
         const g = dy as tf.Tensor2D;
         // C = op(A)·op(B): dA = dC·op(B)ᵀ (transposed back if A was), dB likewise.
-        const da = transposeA ? plainProduct(sb, g, transposeB, true) : plainProduct(g, sb, false, !transposeB);
-        const db = transposeB ? plainProduct(g, sa, true, transposeA) : plainProduct(sa, g, !transposeA, false);
+        const da = transposeA ? product2d(sb, g, transposeB, true) : product2d(g, sb, false, !transposeB);
+        const db = transposeB ? product2d(g, sa, true, transposeA) : product2d(sa, g, !transposeA, false);
         return [da, db];
       }),
     };
@@ -158,7 +151,7 @@ export function fastLinear2d(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor): tf.
       gradFunc: freeingGrad((dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sx, sw] = saved as tf.Tensor2D[];
         const g = dy as tf.Tensor2D;
-        return [product2d(g, transpose2d(sw)), ...weightAndBiasGrads(g, sx, sw.shape)];
+        return [product2d(g, sw, false, true), ...weightAndBiasGrads(g, sx, sw.shape)];
       }),
     };
   }) as any);

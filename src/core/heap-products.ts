@@ -59,8 +59,11 @@ function entriesOf(backend: WasmBackendInternals): Entries {
   return e;
 }
 
-/** out [groups, m, n] = a [groups, m, k]·b [groups, k, n] (+ bias [n]); see the header. */
-export function heapProducts(backend: WasmBackendInternals, a: tf.TensorInfo, b: tf.TensorInfo, bias: tf.TensorInfo | undefined, groups: number, m: number, k: number, n: number): tf.TensorInfo {
+/**
+ * out [groups, m, n] = a [groups, m, k]·b [groups, k, n] (+ bias [n]); see the header. With
+ * `transposeA`, a is [groups, k, m] and each group is aᵀ·b, read in place by our loop (no bias).
+ */
+export function heapProducts(backend: WasmBackendInternals, a: tf.TensorInfo, b: tf.TensorInfo, bias: tf.TensorInfo | undefined, groups: number, m: number, k: number, n: number, transposeA = false): tf.TensorInfo {
   const out = backend.makeOutput([groups, m, n], 'float32');
   // Offsets after makeOutput: an allocation may grow the heap, but offsets stay valid.
   const ids = backend.dataIdMap;
@@ -69,11 +72,16 @@ export function heapProducts(backend: WasmBackendInternals, a: tf.TensorInfo, b:
   const simd = heapSimdKernels(backend.wasm);
   if (simd) {
     const biasAt = bias ? ids.get(bias.dataId).memoryOffset : 0;
+    if (transposeA && bias) throw new Error('heapProducts: a transposed left operand takes no bias');
     for (let g = 0; g < groups; g++) {
-      simd.product(aData.memoryOffset + g * m * k * F32, bData.memoryOffset + g * k * n * F32, biasAt, outData.memoryOffset + g * m * n * F32, m, k, n);
+      const aAt = aData.memoryOffset + g * m * k * F32, bAt = bData.memoryOffset + g * k * n * F32, outAt = outData.memoryOffset + g * m * n * F32;
+      // aᵀ·b is the weight-gradient loop without its bias sum: Σ over k of a[kk, i]·b[kk, j], in order.
+      if (transposeA) simd.weightGrads(aAt, bAt, outAt, 0, k, m, n);
+      else simd.product(aAt, bAt, biasAt, outAt, m, k, n);
     }
     return out;
   }
+  if (transposeA) throw new Error('heapProducts: a transposed left operand needs our SIMD kernels (not loaded on this backend)');
   const e = entriesOf(backend);
   const run = (aId: number, bId: number, outId: number) => {
     backend.wasm.HEAP32.set([1, m, k, 1, k, n], e.shapes / 4);

@@ -34,7 +34,7 @@ export interface HeapSimdKernels {
   geluGrad(dy: number, x: number, cdf: number, dx: number, n: number): void;
   /** src/core/wasm/product.wat: out [m, n] = a [m, k]·b [k, n] (+ bias [n]; 0 = none), summed as XNNPACK sums. */
   product(a: number, b: number, bias: number, out: number, m: number, k: number, n: number): void;
-  /** src/core/wasm/weight-grads.wat: dW = xᵀ·g [in, out] and dβ = Σ_rows g [out] for x [rows, in], g [rows, out]. */
+  /** src/core/wasm/weight-grads.wat: dW = xᵀ·g [in, out] and dβ = Σ_rows g [out] (db 0: dW alone) for x [rows, in], g [rows, out]. */
   weightGrads(x: number, g: number, dw: number, db: number, rows: number, inDim: number, outDim: number): void;
   /** tfjs-wasm's erf and exp of n floats, n a multiple of 4 (for tests). */
   erf(x: number, out: number, n: number): void;

@@ -1,40 +1,53 @@
 /**
- * Batched products [G, M, K]·[G, K, N] as G XNNPACK products inside the wasm heap.
+ * Batched products op(A)·op(B) of [G, ·, ·] operands as one kernel call, one product per group.
  *
  * Why: tfjs-wasm runs a product on XNNPACK only when it is 2-D and untransposed; every batched or
- * transposed one goes to a scalar triple loop (~1 GFLOP/s here, against ~20 for XNNPACK). Attention
- * is batched (one group per row and head), so the AVM's and the encoders' attention products were
- * a fifth of the STELLA step. This kernel registers, for each group, heap views of the group's slices
- * of A, B and the output as tensor ids of the wasm backend (no copy), runs tfjs' own 2-D product on
- * them, and drops the views again; small groups run in our SIMD loop instead (src/core/heap-products.ts).
- * Transposed operands are made plain first with a rank-3 Transpose, which wasm runs natively.
+ * transposed one goes to a scalar triple loop (~1 GFLOP/s here, against ~30 for a SIMD product).
+ * Attention is batched (one group per row and head). On wasm each group is our SIMD product on the
+ * heap (src/core/heap-products.ts); a transposed left operand is read in place (aᵀ·b), a transposed
+ * right one is transposed inside the kernel first, and where our kernels do not load (the threaded
+ * build) both are transposed and each group is tfjs' own product on heap views. On cpu the kernel is
+ * the backend's Transpose and BatchMatMul. The transposes live inside the kernel on both backends, so
+ * the tensors alive during a step (and its peak bytes) are the same on each.
  * Ref: tfjs-backend-wasm src/cc/batch_mat_mul_impl.cc (the XNNPACK condition), docs/benchmarks.md.
  */
 import * as tf from '@tensorflow/tfjs';
 import { heapProducts, type WasmBackendInternals } from './heap-products.ts';
-import { wasmKernelOnce } from './wasm-kernel.ts';
+import { backendCalls, kernelOnce, onBackends, wasmHeap } from './wasm-kernel.ts';
 
 const SLICED_MATMUL = 'StellaSlicedMatMul';
 
-const ensureSlicedKernel = wasmKernelOnce(SLICED_MATMUL, ({ inputs, backend }) => {
+const sliced: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const a = inputs.a as tf.TensorInfo, b = inputs.b as tf.TensorInfo;
-  const [groups, m, k] = a.shape, n = b.shape[2];
-  return heapProducts(backend as unknown as WasmBackendInternals, a, b, undefined, groups, m, k, n);
-});
+  const transposeA = !!attrs?.transposeA, transposeB = !!attrs?.transposeB;
+  const k = backendCalls(backend);
+  const swapLast = (x: tf.TensorInfo) => k.run('Transpose', { x }, { perm: [0, 2, 1] });
+  const heap = wasmHeap(backend);
+  // Our loop reads a transposed left operand in place; everything else gets plain operands.
+  const inPlaceA = transposeA && !!heap;
+  const left = transposeA && !inPlaceA ? swapLast(a) : a, right = transposeB ? swapLast(b) : b;
+  try {
+    const groups = a.shape[0], m = inPlaceA ? a.shape[2] : left.shape[1], inner = right.shape[1], n = right.shape[2];
+    if ((backend as { wasm?: unknown }).wasm !== undefined) {
+      return heapProducts(backend as unknown as WasmBackendInternals, left, right, undefined, groups, m, inner, n, inPlaceA);
+    }
+    return k.run('BatchMatMul', { a: left, b: right }, { transposeA: false, transposeB: false });
+  } finally {
+    if (left !== a) k.free(left);
+    if (right !== b) k.free(right);
+  }
+};
 
-const swapLast = (x: tf.Tensor3D) => tf.transpose(x, [0, 2, 1]) as tf.Tensor3D;
+const ensureSlicedKernel = kernelOnce(SLICED_MATMUL, onBackends(['wasm', 'cpu'], sliced));
 
 /**
- * op(A)·op(B) for [G, ·, ·] operands (op = transpose when its flag is set), each group an XNNPACK
- * product on wasm; no gradient of its own (callers wrap it). Transposed operands are materialised on
- * every backend, so the tensors alive during a step (and its peak bytes) do not depend on it.
+ * op(A)·op(B) for [G, ·, ·] operands (op = transpose when its flag is set), one kernel call on wasm
+ * and cpu; no gradient of its own (callers wrap it).
  */
 export function slicedMatMul(a: tf.Tensor3D, b: tf.Tensor3D, transposeA = false, transposeB = false): tf.Tensor3D {
-  return tf.tidy(() => {
-    const left = transposeA ? swapLast(a) : a, right = transposeB ? swapLast(b) : b;
-    if (left.shape[2] !== right.shape[1]) throw new Error(`slicedMatMul: inner sizes ${left.shape[2]} and ${right.shape[1]} differ ([${a.shape}]${transposeA ? 'ᵀ' : ''} · [${b.shape}]${transposeB ? 'ᵀ' : ''})`);
-    if (tf.getBackend() !== 'wasm' || a.dtype !== 'float32' || b.dtype !== 'float32' || left.shape[0] !== right.shape[0]) return tf.matMul(left, right);
-    ensureSlicedKernel();
-    return tf.engine().runKernel(SLICED_MATMUL, { a: left, b: right }, {}) as tf.Tensor3D;
-  });
+  const innerA = transposeA ? a.shape[1] : a.shape[2], innerB = transposeB ? b.shape[2] : b.shape[1];
+  if (innerA !== innerB) throw new Error(`slicedMatMul: inner sizes ${innerA} and ${innerB} differ ([${a.shape}]${transposeA ? 'ᵀ' : ''} · [${b.shape}]${transposeB ? 'ᵀ' : ''})`);
+  if (!['wasm', 'cpu'].includes(tf.getBackend()) || a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape[0] !== b.shape[0]) return tf.matMul(a, b, transposeA, transposeB);
+  ensureSlicedKernel();
+  return tf.engine().runKernel(SLICED_MATMUL, { a, b }, { transposeA, transposeB }) as tf.Tensor3D;
 }

@@ -14,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { heapProducts, type WasmBackendInternals } from './heap-products.ts';
-import { backendKernel, kernelOnce, onBackends } from './wasm-kernel.ts';
+import { backendCalls, backendKernel, kernelOnce, onBackends, wasmHeap } from './wasm-kernel.ts';
 
 const LINEAR = 'StellaLinear2d';
 const TRANSPOSE = 'StellaTranspose2d';
@@ -22,26 +22,51 @@ const BACKENDS = ['wasm', 'cpu'];
 
 const view = (x: tf.TensorInfo, shape: number[]): tf.TensorInfo => ({ dataId: x.dataId, shape, dtype: x.dtype });
 
+/** The product's transposes (attrs of `StellaLinear2d`): op(x)·op(w) with op = transpose where set. */
+const flags = (attrs: tf.NamedAttrMap | undefined) => ({ transposeA: !!attrs?.transposeA, transposeB: !!attrs?.transposeB });
+
 /**
- * x [M, K]·w [K, N] (+ bias [N]) as the backend's own product on the views [1, M, K]·[1, K, N]:
- * `_FusedMatMul` with a bias, `BatchMatMul` without (what tf.fused.matMul and tf.matMul run).
+ * op(x) [M, K]·op(w) [K, N] (+ bias [N]) as the backend's own product on the views [1, M, K]·[1, K, N]:
+ * `_FusedMatMul` with a bias, `BatchMatMul` without (what tf.fused.matMul and tf.matMul run); a
+ * transposed operand is transposed inside the kernel first and freed.
  */
-const linear2d: tf.KernelFunc = ({ inputs, backend }) => {
-  const x = inputs.x as tf.TensorInfo, w = inputs.w as tf.TensorInfo, bias = inputs.bias as tf.TensorInfo | undefined;
-  const [m, k] = x.shape, n = w.shape[1];
-  const operands = { a: view(x, [1, m, k]), b: view(w, [1, k, n]) };
-  const out = (bias
-    ? backendKernel('_FusedMatMul')({ inputs: { ...operands, bias }, attrs: { transposeA: false, transposeB: false, activation: 'linear', leakyreluAlpha: 0.2 }, backend })
-    : backendKernel('BatchMatMul')({ inputs: operands, attrs: { transposeA: false, transposeB: false }, backend })) as tf.TensorInfo;
-  return view(out, [m, n]);
+const linear2d: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const { transposeA, transposeB } = flags(attrs);
+  const calls = backendCalls(backend);
+  const transposed = (t: tf.TensorInfo) => calls.run('Transpose', { x: t }, { perm: [1, 0] });
+  const x = transposeA ? transposed(inputs.x as tf.TensorInfo) : inputs.x as tf.TensorInfo;
+  const w = transposeB ? transposed(inputs.w as tf.TensorInfo) : inputs.w as tf.TensorInfo;
+  const bias = inputs.bias as tf.TensorInfo | undefined;
+  try {
+    const [m, k] = x.shape, n = w.shape[1];
+    const operands = { a: view(x, [1, m, k]), b: view(w, [1, k, n]) };
+    const out = (bias
+      ? backendKernel('_FusedMatMul')({ inputs: { ...operands, bias }, attrs: { transposeA: false, transposeB: false, activation: 'linear', leakyreluAlpha: 0.2 }, backend })
+      : backendKernel('BatchMatMul')({ inputs: operands, attrs: { transposeA: false, transposeB: false }, backend })) as tf.TensorInfo;
+    return view(out, [m, n]);
+  } finally {
+    if (x !== inputs.x) calls.free(x);
+    if (w !== inputs.w) calls.free(w);
+  }
 };
 
-/** The same on wasm, as tfjs' product entry on the operands' ids (heap-products.ts): no view tensors, no per-call marshalling. */
-const linear2dOnHeap: tf.KernelFunc = ({ inputs, backend }) => {
-  const x = inputs.x as tf.TensorInfo, w = inputs.w as tf.TensorInfo;
-  const [m, k] = x.shape, n = w.shape[1];
-  const out = heapProducts(backend as unknown as WasmBackendInternals, x, w, inputs.bias as tf.TensorInfo | undefined, 1, m, k, n);
-  return view(out, [m, n]);
+/**
+ * The same on wasm, as our product on the heap (heap-products.ts): no view tensors, no per-call
+ * marshalling; a transposed x is read in place, a transposed w transposed inside first.
+ */
+const linear2dOnHeap: tf.KernelFunc = (args) => {
+  const { transposeA, transposeB } = flags(args.attrs);
+  if (transposeA && (args.inputs.bias || !wasmHeap(args.backend))) return linear2d(args);
+  const calls = backendCalls(args.backend);
+  const x = args.inputs.x as tf.TensorInfo;
+  const w = transposeB ? calls.run('Transpose', { x: args.inputs.w as tf.TensorInfo }, { perm: [1, 0] }) : args.inputs.w as tf.TensorInfo;
+  try {
+    const [m, k] = transposeA ? [x.shape[1], x.shape[0]] : x.shape, n = w.shape[1];
+    const out = heapProducts(args.backend as unknown as WasmBackendInternals, x, w, args.inputs.bias as tf.TensorInfo | undefined, 1, m, k, n, transposeA);
+    return view(out, [m, n]);
+  } finally {
+    if (w !== args.inputs.w) calls.free(w);
+  }
 };
 
 /** xᵀ of x [M, N] as the backend's Transpose of the view [2, M/2, N] with perm [2, 0, 1]. */
@@ -68,9 +93,14 @@ export function linearKernel(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor): tf.
   return tf.engine().runKernel(LINEAR, b ? { x, w, bias: b } : { x, w }, {}) as tf.Tensor2D;
 }
 
-/** a [M, K]·b [K, N]: `linearKernel` without a bias where registered, else tf.matMul (the same product). */
-export function product2d(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
-  return linearKernel(a, b) ?? tf.matMul(a, b);
+/**
+ * op(a)·op(b) for 2-D a and b (op = transpose where its flag is set) as one kernel call where
+ * registered, else tf.matMul (the same product).
+ */
+export function product2d(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {
+  if (!supported() || a.dtype !== 'float32' || b.dtype !== 'float32') return tf.matMul(a, b, transposeA, transposeB);
+  ensureLinear();
+  return tf.engine().runKernel(LINEAR, { x: a, w: b }, { transposeA, transposeB }) as tf.Tensor2D;
 }
 
 /**

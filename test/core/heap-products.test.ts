@@ -40,3 +40,46 @@ test.serial('a 2-D product and a linear on the heap equal tf.matMul and tf.fused
     tf.dispose([x, w, b, ...products, ...linears]);
   }
 });
+
+test.serial('transposed operands: a left one read in place, a right one transposed inside the kernel; bit for bit the per-group product of the materialised transposes, on wasm and cpu', async (t) => {
+  const [g, m, k, n] = [6, 13, 37, 10];
+  const shapeOf = (rows: number, cols: number, transposed: boolean) => (transposed ? [g, cols, rows] : [g, rows, cols]);
+  for (const backend of ['wasm', 'cpu']) {
+    await tf.setBackend(backend);
+    try {
+      for (const [ta, tb] of [[true, false], [false, true], [true, true]] as const) {
+        const a = rand(shapeOf(m, k, ta)) as tf.Tensor3D, b = rand(shapeOf(k, n, tb)) as tf.Tensor3D;
+        const mine = slicedMatMul(a, b, ta, tb);
+        const perGroup = tf.tidy(() => {
+          const left = ta ? tf.transpose(a, [0, 2, 1]) : a, right = tb ? tf.transpose(b, [0, 2, 1]) : b;
+          return tf.stack(tf.unstack(left).map((ag, i) => tf.matMul(ag as tf.Tensor2D, tf.unstack(right)[i] as tf.Tensor2D)));
+        });
+        t.deepEqual(mine.dataSync(), perGroup.dataSync(), `${backend} (${ta}, ${tb})`);
+        tf.dispose([a, b, mine, perGroup]);
+      }
+    } finally {
+      await tf.setBackend('wasm');
+    }
+  }
+});
+
+test.serial('2-D products with transposed operands (one kernel call): bit for bit tf.matMul of the materialised transposes, on wasm and cpu', async (t) => {
+  for (const backend of ['wasm', 'cpu']) {
+    await tf.setBackend(backend);
+    try {
+      for (const [m, k, n] of [[96, 200, 384], [13, 37, 10], [1, 5, 3]]) {
+        for (const [ta, tb] of [[true, false], [false, true], [true, true]] as const) {
+          const a = rand(ta ? [k, m] : [m, k]) as tf.Tensor2D, b = rand(tb ? [n, k] : [k, n]) as tf.Tensor2D;
+          const before = tf.memory().numTensors;
+          const mine = product2d(a, b, ta, tb);
+          t.is(tf.memory().numTensors, before + 1, 'the transposes stay inside the kernel');
+          const want = tf.tidy(() => tf.matMul(ta ? tf.transpose(a) : a, tb ? tf.transpose(b) : b));
+          t.deepEqual(mine.dataSync(), want.dataSync(), `${backend} [${m}, ${k}]·[${k}, ${n}] (${ta}, ${tb})`);
+          tf.dispose([a, b, mine, want]);
+        }
+      }
+    } finally {
+      await tf.setBackend('wasm');
+    }
+  }
+});

@@ -11,7 +11,7 @@ import { Rng } from '../../src/core/rng.ts';
 import { weightGradsKernel } from '../../src/core/weight-grads-kernel.ts';
 
 const rng = Rng.fromSeed('weight-grads');
-const rand = (shape: number[]) => tf.tensor(rng.fillUniform(new Float32Array(shape.reduce((a, b) => a * b, 1))).map((x) => x * 2 - 1), shape) as tf.Tensor2D;
+const rand = (shape: [number, number]) => tf.tensor(rng.fillUniform(new Float32Array(shape.reduce((a, b) => a * b, 1))).map((x) => x * 2 - 1), shape) as tf.Tensor2D;
 
 /** The composed gradients: dW = xᵀ·g (or (gᵀ·x)ᵀ when in < out) and dβ = Σ_rows g, as tfjs ops. */
 function composed(g: tf.Tensor2D, x: tf.Tensor2D): [tf.Tensor, tf.Tensor] {

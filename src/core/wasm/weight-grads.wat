@@ -4,9 +4,11 @@
 ;; without transposing x or packing g: each output is summed over the rows in order from +0, each
 ;; product rounded before it is added, which is how XNNPACK's product (dW = xᵀ·g, or dWᵀ = gᵀ·x
 ;; transposed back) and tfjs-wasm's Sum sum them, so the values are theirs bit for bit
-;; (test/core/weight-grads-kernel.test.ts). Tiles of 4 × 8 outputs stay in registers over all rows;
-;; x's four values of a row are one load, splat lane by lane. The tile functions differ only in
-;; their sizes (4 or 1 rows of dW, 8, 4 or 1 columns); pointers are byte offsets, any sizes.
+;; (test/core/weight-grads-kernel.test.ts). With db = 0 only dW is computed: the product aᵀ·b of
+;; a [k, m] and b [k, n], as a batched product with a transposed left operand needs it.
+;; Tiles of 4 × 8 outputs stay in registers over all rows; x's four values of a row are one load,
+;; splat lane by lane. The tile functions differ only in their sizes (4 or 1 rows of dW, 8, 4 or 1
+;; columns); pointers are byte offsets, any sizes.
 (module
   (import "env" "memory" (memory 1))
 
@@ -172,7 +174,8 @@
       (call $rows1 (local.get $x) (local.get $g) (local.get $dw) (local.get $i) (local.get $rows) (local.get $in) (local.get $out))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $next1)))
-    ;; dβ: column sums of g, four columns at a time, rows in order from +0.
+    ;; dβ: column sums of g, four columns at a time, rows in order from +0 (none when db is 0).
+    (if (i32.eqz (local.get $db)) (then (return)))
     (local.set $out4 (i32.shl (local.get $out) (i32.const 2)))
     (block $doneCols (loop $nextCols
       (br_if $doneCols (i32.gt_u (i32.add (local.get $j) (i32.const 4)) (local.get $out)))
