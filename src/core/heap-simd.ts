@@ -36,6 +36,8 @@ export interface HeapSimdKernels {
   product(a: number, b: number, bias: number, out: number, m: number, k: number, n: number): void;
   /** src/core/wasm/weight-grads.wat: dW = xᵀ·g [in, out] and dβ = Σ_rows g [out] (db 0: dW alone) for x [rows, in], g [rows, out]. */
   weightGrads(x: number, g: number, dw: number, db: number, rows: number, inDim: number, outDim: number): void;
+  /** Its column sums alone: sums [cols] of g [rows, cols] over the rows, in order from +0. */
+  columnSums(g: number, sums: number, rows: number, cols: number): void;
   /** tfjs-wasm's erf and exp of n floats, n a multiple of 4 (for tests). */
   erf(x: number, out: number, n: number): void;
   exp(x: number, out: number, n: number): void;
@@ -83,6 +85,7 @@ export function heapSimdKernels(wasm: WasmHeapModule): HeapSimdKernels | undefin
         layerNorm: layerNorm.layer_norm as HeapSimdKernels['layerNorm'],
         layerNormGrad: layerNorm.layer_norm_grad as HeapSimdKernels['layerNormGrad'],
         weightGrads: weightGrads.weight_grads as HeapSimdKernels['weightGrads'],
+        columnSums: weightGrads.column_sums as HeapSimdKernels['columnSums'],
         product: product.product as HeapSimdKernels['product'],
         gelu: withTable<HeapSimdKernels['gelu']>(gelu.gelu),
         geluGrad: withTable<HeapSimdKernels['geluGrad']>(gelu.gelu_grad),

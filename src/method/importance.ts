@@ -15,6 +15,7 @@
  * Ref: spec §5.2 steps (2) and (4); paper-results §1.2; golden G1 (`n_pos_cross_attn_*`, `att_*_ids`).
  */
 import * as tf from '@tensorflow/tfjs';
+import { meanOverMiddle } from '../core/middle-mean-kernel.ts';
 import { z } from 'zod';
 
 export const importanceOptionsSchema = z.object({
@@ -70,7 +71,7 @@ function checkShapes(x: ImportanceInput): { B: number; H: number; La: number; Lv
 
 /** Mean over heads and query rows of softmax(S / τ) over the key axis: [B, H, Lq, Lk] → [B, Lk]. */
 export function keyImportance(s: tf.Tensor4D, temperature: number): tf.Tensor2D {
-  return tf.tidy(() => tf.mean(tf.softmax(tf.div(s, temperature)), [1, 2]) as tf.Tensor2D);
+  return tf.tidy(() => meanOverMiddle(tf.softmax(tf.div(s, temperature)) as tf.Tensor4D));
 }
 
 /** Importance-weighted mean of the candidates' queries per head: q [B, H, L, d], w [B, L] (0 off-candidate) → [B, H, d]. */

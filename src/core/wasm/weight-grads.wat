@@ -5,7 +5,8 @@
 ;; product rounded before it is added, which is how XNNPACK's product (dW = xᵀ·g, or dWᵀ = gᵀ·x
 ;; transposed back) and tfjs-wasm's Sum sum them, so the values are theirs bit for bit
 ;; (test/core/weight-grads-kernel.test.ts). With db = 0 only dW is computed: the product aᵀ·b of
-;; a [k, m] and b [k, n], as a batched product with a transposed left operand needs it.
+;; a [k, m] and b [k, n], as a batched product with a transposed left operand needs it. The column
+;; sums are exported alone too (`column_sums`: a mean over the middle axis, importance.ts).
 ;; Tiles of 4 × 8 outputs stay in registers over all rows; x's four values of a row are one load,
 ;; splat lane by lane. The tile functions differ only in their sizes (4 or 1 rows of dW, 8, 4 or 1
 ;; columns); pointers are byte offsets, any sizes.
@@ -163,7 +164,7 @@
       (br $next1))))
 
   (func (export "weight_grads") (param $x i32) (param $g i32) (param $dw i32) (param $db i32) (param $rows i32) (param $in i32) (param $out i32)
-    (local $i i32) (local $j i32) (local $r i32) (local $acc v128) (local $gp i32) (local $s f32) (local $out4 i32)
+    (local $i i32)
     (block $done4 (loop $next4
       (br_if $done4 (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $in)))
       (call $rows4 (local.get $x) (local.get $g) (local.get $dw) (local.get $i) (local.get $rows) (local.get $in) (local.get $out))
@@ -174,8 +175,12 @@
       (call $rows1 (local.get $x) (local.get $g) (local.get $dw) (local.get $i) (local.get $rows) (local.get $in) (local.get $out))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $next1)))
-    ;; dβ: column sums of g, four columns at a time, rows in order from +0 (none when db is 0).
-    (if (i32.eqz (local.get $db)) (then (return)))
+    ;; dβ (none when db is 0).
+    (if (local.get $db) (then (call $columnSums (local.get $g) (local.get $db) (local.get $rows) (local.get $out)))))
+
+  ;; sums [out] of g [rows, out] over its rows: four columns at a time, rows in order from +0.
+  (func $columnSums (export "column_sums") (param $g i32) (param $db i32) (param $rows i32) (param $out i32)
+    (local $j i32) (local $r i32) (local $acc v128) (local $gp i32) (local $s f32) (local $out4 i32)
     (local.set $out4 (i32.shl (local.get $out) (i32.const 2)))
     (block $doneCols (loop $nextCols
       (br_if $doneCols (i32.gt_u (i32.add (local.get $j) (i32.const 4)) (local.get $out)))
@@ -204,4 +209,5 @@
         (br $nextRow)))
       (f32.store (i32.add (local.get $db) (i32.shl (local.get $j) (i32.const 2))) (local.get $s))
       (local.set $j (i32.add (local.get $j) (i32.const 1)))
-      (br $nextCol)))))
+      (br $nextCol))))
+)
