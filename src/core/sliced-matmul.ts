@@ -20,8 +20,8 @@ const SLICED_MATMUL = 'StellaSlicedMatMul';
 const sliced: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const a = inputs.a as tf.TensorInfo, b = inputs.b as tf.TensorInfo;
   const transposeA = !!attrs?.transposeA, transposeB = !!attrs?.transposeB;
-  const k = backendCalls(backend);
-  const swapLast = (x: tf.TensorInfo) => k.run('Transpose', { x }, { perm: [0, 2, 1] });
+  const calls = backendCalls(backend);
+  const swapLast = (x: tf.TensorInfo) => calls.run('Transpose', { x }, { perm: [0, 2, 1] });
   const heap = wasmHeap(backend);
   // Our loop reads a transposed left operand in place; everything else gets plain operands.
   const inPlaceA = transposeA && !!heap;
@@ -31,10 +31,10 @@ const sliced: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     if ((backend as { wasm?: unknown }).wasm !== undefined) {
       return heapProducts(backend as unknown as WasmBackendInternals, left, right, undefined, groups, m, inner, n, inPlaceA);
     }
-    return k.run('BatchMatMul', { a: left, b: right }, { transposeA: false, transposeB: false });
+    return calls.run('BatchMatMul', { a: left, b: right }, { transposeA: false, transposeB: false });
   } finally {
-    if (left !== a) k.free(left);
-    if (right !== b) k.free(right);
+    if (left !== a) calls.free(left);
+    if (right !== b) calls.free(right);
   }
 };
 

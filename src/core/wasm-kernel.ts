@@ -1,4 +1,4 @@
-/** Registration of this project's own kernels (fast-matmul.ts, sliced-matmul.ts, view-kernels.ts, layer-norm-kernel.ts, gelu-kernel.ts, the fused Adam in src/model/optimizer.ts). */
+/** Registration of this project's own kernels (fast-matmul.ts, sliced-matmul.ts, view-kernels.ts, layer-norm-kernel.ts, gelu-kernel.ts, weight-grads-kernel.ts, middle-mean-kernel.ts, the fused Adam in src/model/optimizer.ts), and the helpers they share to call a backend's kernels or our heap kernels from inside one. */
 import * as tf from '@tensorflow/tfjs';
 import type { WasmBackendInternals } from './heap-products.ts';
 import { heapSimdKernels, type WasmHeapModule } from './heap-simd.ts';

@@ -29,11 +29,11 @@ const weightGrads: tf.KernelFunc = ({ inputs, backend }) => {
     heap.simd.weightGrads(heap.at(x), heap.at(g), heap.at(dw), heap.at(db), rows, inDim, outDim);
     return [dw, db];
   }
-  const k = backendCalls(backend);
-  const transpose = (t: tf.TensorInfo) => k.run('Transpose', { x: t }, { perm: [1, 0] });
+  const calls = backendCalls(backend);
+  const transpose = (t: tf.TensorInfo) => calls.run('Transpose', { x: t }, { perm: [1, 0] });
   const product = (a: tf.TensorInfo, b: tf.TensorInfo) => {
-    const [m, kk] = a.shape, n = b.shape[1];
-    return view(k.run('BatchMatMul', { a: view(a, [1, m, kk]), b: view(b, [1, kk, n]) }, { transposeA: false, transposeB: false }), [m, n]);
+    const [m, k] = a.shape, n = b.shape[1];
+    return view(calls.run('BatchMatMul', { a: view(a, [1, m, k]), b: view(b, [1, k, n]) }, { transposeA: false, transposeB: false }), [m, n]);
   };
   try {
     if (inDim < outDim) {
@@ -41,17 +41,17 @@ const weightGrads: tf.KernelFunc = ({ inputs, backend }) => {
       const gT = transpose(g);
       const dwT = product(gT, x);
       const dw = transpose(dwT);
-      const db = k.run('Sum', { x: gT }, { axis: [1], keepDims: false });
-      k.free(gT, dwT);
+      const db = calls.run('Sum', { x: gT }, { axis: [1], keepDims: false });
+      calls.free(gT, dwT);
       return [dw, db];
     }
     const xT = transpose(x);
     const dw = product(xT, g);
-    k.free(xT);
-    const db = product(k.constant(1, [1, rows]), g);
+    calls.free(xT);
+    const db = product(calls.constant(1, [1, rows]), g);
     return [dw, view(db, [outDim])];
   } finally {
-    k.done();
+    calls.done();
   }
 };
 
