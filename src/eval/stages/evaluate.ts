@@ -5,7 +5,8 @@
  * `evaluator.evaluate(taskEnd, { step })`, then emits the EvalResult followed by the `task-end`
  * itself. Everything else (StepResults from an upstream `train`) passes through in order and
  * updates the step count handed to the evaluator. An evaluation that fails becomes a StageError
- * (path = the task name); the `task-end` still passes on.
+ * (path = the task name); the `task-end` still passes on. When the stream starts, the evaluator's
+ * `prepare` may begin loading its test set in the background (the trainer waits for evaluations).
  *
  * Inputs:  `task-end`, `step` (counted, passed through).
  * Outputs: `eval`.
@@ -21,7 +22,7 @@
  * ```
  * Ref: spec §9.1 (retrieval after each task).
  */
-import { mergeMap, type OperatorFunction } from 'rxjs';
+import { defer, mergeMap, type OperatorFunction } from 'rxjs';
 import { z } from 'zod';
 import { mapConcurrent } from '../../graph/concurrent-map.ts';
 import { messageOf, STDERR_ERRORS } from '../../graph/errors.ts';
@@ -46,7 +47,9 @@ export function evaluate(
   const { every, trainer, manifest } = evaluateOptionsSchema.parse(options);
   const errors = deps.errors ?? STDERR_ERRORS;
   const stage = deps.stage ?? 'evaluate';
-  return (input) => {
+  return (input) => defer(() => {
+    // The test set loads beside the first task's training instead of at its end (the trainer waits for evaluations).
+    deps.evaluator.prepare?.({ manifest });
     let step = 0;
     let taskEnds = 0;
     return input.pipe(
@@ -71,7 +74,7 @@ export function evaluate(
       // Arrays are flattened synchronously, so this adds no buffering.
       mergeMap((items) => items as StellaItem[]),
     );
-  };
+  });
 }
 
 export const stage = defineStage({
