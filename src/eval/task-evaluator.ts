@@ -44,12 +44,6 @@ export class TaskEvaluator implements Evaluator {
     return this.evaluator;
   }
 
-  /** Starts loading the test set when the manifest is known; its errors surface at `evaluate` (the same promise). */
-  prepare(context: { manifest?: string }): void {
-    if (!(context.manifest ?? this.session.manifest)) return;
-    this.load(context.manifest).catch(() => {});
-  }
-
   attach(trainer: string | undefined): void {
     this.session.evaluatedNodes.add(trainer ?? '');
   }

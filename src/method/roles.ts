@@ -59,12 +59,6 @@ export interface Evaluator {
   evaluate(taskEnd: TaskEnd, context: { step: number; trainer?: string; manifest?: string }): Promise<EvalResult['metrics']>;
   /** Called once per evaluate node with the train node it evaluates (undefined: the only one). */
   attach?(trainer: string | undefined): void;
-  /**
-   * Called when an evaluate node's stream starts: the evaluator may begin loading what every
-   * evaluation needs (the test set) in the background, so that the first evaluation, which the
-   * trainer waits for, does not. A failure there must surface at `evaluate`, not here.
-   */
-  prepare?(context: { manifest?: string }): void;
 }
 export const Evaluator = Symbol('Evaluator');
 

@@ -13,8 +13,6 @@ import { diagonalRanks, recallFromRanks } from '../../src/eval/retrieval.ts';
 import { generateCorpus } from '../../src/media/corpus.ts';
 import { loadManifest, type Manifest } from '../../src/media/manifest.ts';
 import { ModelService } from '../../src/model/model-service.ts';
-import { RunSessionState } from '../../src/method/run-session.ts';
-import { TaskEvaluator } from '../../src/eval/task-evaluator.ts';
 
 const config = MODEL_CONFIGS.tiny;
 const grid = tokenGrid(config);
@@ -26,7 +24,7 @@ const fixture = (async () => {
   const { manifestPath } = await generateCorpus({ out: dir, tasks: 2, classes: 2, train: 1, test: 2, size: 'tiny' });
   const manifest = await loadManifest(manifestPath);
   const testSet = await loadTestSet(manifest, config);
-  return { dir, manifest, manifestPath, testSet };
+  return { dir, manifest, testSet };
 })();
 
 let model: ModelService;
@@ -347,25 +345,4 @@ test('loadTestSet stops with the AbortError when its signal is aborted, collecti
   controller.abort();
   const e = await t.throwsAsync(loadTestSet(manifest, config, { signal: controller.signal }));
   t.is(e!.name, 'AbortError');
-});
-
-test('TaskEvaluator.prepare starts the test set early: the first evaluation finds it loaded, and a bad manifest fails at load, naming the file', async (t) => {
-  const { manifestPath, testSet } = await fixture;
-  const session = new RunSessionState();
-  const evaluator = new TaskEvaluator(session, config);
-  const pending = () => (evaluator as unknown as { evaluator?: Promise<ContinualEvaluator> }).evaluator;
-  evaluator.prepare({});
-  t.is(pending(), undefined, 'no manifest known yet: nothing starts (and nothing fails)');
-  session.manifest = manifestPath;
-  evaluator.prepare({});
-  const started = pending();
-  t.truthy(started, 'loading started');
-  const loaded = await evaluator.load();
-  t.is(await started, loaded, 'evaluate reuses what prepare started');
-  t.is(loaded.evaluate({ backbone: model.backbone, avm: model.avm }).retrieval !== undefined, true);
-  t.is(testSet.clips.length, 8);
-
-  const broken = new TaskEvaluator(new RunSessionState(), config);
-  broken.prepare({ manifest: '/nonexistent/manifest.json' });
-  await t.throwsAsync(broken.load('/nonexistent/manifest.json'), { message: /nonexistent\/manifest\.json/ });
 });

@@ -88,10 +88,6 @@ export class FakeTrainer implements Trainer {
 
 export class FakeEvaluator implements Evaluator {
   readonly calls: Array<{ task: number; step: number }> = [];
-  readonly prepared: Array<{ manifest?: string }> = [];
-  prepare(context: { manifest?: string }) {
-    this.prepared.push(context);
-  }
   async evaluate(taskEnd: TaskEnd, context: { step: number }) {
     this.calls.push({ task: taskEnd.task, step: context.step });
     return { r1: 0.5 + taskEnd.task / 10 };

@@ -1,6 +1,6 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
-import { firstValueFrom, from, Subject, take, tap, toArray } from 'rxjs';
+import { firstValueFrom, from, Subject, take, toArray } from 'rxjs';
 import { initBackend } from '../../src/core/backend.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { pullable } from '../../src/graph/bounded-queue.ts';
@@ -110,18 +110,6 @@ test.serial('train + evaluate: steps in order, batches disposed, failed step rep
   t.deepEqual(trainer.seen.map((s) => s.selector), ['center-bias', 'center-bias', 'center-bias']);
   t.deepEqual(evaluator.calls, [{ task: 0, step: 2 }, { task: 1, step: 3 }]);
   t.is(tf.memory().numTensors, before, 'every batch disposed, the failed one too');
-});
-
-test.serial('evaluate: the evaluator is told to prepare when the stream starts (not when the operator is made), once, with the node\'s manifest', async (t) => {
-  const evaluator = new FakeEvaluator();
-  const operator = evaluate({ manifest: '/data/manifest.json' }, { evaluator });
-  t.deepEqual(evaluator.prepared, [], 'nothing before a subscription');
-  const seenAtFirstItem: number[] = [];
-  const items: GraphItem[] = [{ kind: 'task-end', task: 0, taskName: 't0' }];
-  const out = await collect(from(items).pipe(tap(() => seenAtFirstItem.push(evaluator.prepared.length)), operator as never));
-  t.deepEqual(seenAtFirstItem, [1], 'prepared before the first item arrives');
-  t.deepEqual(evaluator.prepared, [{ manifest: '/data/manifest.json' }]);
-  t.deepEqual(out.map((i) => (i as GraphItem).kind), ['eval', 'task-end']);
 });
 
 test.serial('center-bias selector keeps the patches nearest the centre and the middle time rows', (t) => {

@@ -5,8 +5,7 @@
  * `evaluator.evaluate(taskEnd, { step })`, then emits the EvalResult followed by the `task-end`
  * itself. Everything else (StepResults from an upstream `train`) passes through in order and
  * updates the step count handed to the evaluator. An evaluation that fails becomes a StageError
- * (path = the task name); the `task-end` still passes on. When the stream starts, the evaluator's
- * `prepare` may begin loading its test set in the background (the trainer waits for evaluations).
+ * (path = the task name); the `task-end` still passes on.
  *
  * Inputs:  `task-end`, `step` (counted, passed through).
  * Outputs: `eval`.
@@ -22,7 +21,7 @@
  * ```
  * Ref: spec §9.1 (retrieval after each task).
  */
-import { defer, mergeMap, type OperatorFunction } from 'rxjs';
+import { mergeMap, type OperatorFunction } from 'rxjs';
 import { z } from 'zod';
 import { mapConcurrent } from '../../graph/concurrent-map.ts';
 import { messageOf, STDERR_ERRORS } from '../../graph/errors.ts';
@@ -47,9 +46,7 @@ export function evaluate(
   const { every, trainer, manifest } = evaluateOptionsSchema.parse(options);
   const errors = deps.errors ?? STDERR_ERRORS;
   const stage = deps.stage ?? 'evaluate';
-  return (input) => defer(() => {
-    // The test set loads beside the first task's training instead of at its end (the trainer waits for evaluations).
-    deps.evaluator.prepare?.({ manifest });
+  return (input) => {
     let step = 0;
     let taskEnds = 0;
     return input.pipe(
@@ -74,7 +71,7 @@ export function evaluate(
       // Arrays are flattened synchronously, so this adds no buffering.
       mergeMap((items) => items as StellaItem[]),
     );
-  });
+  };
 }
 
 export const stage = defineStage({
