@@ -70,9 +70,12 @@ export class TrainerRole implements Trainer {
 
   async step(batch: Batch, context: TrainContext): Promise<Omit<StepResult, 'kind' | 'step' | 'task' | 'taskName' | 'batchSize'>> {
     if (!this.trainer) this.configure({ node: 'train' });
+    let evaluationWaitMs = 0;
     if (this.evaluation) {
       // The model must not move until the evaluator has measured it "after task t" (and checkpointed).
+      const waitFrom = performance.now();
       await this.evaluation;
+      evaluationWaitMs = performance.now() - waitFrom;
       this.evaluation = undefined;
     }
     if (this.skip > 0) {
@@ -94,6 +97,7 @@ export class TrainerRole implements Trainer {
     this.session.losses.push({ step, task: batch.taskName, values: out.losses, node: this.node ?? 'train' });
     const policy = this.session.checkpoints;
     if (policy && policy.every > 0 && step % policy.every === 0) await policy.save('step', step);
-    return out;
+    // The wait is part of this node's latency but not training: reported apart (bench/run-decode.ts subtracts it).
+    return evaluationWaitMs > 0 ? { ...out, timings: { ...out.timings, evaluationWaitMs } } : out;
   }
 }

@@ -17,7 +17,7 @@ const SMALL = ['data.tasks=2', 'data.classes=2', 'data.train=2', 'data.test=1', 
 const quiet = { quiet: true, log: () => {}, signals: null } as const;
 const GRAPH = path.join(REPO_ROOT, 'graphs/continual-pretrain.yaml');
 
-interface StepsFile { steps: { step: number; losses: Record<string, number> }[]; metrics: { gauges: Record<string, number> } }
+interface StepsFile { steps: { step: number; task: number; losses: Record<string, number>; timings?: Record<string, number> }[]; metrics: { gauges: Record<string, number> } }
 
 async function run(extra: string[]) {
   const out = await mkdtemp(path.join(os.tmpdir(), 'stella-score-sync-'));
@@ -96,6 +96,16 @@ test.serial('device worker:1, syncEvery 2 equals the in-thread replica with sync
   t.is(worker.steps.metrics.gauges['score.weightSyncs'], 2);
   t.deepEqual(worker.steps.steps.map((s) => s.losses), here.steps.steps.map((s) => s.losses));
   t.true(worker.weights.equals(here.weights));
+});
+
+test('the first step of a task reports how long it waited for the previous task\'s evaluation, and no other step does', async (t) => {
+  const { steps } = await inStep();
+  const waits = steps.steps.map((s) => s.timings?.evaluationWaitMs);
+  const firstOfTask2 = steps.steps.findIndex((s) => s.task === 1);
+  t.true(firstOfTask2 > 0, 'two tasks');
+  t.true((waits[firstOfTask2] ?? 0) > 0, `waited ${waits[firstOfTask2]} ms (the first evaluation decodes the test set)`);
+  t.deepEqual(waits.filter((_, i) => i !== firstOfTask2), waits.filter((_, i) => i !== firstOfTask2).map(() => undefined));
+  t.true(steps.steps.every((s) => (s.timings?.stepMs ?? 0) > 0), 'every step has its own time');
 });
 
 test('a score node with checkpoint or weights cannot move to a worker (it has no trainer to copy)', (t) => {
