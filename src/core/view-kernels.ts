@@ -1,13 +1,14 @@
 /**
- * Two fast-path primitives as one kernel call each: the 2-D linear x·W (+ β), and the 2-D transpose
- * through a rank-3 view. Each runs the backend's own kernel (`_FusedMatMul` or `BatchMatMul`,
- * `Transpose`; on wasm the product is tfjs' product entry on the operands' ids, heap-products.ts) on a
- * view of its input with another shape, and hands the output back under the shape the caller wants.
+ * Two fast-path primitives as one kernel call each: the 2-D product or linear op(x)·op(W) (+ β), with
+ * op an optional transpose, and the 2-D transpose through a rank-3 view. Each runs the backend's own
+ * kernel (`_FusedMatMul` or `BatchMatMul`, `Transpose`; on wasm the product is our SIMD product on the
+ * heap, heap-products.ts, which gives tfjs' values) on a view of its input with another shape, and
+ * hands the output back under the shape the caller wants; transposed operands stay inside the call.
  *
  * Why: tfjs' engine spends ~15–20 µs of bookkeeping per kernel call here, which is more than a
  * Reshape costs to run. `tf.fused.matMul` on 2-D operands makes three Reshapes and a custom-gradient
  * op around its one product, and `transpose2d` two Reshapes around its Transpose; a tiny STELLA step
- * made ~900 such calls. The values are the same kernels' on the same bytes, so nothing changes.
+ * made ~900 such calls. The values are the composed ops' bit for bit (test/core/heap-products.test.ts).
  * Registered for wasm and cpu (the backends the project trains and measures memory on); elsewhere
  * callers keep the composed ops.
  * Ref: tfjs-core ops/fused/mat_mul.ts (the reshapes), docs/benchmarks.md "STELLA step".
