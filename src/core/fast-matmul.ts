@@ -3,9 +3,11 @@
  *
  * Why: on tfjs-wasm a plain 2-D MatMul runs on XNNPACK (~25 GFLOP/s here) while a transposed or
  * batched MatMul falls to a slow loop (~2 GFLOP/s); `tf.matMul` of [B, L, D] × [D, E] is a batched
- * one, and every matmul gradient is a transposed one. An explicit `tf.transpose` is cheap, so each
- * product here is "reshape to 2-D, transpose explicitly, multiply", forward and backward
- * (`tf.customGrad`, each gradient wrapped in `freeingGrad` so what it holds is freed when it returns).
+ * one, and every matmul gradient is a transposed one. So each product here is a 2-D or per-group
+ * product kernel of ours (view-kernels.ts, sliced-matmul.ts: our SIMD loop on wasm, transposes inside
+ * the call), forward and backward (`tf.customGrad`, each gradient wrapped in `freeingGrad` so what it
+ * holds is freed when it returns); a linear's weight and bias gradients are one call
+ * (weight-grads-kernel.ts).
  * Gathers get a ScatterNd gradient because wasm has no UnsortedSegmentSum.
  * Column sums (bias gradients) avoid wasm's axis-0 Sum (see `sumRows`). `withSharedSaves` runs a
  * training forward/backward without wasm's copy of every tensor saved for the gradient or cast to its
@@ -93,7 +95,7 @@ export function fastMatMul2d(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false,
 
 /**
  * Product of [G, M, K] and [G, K, N] ([G, N, K] with `transposeB`). One group is a 2-D product on
- * the fast path; several are one XNNPACK product per group (`slicedMatMul`), gradients included.
+ * the fast path; several are one product per group (`slicedMatMul`), gradients included.
  */
 export function fastBatchMatMul(a: tf.Tensor3D, b: tf.Tensor3D, transposeB = false): tf.Tensor3D {
   const [g, m] = a.shape;
@@ -105,8 +107,8 @@ export function fastBatchMatMul(a: tf.Tensor3D, b: tf.Tensor3D, transposeB = fal
 }
 
 /**
- * Batched product with an explicit gradient, every product (forward and both gradients) one XNNPACK
- * product per group (`slicedMatMul`): wasm's own batched kernel is a scalar loop.
+ * Batched product with an explicit gradient, every product (forward and both gradients) one product
+ * per group (`slicedMatMul`): wasm's own batched kernel is a scalar loop.
  */
 export function batchedWithFastGrad(a: tf.Tensor3D, b: tf.Tensor3D, transposeB = false): tf.Tensor3D {
   const op = tf.customGrad(((x: tf.Tensor3D, y: tf.Tensor3D, save: tf.GradSaveFunc) => {
@@ -179,8 +181,8 @@ function weightAndBiasGrads(g: tf.Tensor2D, x: tf.Tensor2D, [inDim, outDim]: [nu
   const fused = weightGradsKernel(g, x);
   if (fused) return fused;
   if (inDim < outDim) {
-    // XNNPACK packs the right operand on every call: make it the narrower x [M, in], compute
-    // dWᵀ = dYᵀ·x and transpose the small result; dβ is a last-axis sum of dYᵀ.
+    // (Backends without the kernel.) XNNPACK packs the right operand on every call: make it the
+    // narrower x [M, in], compute dWᵀ = dYᵀ·x and transpose the small result; dβ a last-axis sum of dYᵀ.
     const gT = transpose2d(g);
     return [transpose2d(product2d(gT, x)), tf.sum(gT, -1)];
   }
