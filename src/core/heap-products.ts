@@ -68,7 +68,6 @@ export function heapProducts(backend: WasmBackendInternals, a: tf.TensorInfo, b:
   // Offsets after makeOutput: an allocation may grow the heap, but offsets stay valid.
   const ids = backend.dataIdMap;
   const aData = ids.get(a.dataId), bData = ids.get(b.dataId), outData = ids.get(out.dataId);
-  const biasId = bias ? ids.get(bias.dataId).id : 0;
   const simd = heapSimdKernels(backend.wasm);
   if (simd) {
     const biasAt = bias ? ids.get(bias.dataId).memoryOffset : 0;
@@ -82,6 +81,7 @@ export function heapProducts(backend: WasmBackendInternals, a: tf.TensorInfo, b:
     return out;
   }
   if (transposeA) throw new Error('heapProducts: a transposed left operand needs our SIMD kernels (not loaded on this backend)');
+  const biasId = bias ? ids.get(bias.dataId).id : 0;
   const e = entriesOf(backend);
   const run = (aId: number, bId: number, outId: number) => {
     backend.wasm.HEAP32.set([1, m, k, 1, k, n], e.shapes / 4);

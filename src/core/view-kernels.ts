@@ -27,11 +27,12 @@ const view = (x: tf.TensorInfo, shape: number[]): tf.TensorInfo => ({ dataId: x.
 const flags = (attrs: tf.NamedAttrMap | undefined) => ({ transposeA: !!attrs?.transposeA, transposeB: !!attrs?.transposeB });
 
 /**
- * op(x) [M, K]·op(w) [K, N] (+ bias [N]) as the backend's own product on the views [1, M, K]·[1, K, N]:
+ * op(x) [M, K]·op(w) [K, N] (+ bias [N]) as the backend's own product on the views [1, M, K]·[1, K, N]
+ * (exported for other kernels' composed paths, weight-grads-kernel.ts):
  * `_FusedMatMul` with a bias, `BatchMatMul` without (what tf.fused.matMul and tf.matMul run); a
  * transposed operand is transposed inside the kernel first and freed.
  */
-const linear2d: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+export const linear2d: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const { transposeA, transposeB } = flags(attrs);
   const calls = backendCalls(backend);
   const transposed = (t: tf.TensorInfo) => calls.run('Transpose', { x: t }, { perm: [1, 0] });

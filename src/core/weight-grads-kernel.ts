@@ -12,12 +12,11 @@
  * Ref: src/core/fast-matmul.ts weightAndBiasGrads (the composed path), docs/benchmarks.md "STELLA step".
  */
 import * as tf from '@tensorflow/tfjs';
+import { linear2d } from './view-kernels.ts';
 import { backendCalls, kernelOnce, onBackends, wasmHeap } from './wasm-kernel.ts';
 
 const NAME = 'StellaWeightGrads';
 const BACKENDS = ['wasm', 'cpu'];
-
-const view = (x: tf.TensorInfo, shape: number[]): tf.TensorInfo => ({ dataId: x.dataId, shape, dtype: x.dtype });
 
 const weightGrads: tf.KernelFunc = ({ inputs, backend }) => {
   const g = inputs.g as tf.TensorInfo, x = inputs.x as tf.TensorInfo;
@@ -31,10 +30,7 @@ const weightGrads: tf.KernelFunc = ({ inputs, backend }) => {
   }
   const calls = backendCalls(backend);
   const transpose = (t: tf.TensorInfo) => calls.run('Transpose', { x: t }, { perm: [1, 0] });
-  const product = (a: tf.TensorInfo, b: tf.TensorInfo) => {
-    const [m, k] = a.shape, n = b.shape[1];
-    return view(calls.run('BatchMatMul', { a: view(a, [1, m, k]), b: view(b, [1, k, n]) }, { transposeA: false, transposeB: false }), [m, n]);
-  };
+  const product = (a: tf.TensorInfo, b: tf.TensorInfo) => linear2d({ inputs: { x: a, w: b }, attrs: {}, backend }) as tf.TensorInfo;
   try {
     if (inDim < outDim) {
       // dWᵀ = gᵀ·x with the narrower x as the right operand, then transposed; dβ a last-axis sum of gᵀ.
@@ -49,7 +45,7 @@ const weightGrads: tf.KernelFunc = ({ inputs, backend }) => {
     const dw = product(xT, g);
     calls.free(xT);
     const db = product(calls.constant(1, [1, rows]), g);
-    return [dw, view(db, [outDim])];
+    return [dw, { ...db, shape: [outDim] }];
   } finally {
     calls.done();
   }
