@@ -24,7 +24,7 @@ import { decodeItem, encodeItem } from './item-codec.ts';
 import { localModule } from './portable-path.ts';
 import { blobFields, blobsOf, fieldsOf, STAGE_GROUP, STAGE_REGISTRY, type RemoteTaskSpec, type ShippedFile } from './remote-device.ts';
 import { openRedis } from './redis-connection.ts';
-import { loadWorkerTask, type WorkerTask, type WorkerTaskContext } from './stage.ts';
+import { loadWorkerTask, type WorkerTask, type WorkerTaskContext } from './worker-task.ts';
 
 export interface RemoteStageWorkerOptions {
   redis: string;

@@ -28,6 +28,9 @@ import { z } from 'zod';
 import type { GraphItem, ItemKind, StageError } from './items.ts';
 import type { GraphMetrics } from './metrics.ts';
 
+// Worker tasks live in their own module, which a worker imports without the container or RxJS.
+export { loadWorkerTask, type WorkerTask, type WorkerTaskContext } from './worker-task.ts';
+
 /** What `create` gets besides its options. */
 export interface StageDeps {
   /** Node id in the graph (`nodes.<id>`), also the stage name in StageErrors and metrics. */
@@ -90,40 +93,6 @@ export interface StageDefinition<Options extends z.ZodObject = z.ZodObject, Item
    * 1:1 by the worker contract and get the same treatment.
    */
   readonly oneToOne?: boolean;
-}
-
-/**
- * A stage's per-item work as run inside a worker: gets the item (typed arrays transferred, not
- * copied), the node's parsed options and a context (the graph's config, opaque to the engine, the
- * seed and the node id); returns the output item. There is no container in the worker: the task
- * uses its own module's defaults (STELLA's decode task: media's decoder).
- */
-export type WorkerTask = (item: GraphItem, options: Record<string, unknown>, context: WorkerTaskContext) => Promise<GraphItem> | GraphItem;
-export interface WorkerTaskContext {
-  /** The graph's resolved `config:` (opaque to the engine; the task knows its type). */
-  config: unknown;
-  seed: number | string;
-  /** Node id, for rng forks that match the in-thread run. */
-  node: string;
-  /** The latest weights pushed to this worker (WeightSync) and their sequence number, as of the item's arrival. */
-  weights?: Map<string, Float32Array>;
-  weightsVersion?: number;
-  /** Where to open a file the item names (see `worker.files`): a local copy on a remote device, else the path itself. */
-  localPath?: (path: string) => string;
-}
-
-let workerBackend: Promise<unknown> | undefined;
-
-/**
- * Imports a stage's worker task (a module URL and an exported function's name), after initialising
- * this process's tfjs backend once if the task uses tensors; a host that only decodes never pays for tfjs.
- */
-export async function loadWorkerTask(module: string, exportName: string, backend = false): Promise<WorkerTask> {
-  if (backend) await (workerBackend ??= import('../core/backend.ts').then((b) => b.initBackend()));
-  const loaded = (await import(module)) as Record<string, unknown>;
-  const run = loaded[exportName];
-  if (typeof run !== 'function') throw new Error(`${module} has no exported function '${exportName}'`);
-  return run as WorkerTask;
 }
 
 /** Where area modules and plugins bind their stages (any number; `loadStageRegistry` collects them). */

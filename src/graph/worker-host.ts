@@ -13,7 +13,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { transferablesOf, type GraphItem } from './items.ts';
-import { loadWorkerTask, type WorkerTask, type WorkerTaskContext } from './stage.ts';
+import { loadWorkerTask, type WorkerTask, type WorkerTaskContext } from './worker-task.ts';
 
 type Incoming =
   | { type: 'load'; key: string; module: string; export: string; backend: boolean; options: Record<string, unknown>; context: WorkerTaskContext }

@@ -93,3 +93,36 @@ test('WeightSync copies every K steps; K = 0 never copies (strictly in step)', a
   t.is(never.syncs, 0);
   t.throws(() => new WeightSync(model, -1, () => {}), { message: /syncEvery must be an integer ≥ 0/ });
 });
+
+/** The packages a fresh worker thread loads when it imports `modules` as the pool's workers do (tsx, then the modules). */
+async function packagesLoadedInWorker(modules: string[]): Promise<string[]> {
+  const { Worker } = await import('node:worker_threads');
+  const urls = modules.map((m) => new URL(`../../${m}`, import.meta.url).href);
+  const hooks = new URL('./fixtures/record-loads.mjs', import.meta.url).href;
+  const boot = `const { MessageChannel, parentPort } = require('node:worker_threads');
+    const { port1, port2 } = new MessageChannel();
+    const loaded = [];
+    port1.on('message', (url) => loaded.push(url));
+    require('node:module').register(${JSON.stringify(hooks)}, { data: { port: port2 }, transferList: [port2] });
+    import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then(async (tsx) => {
+      tsx.register();
+      for (const url of ${JSON.stringify(urls)}) await import(url);
+      setTimeout(() => { port1.close(); parentPort.postMessage(loaded); }, 200);
+    });`;
+  const worker = new Worker(boot, { eval: true });
+  try {
+    const loaded = await new Promise<string[]>((resolve, reject) => { worker.once('message', resolve); worker.once('error', reject); });
+    return [...new Set(loaded.map((u) => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(u)?.[1]).filter((n): n is string => !!n))].sort();
+  } finally {
+    await worker.terminate();
+  }
+}
+
+test('a decode/tokenize worker starts without the container and RxJS (half its start-up), which the stage files need', async (t) => {
+  const heavy = (names: string[]) => names.filter((n) => /^(inversify|@inversifyjs\/|rxjs)/.test(n)).sort();
+  const worker = await packagesLoadedInWorker(['src/graph/worker-host.ts', 'src/media/stages/decode-worker.ts', 'src/media/stages/tokenize-worker.ts']);
+  t.deepEqual(heavy(worker), [], `loaded: ${worker.join(', ')}`);
+  // The check sees them when they are loaded: the stage files import both.
+  const stages = await packagesLoadedInWorker(['src/media/stages/decode.ts']);
+  t.true(heavy(stages).includes('inversify') && heavy(stages).includes('rxjs'), `loaded: ${stages.join(', ')}`);
+});

@@ -80,10 +80,10 @@ test('the STELLA stages are registered through the container by their area modul
   t.deepEqual(contributed, STELLA_STAGES);
   const registry = await loadStageRegistry(container);
   t.deepEqual(registry.types(), [...STELLA_STAGES, 'tap-metrics', 'write-results'].sort());
-  // Worker tasks of moved stages point at their new files, which export the task.
+  // Worker tasks point at their area's files (the stage's worker module beside it), which export the task.
   for (const type of ['decode', 'tokenize']) {
     const worker = registry.get(type).worker!;
-    t.regex(worker.module, new RegExp(`/src/media/stages/${type}\\.ts$`));
+    t.regex(worker.module, new RegExp(`/src/media/stages/${type}-worker\\.ts$`));
     t.is(typeof ((await import(worker.module)) as Record<string, unknown>)[worker.export], 'function');
   }
 });

@@ -22,30 +22,20 @@
  */
 import type { OperatorFunction } from 'rxjs';
 import { z } from 'zod';
-import { modelConfig, tokenGrid, type ModelConfig } from '../../core/config.ts';
+import { modelConfig, type ModelConfig } from '../../core/config.ts';
 import { mapConcurrent } from '../../graph/concurrent-map.ts';
 import { mediaTokenizer, preloadTokenizer } from '../default-roles.ts';
-import { clipFields, type DecodedClip, type TaskEnd, type TokenizedClip } from '../items.ts';
+import type { DecodedClip, TaskEnd, TokenizedClip } from '../items.ts';
 import type { StageError } from '../../graph/items.ts';
 import { RunConfig } from '../../graph/roles.ts';
 import { Tokenizer } from '../roles.ts';
-import { defineStage, type WorkerTask } from '../../graph/stage.ts';
+import { defineStage } from '../../graph/stage.ts';
+import { tokenizeItem } from './tokenize-worker.ts';
 import type { StellaItem } from '../../method/items.ts';
 
 export const tokenizeOptionsSchema = z.object({});
 
-/** The per-item work, shared by the in-thread operator and the worker task. */
-export function tokenizeItem(item: DecodedClip, tokenizer: Tokenizer, config: ModelConfig): TokenizedClip {
-  const { videoPatches, audioPatches } = tokenizer.tokenize(item, config);
-  const grid = tokenGrid(config);
-  if (videoPatches.length !== grid.videoTokens * grid.videoPatchDim) {
-    throw new Error(`videoPatches has ${videoPatches.length} values, expected [${grid.videoTokens}, ${grid.videoPatchDim}] for config '${config.name}'`);
-  }
-  if (audioPatches.length !== grid.audioTokens * grid.audioPatchDim) {
-    throw new Error(`audioPatches has ${audioPatches.length} values, expected [${grid.audioTokens}, ${grid.audioPatchDim}] for config '${config.name}'`);
-  }
-  return { kind: 'tokenized', ...clipFields(item), videoPatches, audioPatches };
-}
+export { tokenizeItem, tokenizeTask } from './tokenize-worker.ts';
 
 export function tokenize(
   _options: z.input<typeof tokenizeOptionsSchema> = {},
@@ -63,12 +53,6 @@ export function tokenize(
   ) as OperatorFunction<DecodedClip | TaskEnd, TokenizedClip | TaskEnd>;
 }
 
-/** Worker side: media's tokenizer, loaded in the worker. */
-export const tokenizeTask: WorkerTask = async (item, _options, context) => {
-  await preloadTokenizer();
-  return tokenizeItem(item as DecodedClip, mediaTokenizer, context.config as ModelConfig);
-};
-
 export const stage = defineStage({
   type: 'tokenize',
   description: 'DecodedClip → TokenizedClip (raw video/audio patches)',
@@ -76,7 +60,7 @@ export const stage = defineStage({
   outputs: ['tokenized'],
   optionsSchema: tokenizeOptionsSchema,
   roles: [Tokenizer, RunConfig],
-  worker: { module: import.meta.url, export: 'tokenizeTask', backend: false },
+  worker: { module: new URL('./tokenize-worker.ts', import.meta.url).href, export: 'tokenizeTask', backend: false },
   oneToOne: true,
   create: (deps, options) =>
     tokenize(options, {

@@ -24,7 +24,7 @@ import { importModelWeights } from '../scorer-replica.ts';
 import { scoreBatch, type ScoredBatch } from '../scoring.ts';
 import { NonFiniteLossError } from '../strategy.ts';
 import { ModelService } from '../../model/model-service.ts';
-import type { WorkerTaskContext } from '../../graph/stage.ts';
+import type { WorkerTaskContext } from '../../graph/worker-task.ts';
 import type { GraphItem } from '../../graph/items.ts';
 
 export interface ScoreRequest {
