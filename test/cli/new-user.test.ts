@@ -128,3 +128,18 @@ test.serial('the shipped graphs evaluate on STELLA_MANIFEST when STELLA_EVAL_MAN
     t.deepEqual(new Set(evaluates(await loadGraph(file, { env: {} }))), new Set(['data/corpus/manifest.json']), graph);
   }
 });
+
+test('the shipped training graphs keep a batch in flight on the decode worker', async (t) => {
+  for (const graph of ['continual-pretrain.yaml', 'ab-selectors.yaml', 'pretrain.yaml', 'pretrain-avm.yaml']) {
+    const loaded = await loadGraph(path.join(REPO_ROOT, 'graphs', graph), { env: {} });
+    const nodes = [...loaded.nodes.values()];
+    const decode = nodes.find((n) => n.stage.type === 'decode')!;
+    const batch = nodes.find((n) => n.stage.type === 'batch')!;
+    // A decoded clip reaches tokenize, and a tokenized one the batch, only through the main thread, which is
+    // busy for a whole step: with fewer clips in flight than the decode queue holds, steps wait on the worker.
+    const window = (decode.options as { concurrency: number }).concurrency;
+    const decodeQueue = Math.min(...loaded.edges.filter((e) => e.from === decode.id).map((e) => e.queueSize));
+    t.is(decode.device, 'worker:0', graph);
+    t.true(window >= Math.min(decodeQueue, (batch.options as { size: number }).size), `${graph}: decode window ${window}`);
+  }
+});
