@@ -2,7 +2,8 @@
  * `stella run` with and without the decoded cache: how much of a multi-epoch run is training.
  *
  * Runs the default graph (graphs/continual-pretrain.yaml, tiny, STELLA) over a generated corpus,
- * interleaved per round: decode every epoch (`nodes.decode.options.cache=false`), the decoded
+ * interleaved per round: decode every epoch (`nodes.decode.options.cache=false`, and the test clips
+ * at the first evaluation, `nodes.evaluate.options.cache=false`), the decoded
  * cache cold (a fresh folder: each clip is decoded once, epochs 2–4 read the cache; the graph's
  * `warm` decodes a task's and the next task's clips in the background), cold without that warming
  * (`nodes.decode.options.warm=false`), and warm (a folder a previous run filled). Per run: the run's wall time (results.json `timing.wallSeconds`: backend
@@ -54,7 +55,7 @@ async function once(variant: Variant, warmDir: string, scratch: string, runEpoch
   const out = await mkdtemp(path.join(scratch, 'run-'));
   const sets = [
     `data.tasks=${data.tasks}`, `data.classes=${data.classes}`, `data.train=${data.train}`, `data.test=${data.test}`,
-    `train.epochs=${runEpochs}`, 'report.clips=0', 'checkpoint.every=0', `nodes.decode.options.cache=${cache}`,
+    `train.epochs=${runEpochs}`, 'report.clips=0', 'checkpoint.every=0', `nodes.decode.options.cache=${cache}`, `nodes.evaluate.options.cache=${cache}`,
     ...(variant === 'cache, cold, no warming' ? ['nodes.decode.options.warm=false'] : []),
     ...extraSets,
   ];

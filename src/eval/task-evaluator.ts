@@ -20,9 +20,10 @@ import { loadTestSet } from './test-set.ts';
 
 export interface EvaluateContext {
   step: number;
-  /** Evaluate node options: which train node's model, which manifest. */
+  /** Evaluate node options: which train node's model, which manifest, the decoded cache for its test clips. */
   trainer?: string;
   manifest?: string;
+  cache?: boolean | string;
 }
 
 export class TaskEvaluator implements Evaluator {
@@ -31,12 +32,12 @@ export class TaskEvaluator implements Evaluator {
   constructor(private readonly session: RunSessionState, private readonly config: ModelConfig) {}
 
   /** The evaluator over the run's test clips (loaded once). */
-  load(manifestPath?: string): Promise<ContinualEvaluator> {
+  load(manifestPath?: string, cache: boolean | string = false): Promise<ContinualEvaluator> {
     this.evaluator ??= (async () => {
       const file = manifestPath ?? this.session.manifest;
       if (!file) throw new Error(`evaluate: no manifest to read test clips from (set the evaluate node's 'manifest' option)`);
       const manifest = await loadManifest(file);
-      const testSet = await loadTestSet(manifest, this.config);
+      const testSet = await loadTestSet(manifest, this.config, { cache });
       this.session.testSetErrors.push(...testSet.errors);
       if (this.session.tasks.length === 0) this.session.tasks = manifest.tasks.map((t) => t.name);
       return new ContinualEvaluator({ config: this.config, testSet });
@@ -64,7 +65,7 @@ export class TaskEvaluator implements Evaluator {
     if (restored) {
       evaluation = restored.evaluation;
     } else {
-      const evaluator = await this.load(context.manifest);
+      const evaluator = await this.load(context.manifest, context.cache);
       evaluation = evaluator.evaluate({ backbone: trainer.model.backbone, avm: trainer.model.avm });
     }
     const record = { task: taskEnd.task, taskName: taskEnd.taskName, step: context.step, trainer: node, trainedSteps: restored?.trainedSteps ?? trainer.stepsDone, evaluation };

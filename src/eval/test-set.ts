@@ -15,14 +15,17 @@
  * [Lv] / `.audio` [La] hold 1 on the sounding-object patches (corpus.ts `*.gt.json`: `videoPatches`
  * token ids t·side² + row·side + col, `audioPatches` token ids t·F + f, `grid` {side, timePatches,
  * freqPatches}); a grid different from the config's is an error naming the file.
- * Options: `concurrency` (2), `keepMediaPerTask` (2), `signal` (abort: rejects with the AbortError;
- * nothing is collected as a clip error).
+ * Options: `concurrency` (2), `keepMediaPerTask` (2), `cache` (false; `true` or a folder: decoded
+ * clips are stored in the decoded cache and read back by later runs, bit for bit the same clips;
+ * misses decode eight files per ffmpeg run; src/media/decoded-cache.ts `decodeEvalClips`), `signal`
+ * (abort: rejects with the AbortError; nothing is collected as a clip error).
  * Ref: spec §9.2 (data), §5.2 (2) (what the ground truth is scored against).
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { tokenGrid, type ModelConfig } from '../core/config.ts';
-import { decodeClip } from '../media/decode.ts';
+import { decodeClip, type DecodedClip } from '../media/decode.ts';
+import { decodeEvalClips, WARM_BATCH } from '../media/decoded-cache.ts';
 import { abortError } from '../media/media-error.ts';
 import type { Manifest } from '../media/manifest.ts';
 import { tokenizeClip } from '../media/tokenize.ts';
@@ -63,8 +66,10 @@ export interface TestSet {
 }
 
 export const testSetOptionsSchema = z.object({
-  /** Clips decoded at once (each decode is one ffmpeg process). */
+  /** Decodes at once: clips without the cache (one ffmpeg process each), groups of WARM_BATCH clips with it. */
   concurrency: z.number().int().positive().default(2),
+  /** The decoded cache: false, true (`.cache/decoded/`) or a folder. */
+  cache: z.union([z.boolean(), z.string().min(1)]).default(false),
   /** Clips per task whose decoded frames and fbank are kept for pictures. */
   keepMediaPerTask: z.number().int().nonnegative().default(2),
 });
@@ -117,55 +122,63 @@ export async function readGroundTruth(file: string, config: ModelConfig): Promis
 const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 export async function loadTestSet(manifest: Manifest, config: ModelConfig, options: TestSetOptions = {}): Promise<TestSet> {
-  const { concurrency, keepMediaPerTask } = testSetOptionsSchema.parse(options);
+  const { concurrency, keepMediaPerTask, cache } = testSetOptionsSchema.parse(options);
   const { signal } = options;
   const entries = manifest.tasks.flatMap((task, taskIndex) =>
     task.test.map((clip, k) => ({ ...clip, task: task.name, taskIndex, keepMedia: k < keepMediaPerTask })),
   );
   const slots: (TestClip | undefined)[] = new Array(entries.length);
   const errorSlots: TestSetError[][] = entries.map(() => []);
+  // Work goes out in groups: one clip per decode without the cache, WARM_BATCH (one ffmpeg run for the misses) with it.
+  const group = cache ? WARM_BATCH : 1;
+  const decodeGroup = async (indices: number[]): Promise<(DecodedClip | Error)[]> => {
+    if (cache) return decodeEvalClips(indices.map((i) => entries[i].path), { config, cache }, signal);
+    return [await decodeClip(entries[indices[0]].path, { config, mode: 'eval' }, signal).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))))];
+  };
   let next = 0;
   const worker = async () => {
     while (next < entries.length) {
       if (signal?.aborted) throw abortError(signal);
-      const index = next++;
-      const entry = entries[index];
-      const fail = (stage: string, e: unknown) => errorSlots[index].push({ path: entry.path, stage, message: messageOf(e) });
-      let decoded;
-      try {
-        decoded = await decodeClip(entry.path, { config, mode: 'eval' }, signal);
-      } catch (e) {
-        if (signal?.aborted) throw abortError(signal);
-        fail('decode', e);
-        continue;
-      }
-      let patches;
-      try {
-        patches = tokenizeClip(decoded, config);
-      } catch (e) {
-        fail('tokenize', e);
-        continue;
-      }
-      let groundTruth: ClipGroundTruth | undefined;
-      if (entry.groundTruth) {
-        try {
-          groundTruth = await readGroundTruth(entry.groundTruth, config);
-        } catch (e) {
-          fail('ground-truth', e);
-        }
-      }
-      slots[index] = {
-        path: entry.path,
-        label: entry.label,
-        task: entry.task,
-        taskIndex: entry.taskIndex,
-        videoPatches: patches.videoPatches,
-        audioPatches: patches.audioPatches,
-        ...(entry.keepMedia ? { frames: decoded.video, fbank: decoded.fbank } : {}),
-        ...(groundTruth ? { groundTruth } : {}),
-      };
+      const indices = Array.from({ length: Math.min(group, entries.length - next) }, (_, k) => next + k);
+      next += indices.length;
+      const decodedGroup = await decodeGroup(indices);
+      if (signal?.aborted) throw abortError(signal);
+      for (const [k, index] of indices.entries()) await collect(index, decodedGroup[k]);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(concurrency, entries.length) }, worker));
+  const collect = async (index: number, decoded: DecodedClip | Error) => {
+    const entry = entries[index];
+    const fail = (stage: string, e: unknown) => errorSlots[index].push({ path: entry.path, stage, message: messageOf(e) });
+    if (decoded instanceof Error) {
+      fail('decode', decoded);
+      return;
+    }
+    let patches;
+    try {
+      patches = tokenizeClip(decoded, config);
+    } catch (e) {
+      fail('tokenize', e);
+      return;
+    }
+    let groundTruth: ClipGroundTruth | undefined;
+    if (entry.groundTruth) {
+      try {
+        groundTruth = await readGroundTruth(entry.groundTruth, config);
+      } catch (e) {
+        fail('ground-truth', e);
+      }
+    }
+    slots[index] = {
+      path: entry.path,
+      label: entry.label,
+      task: entry.task,
+      taskIndex: entry.taskIndex,
+      videoPatches: patches.videoPatches,
+      audioPatches: patches.audioPatches,
+      ...(entry.keepMedia ? { frames: decoded.video, fbank: decoded.fbank } : {}),
+      ...(groundTruth ? { groundTruth } : {}),
+    };
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, Math.ceil(entries.length / group)) }, worker));
   return { clips: slots.filter((c): c is TestClip => c !== undefined), errors: errorSlots.flat() };
 }

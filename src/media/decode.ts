@@ -47,7 +47,7 @@ import type { Rng } from '../core/rng.ts';
 import { AUDIO_SAMPLE_RATE, AudioSink, FrameSink } from './decode-sinks.ts';
 import { defaultFbank } from './fbank.ts';
 import { resolveFfmpeg } from './ffmpeg.ts';
-import { decodeFromCache } from './decoded-cache.ts';
+import { decodeEvalClips, decodeFromCache } from './decoded-cache.ts';
 import { abortError, isAbortError, MediaError } from './media-error.ts';
 import { classifyOpenFailure, mediaInfo, type MediaInfo } from './probe.ts';
 
@@ -72,7 +72,11 @@ export interface DecodeOptions {
   mode: 'eval' | 'train';
   rng?: Rng;
   audioSeconds?: number;
-  /** Train mode only: `true` (the default folder, decodedCacheDir()) or a folder; eval mode ignores it. */
+  /**
+   * `true` (the default folder, decodedCacheDir()) or a folder. Train mode: decode once, draw the
+   * augmentation per call (decodeFromCache); eval mode: the decoded clip itself is stored, bit for bit
+   * (decodeEvalClips).
+   */
   cache?: boolean | string;
 }
 
@@ -245,8 +249,16 @@ export async function decodeClip(file: string, options: DecodeOptions, signal?: 
   const rng = options.rng;
   if (mode === 'train' && !rng) throw new TypeError('decodeClip: mode "train" needs options.rng');
   if (mode === 'train' && options.cache) return decodeFromCache(file, { ...options, rng: rng!, cache: options.cache }, signal);
+  if (mode === 'eval' && options.cache) {
+    const [clip] = await decodeEvalClips([file], { config, audioSeconds, cache: options.cache }, signal);
+    if (clip instanceof Error) throw clip;
+    return clip;
+  }
   return decodeFileWith(file, clipPlan(config, mode, rng, audioSeconds), signal);
 }
+
+/** decodeClip's eval mode as a plan (it draws nothing, so several files may share an ffmpeg run). */
+export const evalPlan = (config: ModelConfig, audioSeconds = AUDIO_SECONDS): DecodePlan<DecodedClip> => clipPlan(config, 'eval', undefined, audioSeconds);
 
 /**
  * decodeClip's decode (no cache): frame times, then in train mode the crop, then after the decode

@@ -29,18 +29,21 @@
  * several starts, a window's frames are the frames shown at the 1/8 s grid times (spec §1.1
  * extraction) where decodeClip seeks to the start and takes the first frame at or after it: a
  * source whose frames are not on the 1/8 s grid may give the neighbouring frame (≤ 1 source frame).
- * Eval mode is not cached (decodeClip decodes it as before).
+ * Eval mode (test clips) has its own records (`decodeEvalClips`): the decoded clip itself, video
+ * [T, 3, S, S] and fbank as float32, bit for bit what decodeClip returns, since eval mode draws
+ * nothing; key as above plus imageSize and the eval format. Misses are decoded WARM_BATCH files per
+ * ffmpeg run. Same folder, same pruning.
  * Ref: spec §1.1–§1.4; docs/media.md "Decoded cache".
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { cacheRoot } from '../core/cache-dir.ts';
 import type { ModelConfig } from '../core/config.ts';
 import type { Rng } from '../core/rng.ts';
 import { FrameSink } from './decode-sinks.ts';
 import {
-  addNoiseAndRoll, AUDIO_SECONDS, decodeFilesTogether, decodeFileWith, drawMultiScaleCrop, FRAME_BASE, frameTimes, trainWindows,
+  addNoiseAndRoll, AUDIO_SECONDS, decodeFilesTogether, decodeFileWith, drawMultiScaleCrop, evalPlan, FRAME_BASE, frameTimes, trainWindows,
   type DecodedClip, type DecodePlan, type FrameConsumer,
 } from './decode.ts';
 import { decodeRecord, encodeRecord } from './ingest-cache.ts';
@@ -49,6 +52,8 @@ import type { MediaInfo } from './probe.ts';
 import { cropResizeRgb } from './resize.ts';
 
 export const DECODED_FORMAT = 'stella-decoded/1';
+/** Eval-mode records: the decoded clip as decodeClip returns it. */
+export const DECODED_EVAL_FORMAT = 'stella-decoded-eval/1';
 /** Size the folder is pruned to (oldest first), once per process. */
 export const DECODED_CACHE_MAX_BYTES = 8 * 2 ** 30;
 
@@ -170,8 +175,13 @@ async function readStored(file: string, key: object, config: ModelConfig): Promi
 }
 
 async function writeStored(dir: string, file: string, key: object, clip: Decoded): Promise<void> {
+  await writeRecordFile(dir, file, { format: DECODED_FORMAT, key, info: clip.info, times: clip.times }, [clip.fbank, clip.frames]);
+}
+
+/** Writes one record to a temp file renamed into place; the first write in a folder prunes it. */
+async function writeRecordFile(dir: string, file: string, header: object, payloads: ArrayBufferView[]): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const record = encodeRecord({ format: DECODED_FORMAT, key, info: clip.info, times: clip.times }, [clip.fbank, clip.frames]);
+  const record = encodeRecord(header, payloads);
   const temporary = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   await writeFile(temporary, Buffer.concat(record.buffers));
   await rename(temporary, file);
@@ -209,13 +219,14 @@ export async function pruneDecodedCache(dir: string, maxBytes: number): Promise<
 }
 
 /** The cache key of `file` (its path, size, mtime and the decode settings) and its file under `dir`; undefined when it cannot be stat'ed. */
-async function cacheEntry(file: string, config: ModelConfig, audioSeconds: number, dir: string): Promise<{ key: object; name: string } | undefined> {
+async function cacheEntry(file: string, config: ModelConfig, audioSeconds: number, dir: string, mode: 'train' | 'eval' = 'train'): Promise<{ key: object; name: string } | undefined> {
   const absolute = path.resolve(file);
   const st = await stat(absolute).catch(() => undefined);
   if (!st) return undefined;
   const key = {
-    format: DECODED_FORMAT, path: absolute, size: st.size, mtimeMs: st.mtimeMs,
+    format: mode === 'train' ? DECODED_FORMAT : DECODED_EVAL_FORMAT, path: absolute, size: st.size, mtimeMs: st.mtimeMs,
     numFrames: config.numFrames, audioFrames: config.audioFrames, melBins: config.melBins, audioSeconds,
+    ...(mode === 'eval' ? { imageSize: config.imageSize } : {}),
   };
   return { key, name: path.join(dir, `${createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 40)}.bin`) };
 }
@@ -334,4 +345,67 @@ export async function decodeFromCache(
   const fbank = stored.fbank.slice();
   addNoiseAndRoll(fbank, config.audioFrames, config.melBins, rng);
   return { path: file, video: frames.finish(), fbank, info: stored.info };
+}
+
+/** An eval record's clip, or undefined when absent or not valid for `key` (then decoded again and replaced). */
+async function readEvalStored(name: string, key: object, file: string, config: ModelConfig): Promise<DecodedClip | undefined> {
+  const bytes = await readFile(name).catch(() => undefined);
+  if (!bytes) return undefined;
+  try {
+    const { header, dataOffset } = decodeRecord(bytes, name);
+    const h = header as { key: object; info: MediaInfo };
+    if (JSON.stringify(h.key) !== JSON.stringify(key)) return undefined;
+    const videoLength = config.numFrames * 3 * config.imageSize * config.imageSize;
+    const fbankLength = config.audioFrames * config.melBins;
+    if (bytes.length !== dataOffset + 4 * (videoLength + fbankLength)) return undefined;
+    // Copies into fresh buffers: the arrays are transferred between threads and must own theirs.
+    const floats = new Float32Array(videoLength + fbankLength);
+    new Uint8Array(floats.buffer).set(bytes.subarray(dataOffset));
+    return { path: file, video: floats.slice(0, videoLength), fbank: floats.slice(videoLength), info: h.info };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * decodeClip's eval mode for `files` through the cache under `options.cache`: per file (in order)
+ * its clip, bit for bit what decodeClip returns, or its error (a MediaError naming the file, as
+ * decodeClip would throw). Stored clips are read; the rest are decoded WARM_BATCH per ffmpeg run
+ * and stored.
+ */
+export async function decodeEvalClips(
+  files: readonly string[],
+  options: { config: ModelConfig; audioSeconds?: number; cache: true | string },
+  signal?: AbortSignal,
+): Promise<(DecodedClip | Error)[]> {
+  const { config, audioSeconds = AUDIO_SECONDS } = options;
+  const dir = cacheFolder(options.cache);
+  const out: (DecodedClip | Error | undefined)[] = new Array(files.length);
+  const missing: { index: number; key?: object; name?: string }[] = [];
+  for (const [index, file] of files.entries()) {
+    const entry = await cacheEntry(file, config, audioSeconds, dir, 'eval');
+    const stored = entry && (await readEvalStored(entry.name, entry.key, file, config));
+    if (stored) {
+      decodedCacheStats.hits++;
+      const now = new Date();
+      void utimes(entry.name, now, now).catch(() => {}); // recently used: pruned last
+      out[index] = stored;
+    } else {
+      missing.push({ index, ...entry });
+    }
+  }
+  for (let start = 0; start < missing.length; start += WARM_BATCH) {
+    const todo = missing.slice(start, start + WARM_BATCH);
+    decodedCacheStats.misses += todo.length;
+    // A file that cannot be stat'ed goes through too: its decode names the failure (missing, …).
+    const decoded = await decodeFilesTogether(todo.map((t) => files[t.index]), evalPlan(config, audioSeconds), signal);
+    for (const [i, t] of todo.entries()) {
+      const clip = decoded[i];
+      if (!(clip instanceof Error) && t.key && t.name) {
+        await writeRecordFile(dir, t.name, { format: DECODED_EVAL_FORMAT, key: t.key, info: clip.info }, [clip.video, clip.fbank]);
+      }
+      out[t.index] = clip;
+    }
+  }
+  return out as (DecodedClip | Error)[];
 }

@@ -19,7 +19,7 @@ export interface DecodeRequest {
   config: ModelConfig;
   mode: 'eval' | 'train';
   rng?: SeededRng;
-  /** Train mode: decode each file once and augment from a cache (`true`: the decoder's default folder). */
+  /** The decoder's cache (`true`: its default folder): train mode decodes each file once and augments from it; eval mode stores the clip itself. */
   cache?: boolean | string;
 }
 

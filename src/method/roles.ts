@@ -56,7 +56,7 @@ export const Trainer = Symbol('Trainer');
 
 /** Evaluates after a task (retrieval on the eval split etc.). */
 export interface Evaluator {
-  evaluate(taskEnd: TaskEnd, context: { step: number; trainer?: string; manifest?: string }): Promise<EvalResult['metrics']>;
+  evaluate(taskEnd: TaskEnd, context: { step: number; trainer?: string; manifest?: string; cache?: boolean | string }): Promise<EvalResult['metrics']>;
   /** Called once per evaluate node with the train node it evaluates (undefined: the only one). */
   attach?(trainer: string | undefined): void;
 }

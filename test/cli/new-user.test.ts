@@ -129,7 +129,7 @@ test.serial('the shipped graphs evaluate on STELLA_MANIFEST when STELLA_EVAL_MAN
   }
 });
 
-test('the shipped training graphs keep a batch in flight on the decode worker', async (t) => {
+test('the shipped training graphs keep a batch in flight on the decode worker and cache their test clips', async (t) => {
   for (const graph of ['continual-pretrain.yaml', 'ab-selectors.yaml', 'pretrain.yaml', 'pretrain-avm.yaml']) {
     const loaded = await loadGraph(path.join(REPO_ROOT, 'graphs', graph), { env: {} });
     const nodes = [...loaded.nodes.values()];
@@ -141,5 +141,6 @@ test('the shipped training graphs keep a batch in flight on the decode worker', 
     const decodeQueue = Math.min(...loaded.edges.filter((e) => e.from === decode.id).map((e) => e.queueSize));
     t.is(decode.device, 'worker:0', graph);
     t.true(window >= Math.min(decodeQueue, (batch.options as { size: number }).size), `${graph}: decode window ${window}`);
+    for (const evaluate of nodes.filter((n) => n.stage.type === 'evaluate')) t.is((evaluate.options as { cache: unknown }).cache, true, `${graph}: ${evaluate.id}`);
   }
 });

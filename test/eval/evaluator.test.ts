@@ -8,6 +8,7 @@ import { initBackend } from '../../src/core/backend.ts';
 import { MODEL_CONFIGS, tokenGrid } from '../../src/core/config.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { ContinualEvaluator, finalize, type EvaluableModel } from '../../src/eval/evaluator.ts';
+import { decodedCacheStats } from '../../src/media/decoded-cache.ts';
 import { loadTestSet, readGroundTruth, type TestClip, type TestSet } from '../../src/eval/test-set.ts';
 import { diagonalRanks, recallFromRanks } from '../../src/eval/retrieval.ts';
 import { generateCorpus } from '../../src/media/corpus.ts';
@@ -94,6 +95,33 @@ test('loadTestSet collects a missing clip and a bad ground truth as errors and k
   t.is(clips[0].frames, undefined);
   t.deepEqual(errors.map((e) => [e.path, e.stage]), [[path.join(dir, 'missing.mp4'), 'decode'], [good.path, 'ground-truth']]);
   t.true(errors[1].message.includes(badGt), errors[1].message);
+});
+
+test('loadTestSet with the decoded cache: the same clips bit for bit, read back on the next load, errors as without it', async (t) => {
+  const { manifest, dir, testSet } = await fixture;
+  const cache = path.join(dir, 'test-set-cache');
+  const bits = (a?: Float32Array, b?: Float32Array) => (a === undefined && b === undefined) || (!!a && !!b && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength)));
+  for (const round of ['decoded and stored', 'read back']) {
+    const hits = decodedCacheStats.hits;
+    const cached = await loadTestSet(manifest, config, { cache });
+    t.deepEqual(cached.errors, []);
+    t.deepEqual(cached.clips.map((c) => c.path), testSet.clips.map((c) => c.path));
+    for (const [i, clip] of cached.clips.entries()) {
+      const plain = testSet.clips[i];
+      t.true(bits(clip.videoPatches, plain.videoPatches) && bits(clip.audioPatches, plain.audioPatches) && bits(clip.frames, plain.frames) && bits(clip.fbank, plain.fbank), `${round}: ${clip.path}`);
+      t.deepEqual(clip.groundTruth, plain.groundTruth);
+    }
+    t.is(decodedCacheStats.hits - hits, round === 'read back' ? 8 : 0, round);
+  }
+  const good = manifest.tasks[0].test[0];
+  const broken: Manifest = { ...manifest, tasks: [{ name: 'x', classes: [good.label], train: [], test: [{ ...good, path: path.join(dir, 'missing.mp4') }, good] }] };
+  const { clips, errors } = await loadTestSet(broken, config, { cache, keepMediaPerTask: 0 });
+  t.deepEqual(clips.map((c) => c.path), [good.path]);
+  t.deepEqual(errors.map((e) => [e.path, e.stage]), [[path.join(dir, 'missing.mp4'), 'decode']]);
+  t.regex(errors[0].message, /missing\.mp4/);
+  const controller = new AbortController();
+  controller.abort();
+  t.is((await t.throwsAsync(loadTestSet(manifest, config, { cache: path.join(dir, 'other-cache'), signal: controller.signal })))!.name, 'AbortError');
 });
 
 test('evaluate: retrieval over the whole gallery with per-task rows, localisation AUCs, no tensor left behind', async (t) => {

@@ -8,8 +8,8 @@ import { decode } from '../../src/media/stages/decode.ts';
 import { pullable } from '../../src/graph/bounded-queue.ts';
 import type { ClipRef, DecodedClip as DecodedItem, TaskEnd } from '../../src/media/items.ts';
 import { generateCorpus } from '../../src/media/corpus.ts';
-import { decodeClip, IMAGENET_STD } from '../../src/media/decode.ts';
-import { decodedCacheStats, pruneDecodedCache, trainFrameGrid } from '../../src/media/decoded-cache.ts';
+import { decodeClip, IMAGENET_STD, sharedDecodeStats } from '../../src/media/decode.ts';
+import { decodedCacheStats, decodeEvalClips, pruneDecodedCache, trainFrameGrid } from '../../src/media/decoded-cache.ts';
 import { loadManifest } from '../../src/media/manifest.ts';
 import { MediaError } from '../../src/media/media-error.ts';
 import { cropResizeRgb } from '../../src/media/resize.ts';
@@ -174,4 +174,56 @@ test.serial('decode stage option cache: two epochs decode each clip once, with t
   for (const [i, item] of cached.entries()) t.true(sameBits(item.fbank, plain[i].fbank), `item ${i}`);
   t.false(sameBits(cached[0].fbank, cached[clips.length].fbank), 'epoch 2 draws new augmentation');
   t.throws(() => decode({ cache: '' }), undefined, 'an empty folder name is refused');
+});
+
+test.serial('eval mode through the cache: bit for bit decodeClip\'s clips, misses decoded together, hits read back, changes and damage redecoded, bad files their own errors', async (t) => {
+  const dir = await tempDir('decoded-cache-eval');
+  const cache = path.join(dir, 'cache');
+  const files = [...(await corpus), await goodClip(path.join(dir, 'b.mp4'), 4, '64x48')];
+  const direct = await Promise.all(files.map((f) => decodeClip(f, { config: tiny, mode: 'eval' })));
+  const same = (a: { video: Float32Array; fbank: Float32Array }, b: { video: Float32Array; fbank: Float32Array }) => sameBits(a.video, b.video) && sameBits(a.fbank, b.fbank);
+
+  const runs = sharedDecodeStats.runs, m = decodedCacheStats.misses, h = decodedCacheStats.hits;
+  const first = await decodeEvalClips(files, { config: tiny, cache });
+  t.is(decodedCacheStats.misses - m, files.length);
+  t.is(sharedDecodeStats.runs - runs, 1, 'the misses shared one ffmpeg run');
+  for (const [i, clip] of first.entries()) {
+    if (clip instanceof Error) return t.fail(clip.message);
+    t.true(same(clip, direct[i]), `${files[i]}: decoded in a shared run, bit for bit`);
+    t.is(clip.path, files[i]);
+  }
+  const second = await decodeEvalClips(files, { config: tiny, cache });
+  t.is(decodedCacheStats.hits - h, files.length, 'read back');
+  for (const [i, clip] of second.entries()) t.true(!(clip instanceof Error) && same(clip, direct[i]) && clip.info.durationSec === direct[i].info.durationSec, `${files[i]}: stored bit for bit`);
+  // decodeClip's eval mode takes the same path; its records are not train records.
+  const one = await decodeClip(files[0], { config: tiny, mode: 'eval', cache });
+  t.true(same(one, direct[0]));
+  t.is((await readdir(cache)).filter((n) => n.endsWith('.bin')).length, files.length);
+
+  // Changed media: decoded again, and the result follows the new media.
+  await goodClip(files[2], 4, '80x80');
+  let misses = decodedCacheStats.misses;
+  const changed = (await decodeEvalClips([files[2]], { config: tiny, cache }))[0];
+  t.is(decodedCacheStats.misses - misses, 1);
+  t.true(!(changed instanceof Error) && changed.info.width === 80);
+  // A damaged record under the right name is decoded again and replaced.
+  for (const f of (await readdir(cache)).filter((n) => n.endsWith('.bin'))) await writeFile(path.join(cache, f), (await readFile(path.join(cache, f))).subarray(0, 500));
+  misses = decodedCacheStats.misses;
+  const repaired = await decodeEvalClips(files.slice(0, 2), { config: tiny, cache });
+  t.is(decodedCacheStats.misses - misses, 2);
+  for (const [i, clip] of repaired.entries()) t.true(!(clip instanceof Error) && same(clip, direct[i]));
+  // Bad files: each gets its own MediaError naming it; the good ones around them still decode.
+  await writeFile(path.join(dir, 'text.mp4'), 'not a video');
+  const mixed = await decodeEvalClips([path.join(dir, 'nope.mp4'), files[0], path.join(dir, 'text.mp4')], { config: tiny, cache });
+  t.true(mixed[0] instanceof MediaError && (mixed[0] as MediaError).kind === 'missing' && mixed[0].message.includes('nope.mp4'), String(mixed[0]));
+  t.true(!(mixed[1] instanceof Error) && same(mixed[1], direct[0]));
+  t.true(mixed[2] instanceof MediaError && mixed[2].message.includes('text.mp4'), String(mixed[2]));
+  await t.throwsAsync(() => decodeClip(path.join(dir, 'nope.mp4'), { config: tiny, mode: 'eval', cache }), { instanceOf: MediaError });
+  // The decode stage in eval mode takes the cache too.
+  const refs: ClipRef[] = files.slice(0, 2).map((p, index) => ({ kind: 'clip' as const, path: p, label: '', task: 0, taskName: 't', split: 'test', index }));
+  const hits = decodedCacheStats.hits;
+  const out = await lastValueFrom(pullable<ClipRef | TaskEnd>(refs).pipe(decode({ mode: 'eval', cache }, { config: tiny }), toArray()));
+  const staged = out as DecodedItem[];
+  t.is(decodedCacheStats.hits - hits, 2);
+  for (const [i, item] of staged.entries()) t.true(same(item, direct[i]), `stage, ${refs[i].path}`);
 });

@@ -9,7 +9,9 @@
  *
  * Inputs:  `task-end`, `step` (counted, passed through).
  * Outputs: `eval`.
- * Options (defaults): every 1, trainer (the only train node), manifest (the run's data).
+ * Options (defaults): every 1, trainer (the only train node), manifest (the run's data), cache false
+ *   (the test clips' decodes are stored in and read from the decoded cache: true or a folder; the
+ *   clips are bit for bit the same).
  * Roles: Evaluator.
  *
  * Example node:
@@ -37,13 +39,15 @@ export const evaluateOptionsSchema = z.object({
   trainer: z.string().optional(),
   /** Manifest whose test clips are evaluated (default: the run's data). */
   manifest: z.string().optional(),
+  /** The decoded cache for the test clips: false, true (media's `.cache/decoded/`) or a folder (src/eval/test-set.ts). */
+  cache: z.union([z.boolean(), z.string().min(1)]).default(false),
 });
 
 export function evaluate(
   options: z.input<typeof evaluateOptionsSchema>,
   deps: { evaluator: Evaluator; errors?: { next(e: StageError): void }; stage?: string },
 ): OperatorFunction<StellaItem, StellaItem> {
-  const { every, trainer, manifest } = evaluateOptionsSchema.parse(options);
+  const { every, trainer, manifest, cache } = evaluateOptionsSchema.parse(options);
   const errors = deps.errors ?? STDERR_ERRORS;
   const stage = deps.stage ?? 'evaluate';
   return (input) => {
@@ -58,7 +62,7 @@ export function evaluate(
           if (taskEnds % every !== 0) return [item];
           let metrics: EvalResult['metrics'];
           try {
-            metrics = await deps.evaluator.evaluate(item, { step, trainer, manifest });
+            metrics = await deps.evaluator.evaluate(item, { step, trainer, manifest, cache });
           } catch (error) {
             errors.next({ path: item.taskName, stage, message: messageOf(error) });
             return [item];

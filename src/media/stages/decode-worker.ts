@@ -20,7 +20,7 @@ export const DECODE_DEFAULTS = { concurrency: 2, mode: 'train' as const, cache: 
 export const decodeOptionsSchema = z.object({
   concurrency: z.number().int().positive().default(DECODE_DEFAULTS.concurrency),
   mode: z.enum(['train', 'eval']).default(DECODE_DEFAULTS.mode),
-  /** Train mode: decode once, augment per epoch from the cache (true: the decoder's folder; or a folder). */
+  /** The decoded cache (true: the decoder's folder; or a folder). Train mode: decode once, augment per epoch; eval mode: the clip itself, bit for bit. */
   cache: z.union([z.boolean(), z.string().min(1)]).default(DECODE_DEFAULTS.cache),
   /** With the cache: a manifest whose clips of the requested task and the next are decoded ahead (cache-warmer.ts). */
   warm: z.union([z.literal(false), z.string().min(1)]).default(DECODE_DEFAULTS.warm),
@@ -34,7 +34,7 @@ export function decodeRequest(clip: ClipRef, options: ParsedDecodeOptions, confi
     config,
     mode: options.mode,
     rng: train ? rng.fork(`${clip.path}#${clip.epoch ?? 1}`) : undefined,
-    ...(train && options.cache ? { cache: options.cache } : {}),
+    ...(options.cache ? { cache: options.cache } : {}),
   };
 }
 

@@ -12,7 +12,8 @@
  * Options (defaults): concurrency 2, mode 'train' ('eval': deterministic middle window, spec §1.2),
  *   cache false (train mode: `true` decodes each file once into the decoder's cache folder, media's
  *   `.cache/decoded/`, or a folder path; every epoch then draws its augmentation from the cache
- *   with the same per-clip draws, src/media/decoded-cache.ts says what matches exactly),
+ *   with the same per-clip draws, src/media/decoded-cache.ts says what matches exactly; eval mode:
+ *   the decoded clip is stored and read back bit for bit),
  *   warm false (with the cache on: a manifest path; when a task's clips are requested, the
  *   manifest's clips of that task and the next are decoded into the cache in the background, eight
  *   per ffmpeg run at nice 10, so the next task's epoch 1 need not wait on ffmpeg;
