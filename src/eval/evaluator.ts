@@ -32,7 +32,7 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { tokenGrid, type ModelConfig } from '../core/config.ts';
 import { disposeImportance, importanceOptionsSchema, localizedPatchImportance } from '../method/importance.ts';
-import type { AvmModule, CavBackbone } from '../model/types.ts';
+import type { AvmModule, CavBackbone, IntermediateCodes } from '../model/types.ts';
 import { retrievalMatricesFromStages, summarizeRetrieval, type RetrievalMatrices, type RetrievalSummary } from './continual-metrics.ts';
 import { localizationAuc, type LocalizationSummary } from './localization.ts';
 import type { LocalizationResult } from './results.ts';
@@ -46,7 +46,7 @@ export const evaluatorOptionsSchema = z.object({
 });
 
 export interface EvaluableModel {
-  backbone: Pick<CavBackbone, 'embed' | 'intermediate' | 'jointFromCodes'>;
+  backbone: Pick<CavBackbone, 'embed' | 'intermediate' | 'jointFromCodes' | 'embedFromCodes'>;
   avm?: Pick<AvmModule, 'inferAttention'>;
 }
 
@@ -92,11 +92,14 @@ export class ContinualEvaluator {
 
   evaluate(model: EvaluableModel): Evaluation {
     if (this.clips.length === 0) throw new RangeError('ContinualEvaluator: the test set has no clips (every test clip failed to load?)');
-    const { audio, video, dim } = this.embeddings(model);
-    const retrieval = retrievalMetrics(audio, video, { dim, categories: this.clips.map((c) => c.task) });
     const withTruth = this.clips.filter((c) => c.groundTruth);
-    if (!model.avm || withTruth.length === 0) return { retrieval };
-    const scores = this.importanceFor(model, withTruth);
+    const localize = model.avm !== undefined && withTruth.length > 0;
+    // Every clip localised, and a backbone that embeds from codes: one pass of the modality layers serves both.
+    const together = localize && withTruth.length === this.clips.length && model.backbone.embedFromCodes !== undefined;
+    const { audio, video, dim, importance } = this.pass(model, together);
+    const retrieval = retrievalMetrics(audio, video, { dim, categories: this.clips.map((c) => c.task) });
+    if (!localize) return { retrieval };
+    const scores = importance ?? this.importanceFor(model, withTruth);
     const videoAuc = localizationAuc(scores.map((s, i) => ({ scores: s.importanceV, labels: withTruth[i].groundTruth!.video, path: s.path })));
     const audioAuc = localizationAuc(scores.map((s, i) => ({ scores: s.importanceA, labels: withTruth[i].groundTruth!.audio, path: s.path })));
     return { retrieval, localization: { video: videoAuc, audio: audioAuc } };
@@ -104,53 +107,73 @@ export class ContinualEvaluator {
 
   /** Mode E embeddings of every clip: flat [n·D] audio and video rows, clip order. */
   embeddings(model: EvaluableModel): { audio: Float32Array; video: Float32Array; dim: number } {
-    const dim = this.config.embedDim;
-    const n = this.clips.length;
-    const audio = new Float32Array(n * dim), video = new Float32Array(n * dim);
-    for (let start = 0; start < n; start += this.batchSize) {
-      const batch = this.clips.slice(start, start + this.batchSize);
-      tf.tidy(() => {
-        const { v, a } = this.inputs(batch);
-        const e = model.backbone.embed(v, a);
-        if (e.a.shape[1] !== dim) throw new RangeError(`ContinualEvaluator: embeddings are [${e.a.shape}], expected width ${dim} (config '${this.config.name}')`);
-        audio.set(e.a.dataSync(), start * dim);
-        video.set(e.v.dataSync(), start * dim);
-      });
-    }
+    const { audio, video, dim } = this.pass(model, false);
     return { audio, video, dim };
   }
 
   /** I_v, I_a and the first-step top-K selection for each clip (needs the model's AVM). */
   importanceFor(model: EvaluableModel, clips: readonly TestClip[] = this.clips): ClipImportance[] {
-    const avm = model.avm;
-    if (!avm) throw new Error('ContinualEvaluator.importanceFor: the model has no AVM, so there is no patch importance');
+    if (!model.avm) throw new Error('ContinualEvaluator.importanceFor: the model has no AVM, so there is no patch importance');
     checkClips(clips, this.config);
     const out: ClipImportance[] = [];
     for (let start = 0; start < clips.length; start += this.batchSize) {
       const batch = clips.slice(start, start + this.batchSize);
       tf.tidy(() => {
         const { v, a } = this.inputs(batch);
-        // spec §5.2 (1)–(2): codes, joint embeddings of the matching pairs, raw AVM logits.
-        const codes = model.backbone.intermediate(v, a);
-        const joint = model.backbone.jointFromCodes(codes);
-        const attention = avm.inferAttention(joint.embA, joint.embV);
-        const imp = localizedPatchImportance(attention, this.importanceOptions);
-        const [Lv, La] = [imp.importanceV.shape[1], imp.importanceA.shape[1]];
-        const iv = imp.importanceV.dataSync(), ia = imp.importanceA.dataSync();
-        const ov = imp.orderV.dataSync(), oa = imp.orderA.dataSync();
-        batch.forEach((clip, b) => {
-          out.push({
-            path: clip.path,
-            importanceV: Float32Array.from(iv.subarray(b * Lv, (b + 1) * Lv)),
-            importanceA: Float32Array.from(ia.subarray(b * La, (b + 1) * La)),
-            selectedV: Int32Array.from(ov.subarray(b * Lv, b * Lv + imp.kV)),
-            selectedA: Int32Array.from(oa.subarray(b * La, b * La + imp.kA)),
-          });
-        });
-        disposeImportance(imp);
+        this.collectImportance(model, model.backbone.intermediate(v, a), batch, out);
       });
     }
     return out;
+  }
+
+  /**
+   * Every clip's Mode E embeddings, batch by batch; with `withImportance` (needs `embedFromCodes` and
+   * the AVM) each batch's Mode A codes also give its importance, as `importanceFor` computes it.
+   */
+  private pass(model: EvaluableModel, withImportance: boolean): { audio: Float32Array; video: Float32Array; dim: number; importance?: ClipImportance[] } {
+    const dim = this.config.embedDim;
+    const n = this.clips.length;
+    const audio = new Float32Array(n * dim), video = new Float32Array(n * dim);
+    const importance: ClipImportance[] = [];
+    for (let start = 0; start < n; start += this.batchSize) {
+      const batch = this.clips.slice(start, start + this.batchSize);
+      tf.tidy(() => {
+        const { v, a } = this.inputs(batch);
+        let e;
+        if (withImportance) {
+          const codes = model.backbone.intermediate(v, a);
+          e = model.backbone.embedFromCodes!(codes);
+          this.collectImportance(model, codes, batch, importance);
+        } else {
+          e = model.backbone.embed(v, a);
+        }
+        if (e.a.shape[1] !== dim) throw new RangeError(`ContinualEvaluator: embeddings are [${e.a.shape}], expected width ${dim} (config '${this.config.name}')`);
+        audio.set(e.a.dataSync(), start * dim);
+        video.set(e.v.dataSync(), start * dim);
+      });
+    }
+    return { audio, video, dim, ...(withImportance ? { importance } : {}) };
+  }
+
+  /** A batch's importance from its Mode A codes, appended to `out` (inside the caller's tidy). */
+  private collectImportance(model: EvaluableModel, codes: IntermediateCodes, batch: readonly TestClip[], out: ClipImportance[]): void {
+    // spec §5.2 (1)–(2): codes, joint embeddings of the matching pairs, raw AVM logits.
+    const joint = model.backbone.jointFromCodes(codes);
+    const attention = model.avm!.inferAttention(joint.embA, joint.embV);
+    const imp = localizedPatchImportance(attention, this.importanceOptions);
+    const [Lv, La] = [imp.importanceV.shape[1], imp.importanceA.shape[1]];
+    const iv = imp.importanceV.dataSync(), ia = imp.importanceA.dataSync();
+    const ov = imp.orderV.dataSync(), oa = imp.orderA.dataSync();
+    batch.forEach((clip, b) => {
+      out.push({
+        path: clip.path,
+        importanceV: Float32Array.from(iv.subarray(b * Lv, (b + 1) * Lv)),
+        importanceA: Float32Array.from(ia.subarray(b * La, (b + 1) * La)),
+        selectedV: Int32Array.from(ov.subarray(b * Lv, b * Lv + imp.kV)),
+        selectedA: Int32Array.from(oa.subarray(b * La, b * La + imp.kA)),
+      });
+    });
+    disposeImportance(imp);
   }
 
   /** Stacks a batch's patch tokens into [B, Lv, 3·P·P] and [B, La, P·P]. */

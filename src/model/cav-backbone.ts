@@ -197,13 +197,7 @@ export class CavBackboneModel implements CavBackbone {
   latent(video: tf.Tensor3D, audio: tf.Tensor3D): LatentEmbeddings {
     this.checkTokens('video', video, this.grid.videoTokens, this.grid.videoPatchDim);
     this.checkTokens('audio', audio, this.grid.audioTokens, this.grid.audioPatchDim);
-    return tf.tidy(() => {
-      const one = (m: 'a' | 'v', x: tf.Tensor3D) => {
-        const codes = tf.add(this.modalityPath(m, x), this.p(`inter_pos_embed_${m}`));
-        return layerNorm(this.params, `norm_${m}`, this.blocks('blocks_u', this.sharedDepth, codes, this.config.numHeads, m), this.config.layerNormEps, this.ops) as tf.Tensor3D;
-      };
-      return { latentA: one('a', audio), latentV: one('v', video) };
-    });
+    return tf.tidy(() => ({ latentA: this.latentOf('a', this.modalityPath('a', audio)), latentV: this.latentOf('v', this.modalityPath('v', video)) }));
   }
 
   embed(video: tf.Tensor3D, audio: tf.Tensor3D): RetrievalEmbeddings {
@@ -211,6 +205,23 @@ export class CavBackboneModel implements CavBackbone {
       const { latentA, latentV } = this.latent(video, audio);
       return { a: l2normalize(tf.mean(latentA, 1)) as tf.Tensor2D, v: l2normalize(tf.mean(latentV, 1)) as tf.Tensor2D };
     });
+  }
+
+  /**
+   * Mode E from Mode A's codes: `embed` without running the modality-specific layers again, for a
+   * caller that has the codes already (evaluation runs both modes on the same clips). Same ops, same values.
+   */
+  embedFromCodes(codes: IntermediateCodes): RetrievalEmbeddings {
+    return tf.tidy(() => ({
+      a: l2normalize(tf.mean(this.latentOf('a', codes.interA), 1)) as tf.Tensor2D,
+      v: l2normalize(tf.mean(this.latentOf('v', codes.interV), 1)) as tf.Tensor2D,
+    }));
+  }
+
+  /** One modality's Mode E latent from its intermediate codes: joint layers alone, then its norm. */
+  private latentOf(m: 'a' | 'v', inter: tf.Tensor): tf.Tensor3D {
+    const codes = tf.add(inter, this.p(`inter_pos_embed_${m}`));
+    return layerNorm(this.params, `norm_${m}`, this.blocks('blocks_u', this.sharedDepth, codes, this.config.numHeads, m), this.config.layerNormEps, this.ops) as tf.Tensor3D;
   }
 
   /** Mode C; the training step needs only the losses and outputs, so the diagnostics are skipped. */

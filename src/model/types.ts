@@ -66,6 +66,8 @@ export interface CavBackbone {
   jointFromCodes(codes: IntermediateCodes): JointEmbeddings;
   /** Mode E. */
   embed(video: tf.Tensor3D, audio: tf.Tensor3D): RetrievalEmbeddings;
+  /** Mode E from Mode A's codes (the same values as `embed` on the inputs that gave them). */
+  embedFromCodes?(codes: IntermediateCodes): RetrievalEmbeddings;
   /** Mode C: random MAE masking of full inputs. */
   maeRandom(video: tf.Tensor3D, audio: tf.Tensor3D, noise?: MaskingNoise): TrainForward;
   /**

@@ -367,6 +367,30 @@ test('bad inputs: an empty test set and patches of the wrong size are refused cl
   t.throws(() => new ContinualEvaluator({ config, testSet: [], batchSize: 0 }), { instanceOf: RangeError, message: /ContinualEvaluator: bad options: .*expected number to be >0.*batchSize/s });
 });
 
+test('evaluate runs the modality layers once for retrieval and localisation: the same numbers as the two passes apart', async (t) => {
+  const { testSet } = await fixture;
+  const b = model.backbone;
+  // Without embedFromCodes the evaluator runs Mode E and Mode A as two passes (the path before).
+  const apart = { backbone: { embed: b.embed.bind(b), intermediate: b.intermediate.bind(b), jointFromCodes: b.jointFromCodes.bind(b) }, avm: model.avm };
+  for (const batchSize of [3, 8]) {
+    const evaluator = new ContinualEvaluator({ config, testSet, batchSize });
+    const before = tf.memory().numTensors;
+    const together = evaluator.evaluate(model);
+    t.is(tf.memory().numTensors, before);
+    t.deepEqual(together, evaluator.evaluate(apart), `batch ${batchSize}`);
+    t.truthy(together.localization);
+  }
+  // Mode E from the codes is Mode E, bit for bit.
+  const bits = (x: tf.Tensor) => Buffer.from((x.dataSync() as Float32Array).buffer);
+  tf.tidy(() => {
+    const g = tokenGrid(config);
+    const v = tf.randomNormal([2, g.videoTokens, g.videoPatchDim], 0, 1, 'float32', 1) as tf.Tensor3D;
+    const a = tf.randomNormal([2, g.audioTokens, g.audioPatchDim], 0, 1, 'float32', 2) as tf.Tensor3D;
+    const direct = b.embed(v, a), fromCodes = b.embedFromCodes!(b.intermediate(v, a));
+    t.true(bits(direct.a).equals(bits(fromCodes.a)) && bits(direct.v).equals(bits(fromCodes.v)));
+  });
+});
+
 test('loadTestSet stops with the AbortError when its signal is aborted, collecting nothing', async (t) => {
   const { manifest } = await fixture;
   const controller = new AbortController();
