@@ -239,14 +239,35 @@ function checkpointStep(name: string): number {
   return Number(NAME_PATTERN.exec(name)![1]);
 }
 
-/** Reads and verifies one checkpoint directory; throws an Error describing the first fault. */
-export async function readCheckpoint(path: string): Promise<Omit<LoadedCheckpoint, 'warnings' | 'name'>> {
-  let text: string;
+/**
+ * Reads and verifies one checkpoint directory; throws an Error describing the first fault. A run
+ * may save the same step again while this reads (the task-end save after a periodic one): the
+ * save swaps the directory in whole, so a fault found after the manifest changed under the read is
+ * the swap, not damage, and the read starts over (a few times) on the new copy.
+ */
+export async function readCheckpoint(path: string, hooks: { afterManifest?: () => Promise<void> } = {}): Promise<Omit<LoadedCheckpoint, 'warnings' | 'name'>> {
+  for (let attempt = 1; ; attempt++) {
+    const text = await readManifestText(path);
+    // Test hook: runs once, between the first manifest read and the blobs.
+    if (attempt === 1) await hooks.afterManifest?.();
+    try {
+      return await readCheckpointWith(path, text);
+    } catch (error) {
+      const now = await readFile(join(path, MANIFEST), 'utf8').catch(() => undefined);
+      if (attempt >= 3 || now === undefined || now === text) throw error;
+    }
+  }
+}
+
+async function readManifestText(path: string): Promise<string> {
   try {
-    text = await readFile(join(path, MANIFEST), 'utf8');
+    return await readFile(join(path, MANIFEST), 'utf8');
   } catch (e) {
     throw new Error(`${MANIFEST} is missing or unreadable (${(e as NodeJS.ErrnoException).code ?? e})`);
   }
+}
+
+async function readCheckpointWith(path: string, text: string): Promise<Omit<LoadedCheckpoint, 'warnings' | 'name'>> {
   let json: unknown;
   try {
     json = JSON.parse(text);

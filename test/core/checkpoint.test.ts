@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Checkpointer, loadLatest, NoValidCheckpointError, checkpointName, type CheckpointInput } from '../../src/core/checkpoint.ts';
+import { Checkpointer, loadLatest, NoValidCheckpointError, checkpointName, readCheckpoint, type CheckpointInput } from '../../src/core/checkpoint.ts';
 import { Rng } from '../../src/core/rng.ts';
 
 async function tempDir(t: { teardown: (f: () => Promise<void>) => void }) {
@@ -48,6 +48,20 @@ test('round trip: blobs, state and RNG come back exactly', async (t) => {
   const original = Rng.fromSeed(123).fork('masking');
   original.uniform();
   t.is(restored.uniform(), original.uniform());
+});
+
+test('a step saved again while it is being read: the read starts over on the new copy instead of calling it damaged', async (t) => {
+  const dir = await tempDir(t);
+  const ck = new Checkpointer({ dir, onWarning: () => t.fail('no warning expected') });
+  const first = await ck.save(input(2));
+  const again = { ...input(2), blobs: { ...input(2).blobs, replay: new Uint8Array([1, 2, 3, 4, 5, 6, 7]) } };
+  // The task-end save of step 2 lands between the reader's manifest and its blobs.
+  const loaded = await readCheckpoint(first.path, { afterManifest: async () => { await ck.save(again); } });
+  t.deepEqual(loaded.blobs.replay, again.blobs.replay);
+  t.is(loaded.step, 2);
+  // Damage that is not a swap is still reported.
+  await writeFile(join(first.path, (await readCheckpoint(first.path)).manifest.blobs.replay.file), new Uint8Array([0]));
+  await t.throwsAsync(readCheckpoint(first.path), { message: /blob 'replay' .* has 1 bytes, the manifest records 7/ });
 });
 
 test('keeps only the newest K checkpoints', async (t) => {

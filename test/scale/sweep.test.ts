@@ -12,8 +12,9 @@ import { parseResults, type Results } from '../../src/eval/results.ts';
 import { REPO_ROOT } from '../helpers.ts';
 import { hasRedisServer, NO_REDIS_SERVER, RedisServer } from './redis-server.ts';
 
-// 2 tasks × 2 classes, 2 train + 1 test clip per class, batch 2 → 4 steps, a checkpoint after each.
-const SMALL = ['data.tasks=2', 'data.classes=2', 'data.train=2', 'data.test=1', 'train.epochs=1', 'train.batchSize=2', 'train.memory=4', 'checkpoint.every=1', 'report.clips=0'];
+// 2 tasks × 2 classes, 2 train + 1 test clip per class, batch 2, 2 epochs → 8 steps, a checkpoint after each
+// (enough that a run is still going when the tests below stop or kill its worker after its first checkpoints).
+const SMALL = ['data.tasks=2', 'data.classes=2', 'data.train=2', 'data.test=1', 'train.epochs=2', 'train.batchSize=2', 'train.memory=4', 'checkpoint.every=1', 'report.clips=0'];
 const tmp = () => mkdtemp(path.join(os.tmpdir(), 'stella-sweep-'));
 const options = (out: string, extra: Partial<SweepOptions> = {}): SweepOptions => ({
   selectors: ['stella', 'random'], seeds: [2021], sets: SMALL, out, jobs: 1, attempts: 2, fresh: false, tableOnly: false, log: process.env.SWEEP_DEBUG ? (l) => process.stderr.write(`${l}\n`) : () => {}, ...extra,
