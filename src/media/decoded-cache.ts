@@ -231,6 +231,13 @@ async function cacheEntry(file: string, config: ModelConfig, audioSeconds: numbe
   return { key, name: path.join(dir, `${createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 40)}.bin`) };
 }
 
+/** Counts a hit on the record `name` and touches it: recently used, pruned last. */
+function countHit(name: string): void {
+  decodedCacheStats.hits++;
+  const now = new Date();
+  void utimes(name, now, now).catch(() => {});
+}
+
 /**
  * The stored clip for `file` under `dir`, decoding (once, also across concurrent callers) on a miss;
  * `niceness` is the ffmpeg child's nice value for a decode this call starts.
@@ -242,9 +249,7 @@ export async function storedClip(file: string, config: ModelConfig, audioSeconds
   const { key, name } = entry;
   const stored = await readStored(name, key, config);
   if (stored) {
-    decodedCacheStats.hits++;
-    const now = new Date();
-    void utimes(name, now, now).catch(() => {}); // recently used: pruned last
+    countHit(name);
     return stored;
   }
   let pending = inFlight.get(name);
@@ -358,10 +363,11 @@ async function readEvalStored(name: string, key: object, file: string, config: M
     const videoLength = config.numFrames * 3 * config.imageSize * config.imageSize;
     const fbankLength = config.audioFrames * config.melBins;
     if (bytes.length !== dataOffset + 4 * (videoLength + fbankLength)) return undefined;
-    // Copies into fresh buffers: the arrays are transferred between threads and must own theirs.
-    const floats = new Float32Array(videoLength + fbankLength);
-    new Uint8Array(floats.buffer).set(bytes.subarray(dataOffset));
-    return { path: file, video: floats.slice(0, videoLength), fbank: floats.slice(videoLength), info: h.info };
+    // Each array gets a buffer of its own (items are transferred between threads), copied once from the file's bytes.
+    const video = new Float32Array(videoLength), fbank = new Float32Array(fbankLength);
+    new Uint8Array(video.buffer).set(bytes.subarray(dataOffset, dataOffset + video.byteLength));
+    new Uint8Array(fbank.buffer).set(bytes.subarray(dataOffset + video.byteLength));
+    return { path: file, video, fbank, info: h.info };
   } catch {
     return undefined;
   }
@@ -386,9 +392,7 @@ export async function decodeEvalClips(
     const entry = await cacheEntry(file, config, audioSeconds, dir, 'eval');
     const stored = entry && (await readEvalStored(entry.name, entry.key, file, config));
     if (stored) {
-      decodedCacheStats.hits++;
-      const now = new Date();
-      void utimes(entry.name, now, now).catch(() => {}); // recently used: pruned last
+      countHit(entry.name);
       out[index] = stored;
     } else {
       missing.push({ index, ...entry });

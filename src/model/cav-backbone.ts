@@ -201,10 +201,7 @@ export class CavBackboneModel implements CavBackbone {
   }
 
   embed(video: tf.Tensor3D, audio: tf.Tensor3D): RetrievalEmbeddings {
-    return tf.tidy(() => {
-      const { latentA, latentV } = this.latent(video, audio);
-      return { a: l2normalize(tf.mean(latentA, 1)) as tf.Tensor2D, v: l2normalize(tf.mean(latentV, 1)) as tf.Tensor2D };
-    });
+    return tf.tidy(() => pooled(this.latent(video, audio)));
   }
 
   /**
@@ -212,10 +209,7 @@ export class CavBackboneModel implements CavBackbone {
    * caller that has the codes already (evaluation runs both modes on the same clips). Same ops, same values.
    */
   embedFromCodes(codes: IntermediateCodes): RetrievalEmbeddings {
-    return tf.tidy(() => ({
-      a: l2normalize(tf.mean(this.latentOf('a', codes.interA), 1)) as tf.Tensor2D,
-      v: l2normalize(tf.mean(this.latentOf('v', codes.interV), 1)) as tf.Tensor2D,
-    }));
+    return tf.tidy(() => pooled({ latentA: this.latentOf('a', codes.interA), latentV: this.latentOf('v', codes.interV) }));
   }
 
   /** One modality's Mode E latent from its intermediate codes: joint layers alone, then its norm. */
@@ -390,6 +384,11 @@ export function videoTargetLayout(video: tf.Tensor3D, patchSize: number): tf.Ten
   const [b, l, d] = video.shape;
   const channels = d / (patchSize * patchSize);
   return tf.reshape(tf.transpose(tf.reshape(video, [b, l, channels, patchSize * patchSize]), [0, 1, 3, 2]), [b, l, d]);
+}
+
+/** Mode E's retrieval embeddings from its latents: mean over tokens, then unit length. */
+function pooled({ latentA, latentV }: LatentEmbeddings): { a: tf.Tensor2D; v: tf.Tensor2D } {
+  return { a: l2normalize(tf.mean(latentA, 1)) as tf.Tensor2D, v: l2normalize(tf.mean(latentV, 1)) as tf.Tensor2D };
 }
 
 function l2normalize(x: tf.Tensor): tf.Tensor {
