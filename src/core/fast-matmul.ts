@@ -334,43 +334,85 @@ export function withSharedSaves<T>(fn: () => T): T {
 
 let freeingDepth = 0;
 let freeingTapeInstalled = false;
-/** The upstream gradients of the tape node processed last, and what its gradient thunks returned. */
-let processed: { dys: tf.Tensor[]; returned: Set<tf.Tensor> } | undefined;
 
-/** Frees the gradients that flowed into the node processed last: no later node reads them. */
+/**
+ * Kernels whose registered gradient reads only the shapes of the tensors tfjs saves for it (checked
+ * against tfjs-core's gradients/*_grad.js): `Reshape` and `Add`, for instance, save their inputs just
+ * to reshape or reduce dy back to them. A disposed tensor keeps its shape, so these saves are let go
+ * as the node is recorded instead of holding every residual stream and head split until the backward
+ * reaches them.
+ */
+const SHAPE_ONLY_SAVES = new Set(['Reshape', 'ExpandDims', 'Add', 'Sub', 'AddN', 'Concat', 'Pack', 'Mean', 'Sum', 'PadV2', 'Slice']);
+
+/** The tape node processed last: what flowed into it, what was saved for it, what its thunks returned. */
+interface ProcessedNode {
+  dys: tf.Tensor[];
+  saved: tf.Tensor[];
+  /** Tensors its gradient function made before returning its thunks (Softmax's dy·y), read by them. */
+  made: tf.Tensor[];
+  returned: Set<tf.Tensor>;
+  /** Returned gradients that tfjs added into an input's existing gradient (dead once added). */
+  added: tf.Tensor[];
+}
+let processed: ProcessedNode | undefined;
+/** Ids of the tensors that already have a gradient in this backward, and the gradients that became theirs. */
+let accumulated = { inputs: new Set<number>(), gradients: new Set<tf.Tensor>() };
+
+/**
+ * Frees what the node processed last no longer needs: its upstream gradients, the tensors saved for
+ * it (its own handles: tfjs keeps a clone per node, so a buffer goes only when nothing else holds it),
+ * what its gradient function made for its thunks, and the gradients tfjs has already added into an
+ * input's total.
+ */
 function releaseProcessed(): void {
   if (!processed) return;
-  for (const dy of processed.dys) if (!processed.returned.has(dy)) dy.dispose();
+  const { dys, saved, made, returned, added } = processed;
+  for (const t of [...dys, ...saved, ...made]) if (!returned.has(t)) t.dispose();
+  for (const t of added) if (!accumulated.gradients.has(t)) t.dispose();
   processed = undefined;
 }
 
 /**
  * Wraps the gradient of every tape node recorded while `freeingDepth > 0`. tfjs' backprop visits the
  * nodes in reverse, calling a node's gradient and then all of its input thunks before it moves on,
- * and frees nothing until the whole backward ends; so when the next node's gradient is called, the
- * previous node's upstream gradients (its outputs' dy) are dead, except one a thunk passed on as is.
+ * and frees nothing until the whole backward ends. So when the next node's gradient is called, the
+ * previous node's upstream gradients (its outputs' dy), its saved tensors and whatever its gradient
+ * function made for its thunks are dead, except a tensor a thunk passed on as is; and a thunk's
+ * result is dead too where its input already had a gradient, since tfjs then keeps the sum (a weight
+ * used twice, a residual stream).
  */
 function ensureFreeingTape(): void {
   if (freeingTapeInstalled) return;
   freeingTapeInstalled = true;
-  type TapeNode = { gradient?: (dys: (tf.Tensor | null)[]) => Record<string, () => tf.Tensor> };
-  const engine = tf.engine() as unknown as { state: { activeTape: TapeNode[] } };
+  type TapeNode = {
+    kernelName?: string;
+    inputs?: Record<string, tf.Tensor>;
+    saved?: tf.Tensor[];
+    gradient?: (dys: (tf.Tensor | null)[]) => Record<string, () => tf.Tensor>;
+  };
+  const engine = tf.engine() as unknown as { state: { activeTape: TapeNode[]; activeScope: { track: tf.Tensor[] } | null } };
   const proto = Object.getPrototypeOf(engine) as { addTapeNode: (...args: unknown[]) => void };
   const addTapeNode = proto.addTapeNode;
   proto.addTapeNode = function (this: typeof engine, ...args: unknown[]) {
     addTapeNode.apply(this, args);
     if (freeingDepth === 0) return;
     const node = this.state.activeTape[this.state.activeTape.length - 1];
+    if (node.kernelName && SHAPE_ONLY_SAVES.has(node.kernelName)) for (const t of node.saved ?? []) t.dispose();
     const gradient = node.gradient;
     if (!gradient) return;
     node.gradient = (dys) => {
       releaseProcessed();
+      const scope = engine.state.activeScope, before = scope?.track.length ?? 0;
       const thunks = gradient(dys);
-      const current = { dys: dys.filter((d): d is tf.Tensor => d != null), returned: new Set<tf.Tensor>() };
+      const made = scope ? scope.track.slice(before) : [];
+      const current: ProcessedNode = { dys: dys.filter((d): d is tf.Tensor => d != null), saved: node.saved ?? [], made, returned: new Set(), added: [] };
       processed = current;
       return Object.fromEntries(Object.entries(thunks).map(([name, thunk]) => [name, () => {
         const dx = thunk();
         current.returned.add(dx);
+        const input = node.inputs?.[name];
+        if (input && accumulated.inputs.has(input.id)) current.added.push(dx);
+        else if (input) { accumulated.inputs.add(input.id); accumulated.gradients.add(dx); }
         return dx;
       }]));
     };
@@ -378,18 +420,20 @@ function ensureFreeingTape(): void {
 }
 
 /**
- * Runs `fn` (a forward + backward through tf.variableGrads or tf.grads) with each node's upstream
- * gradients freed once its own gradients are computed, as PyTorch's autograd does; tfjs otherwise
- * keeps every intermediate gradient of the step alive until the backward ends. Same values.
+ * Runs `fn` (a forward + backward through tf.variableGrads or tf.grads) with what each node of the
+ * backward read freed once it has run, as PyTorch's autograd does; tfjs otherwise keeps every
+ * intermediate gradient and saved tensor of the step alive until the backward ends. Same values.
  */
 export function withFreeingBackward<T>(fn: () => T): T {
   ensureFreeingTape();
+  if (freeingDepth === 0) accumulated = { inputs: new Set(), gradients: new Set() };
   freeingDepth++;
   try {
     return fn();
   } finally {
     freeingDepth--;
     processed = undefined; // the gradients scope frees what is left
+    if (freeingDepth === 0) accumulated = { inputs: new Set(), gradients: new Set() };
   }
 }
 

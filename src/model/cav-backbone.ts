@@ -160,7 +160,12 @@ export class CavBackboneModel implements CavBackbone {
   }
 
   private blocks(prefix: string, count: number, x: tf.Tensor, heads: number, modality?: 'a' | 'v'): tf.Tensor {
-    for (let i = 0; i < count; i++) x = block(this.ops, this.params, `${prefix}.${i}`, x, heads, this.config.layerNormEps, modality);
+    for (let i = 0; i < count; i++) {
+      const next = block(this.ops, this.params, `${prefix}.${i}`, x, heads, this.config.layerNormEps, modality);
+      // A previous block's output: what its gradient needs, the tape has saved.
+      if (i > 0) x.dispose();
+      x = next;
+    }
     return x;
   }
 

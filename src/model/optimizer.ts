@@ -33,6 +33,12 @@ export const adamOptionsSchema = z.object({
   beta2: z.number().min(0).max(1).default(0.999),
   eps: z.number().positive().default(1e-8),
   weightDecay: z.number().min(0).default(5e-7),
+  /**
+   * Bytes of new parameter values one update call makes before they replace the old ones: the step
+   * never holds a second copy of all the weights. Small next to `base` (~730 MiB) and larger than all
+   * of `tiny`, which stays one kernel call per step.
+   */
+  updateChunkBytes: z.number().int().positive().default(64 * 2 ** 20),
 });
 export type AdamOptions = z.input<typeof adamOptionsSchema>;
 
@@ -139,6 +145,20 @@ interface UpdateSlot {
 
 const ADAM_UPDATE = 'StellaAdamUpdate';
 
+/** Consecutive runs of `items` whose parameters hold at most `maxBytes` (a larger one alone). */
+function updateChunks<T extends { p: OptimizedParam }>(items: T[], maxBytes: number): T[][] {
+  const chunks: T[][] = [];
+  let current: T[] = [], bytes = 0;
+  for (const item of items) {
+    const size = item.p.variable.size * 4;
+    if (current.length && bytes + size > maxBytes) { chunks.push(current); current = []; bytes = 0; }
+    current.push(item);
+    bytes += size;
+  }
+  if (current.length) chunks.push(current);
+  return chunks;
+}
+
 /**
  * Registers `StellaAdamUpdate` for wasm: inputs `theta{i}`, `grad{i}` for every slot i; returns the
  * new parameter values (fresh buffers), reading inputs as heap views (no copies, one kernel call).
@@ -228,25 +248,28 @@ export class Adam {
     }
     if (!updated.length) return;
     const onHeap = tf.getBackend() === 'wasm' && updated.every((u) => u.grad.dtype === 'float32' && u.p.variable.dtype === 'float32');
-    let next: tf.Tensor[];
-    if (onHeap) {
-      ensureAdamKernel();
-      const inputs: Record<string, tf.Tensor> = {};
-      updated.forEach((u, i) => { inputs[`theta${i}`] = u.p.variable; inputs[`grad${i}`] = u.grad; });
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- attrs carry the JS moment arrays
-      next = tf.engine().runKernel(ADAM_UPDATE, inputs, { slots: updated.map((u) => u.slot), constants } as any) as unknown as tf.Tensor[];
-    } else {
-      next = updated.map(({ p, grad, slot }) => {
-        const out = new Float32Array(p.variable.size);
-        const { m, v } = slot.moments.arrays();
-        adamUpdate(p.variable.dataSync() as Float32Array, grad.dataSync() as Float32Array, m, v, out, slot.decay, constants);
-        return tf.tensor(out, p.variable.shape, 'float32');
+    if (onHeap) ensureAdamKernel();
+    // A chunk at a time, each new value assigned (the old one freed) before the next chunk is computed.
+    for (const chunk of updateChunks(updated, this.options.updateChunkBytes)) {
+      let next: tf.Tensor[];
+      if (onHeap) {
+        const inputs: Record<string, tf.Tensor> = {};
+        chunk.forEach((u, i) => { inputs[`theta${i}`] = u.p.variable; inputs[`grad${i}`] = u.grad; });
+        // eslint-disable-next-line @typescript-eslint/no-explicit-any -- attrs carry the JS moment arrays
+        next = tf.engine().runKernel(ADAM_UPDATE, inputs, { slots: chunk.map((u) => u.slot), constants } as any) as unknown as tf.Tensor[];
+      } else {
+        next = chunk.map(({ p, grad, slot }) => {
+          const out = new Float32Array(p.variable.size);
+          const { m, v } = slot.moments.arrays();
+          adamUpdate(p.variable.dataSync() as Float32Array, grad.dataSync() as Float32Array, m, v, out, slot.decay, constants);
+          return tf.tensor(out, p.variable.shape, 'float32');
+        });
+      }
+      chunk.forEach((u, i) => {
+        u.p.variable.assign(next[i]);
+        next[i].dispose();
       });
     }
-    updated.forEach((u, i) => {
-      u.p.variable.assign(next[i]);
-      next[i].dispose();
-    });
   }
 
   getState(): AdamState {

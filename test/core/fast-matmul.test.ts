@@ -247,6 +247,47 @@ test('withFreeingBackward: the same gradients bit for bit, with each upstream gr
   tf.dispose([x, w1, w2, v1, v2]);
 });
 
+test('withFreeingBackward: saved tensors, what a gradient made for its thunks, shape-only saves and gradients already summed are freed as the backward goes', (t) => {
+  const S = 128 * 128 * 4;
+  const x = rand([128, 128]), v = tf.variable(rand([128, 128]));
+  // tf.memory() when the backward reaches the probe: where it sits, what the chain still holds there.
+  let held = 0;
+  const probe = tf.customGrad(((a: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([]);
+    return { value: a.clone(), gradFunc: (dy: tf.Tensor) => { held = tf.memory().numBytes; return [dy.clone()]; } };
+  }) as any) as (a: tf.Tensor) => tf.Tensor;
+  const cases: { name: string; chain: (h: tf.Tensor, n: number) => tf.Tensor; probeAt: 'first' | 'last'; n: number; plainKeeps: number }[] = [
+    // Softmax saves its output, and its gradient makes dy·y for its thunk: seen as the backward
+    // reaches the first op, n softmaxes later.
+    { name: 'saved', chain: (h, n) => { for (let i = 0; i < n; i++) h = tf.softmax(h); return h; }, probeAt: 'first', n: 6, plainKeeps: 6 },
+    // Reshape and Add save their inputs only for their shapes: seen as the backward starts.
+    { name: 'shape-only', chain: (h, n) => { for (let i = 0; i < n; i++) h = tf.reshape(tf.add(tf.reshape(h, [128 * 128]), 1), [128, 128]); return h; }, probeAt: 'last', n: 6, plainKeeps: 6 },
+    // h read by n ops: n - 1 of its gradients are added into the first one's total.
+    { name: 'summed', chain: (h, n) => tf.addN(Array.from({ length: n }, (_, k) => tf.add(h, k))), probeAt: 'first', n: 6, plainKeeps: 5 },
+  ];
+  const tensors = tf.memory().numTensors;
+  for (const { name, chain, probeAt, n, plainKeeps } of cases) {
+    const run = (wrap: <T>(f: () => T) => T, length: number) => tf.tidy(() => {
+      const loss = () => {
+        const h = tf.matMul(x, v);
+        const out = probeAt === 'first' ? chain(probe(h), length) : probe(chain(h, length));
+        return tf.sum(tf.tanh(out)) as tf.Scalar;
+      };
+      const { grads } = wrap(() => tf.variableGrads(loss, [v]));
+      return { grad: Array.from(grads[v.name].dataSync()), held };
+    });
+    const plain = run((f) => f(), n), freeing = run(withFreeingBackward, n);
+    t.deepEqual(freeing.grad, plain.grad, `${name}: gradients bit for bit`);
+    // What the chain's ops add to the bytes held at the probe: against a chain of one op.
+    const extra = (wrap: <T>(f: () => T) => T, m: { held: number }) => (m.held - run(wrap, 1).held) / S;
+    const withFreeing = extra(withFreeingBackward, freeing), withoutFreeing = extra((f) => f(), plain);
+    t.true(withoutFreeing >= plainKeeps - 1, `${name}: plain tfjs keeps ${withoutFreeing} × [128, 128] more`);
+    t.true(withFreeing <= 0, `${name}: ${n} ops keep ${withFreeing} × [128, 128] more than one op at the probe`);
+  }
+  t.is(tf.memory().numTensors, tensors, 'nothing left behind');
+  tf.dispose([x, v]);
+});
+
 test('fastGatherRows equals tf.gather, sums repeated-row gradients and names a bad index', (t) => {
   const x = rand([4, 3]) as tf.Tensor2D;
   const idx = tf.tensor1d([2, 0, 2, 3], 'int32');

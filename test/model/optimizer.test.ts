@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/core/backend.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { Adam, type OptimizedParam } from '../../src/model/optimizer.ts';
+import { measurePeakBytes } from '../../src/model/step-bench.ts';
 
 test.before(async () => { await initBackend(); });
 
@@ -14,7 +15,9 @@ function makeParams(seed: string): OptimizedParam[] {
   const rng = Rng.fromSeed(seed);
   return SHAPES.map((shape, i) => {
     const values = rng.fillUniform(new Float32Array(shape.reduce((a, b) => a * b, 1))).map((x) => x * 2 - 1);
-    return { key: `p${i}`, variable: tf.variable(tf.tensor(values, shape)), decay: shape.length >= 2 && i !== 2 };
+    const initial = tf.tensor(values, shape), variable = tf.variable(initial);
+    initial.dispose(); // the variable alone holds the values, as ParamStore's do
+    return { key: `p${i}`, variable, decay: shape.length >= 2 && i !== 2 };
   });
 }
 
@@ -75,6 +78,30 @@ test('fused Adam equals the tensor formulation bit for bit over 4 steps (decay a
   t.notDeepEqual(Array.from(fused[0].variable.dataSync()), Array.from(makeParams('theta')[0].variable.dataSync()), 'the parameters moved');
   adam.dispose();
   for (const p of [...fused, ...reference]) p.variable.dispose();
+});
+
+test('chunked update: the same values bit for bit, and never a second copy of all the weights', (t) => {
+  const run = (updateChunkBytes?: number) => {
+    const params = makeParams('theta');
+    const adam = new Adam(params, { ...OPTIONS, updateChunkBytes });
+    let peakRise = 0;
+    for (let step = 1; step <= 3; step++) {
+      const grads = gradients(step);
+      const m = measurePeakBytes(() => adam.apply(grads));
+      peakRise = Math.max(peakRise, m.heldRise);
+      tf.dispose([...grads.values()]);
+    }
+    const values = params.map((p) => Array.from(p.variable.dataSync()));
+    adam.dispose();
+    params.forEach((p) => p.variable.dispose());
+    return { values, peakRise };
+  };
+  const sizes = SHAPES.map((shape) => shape.reduce((a, b) => a * b, 1) * 4);
+  const total = sizes.reduce((a, b) => a + b), largest = Math.max(...sizes);
+  const whole = run(), chunked = run(largest);
+  t.deepEqual(chunked.values, whole.values);
+  t.true(whole.peakRise >= total, `one chunk: the update held ${whole.peakRise} B of new values (all weights: ${total} B)`);
+  t.true(chunked.peakRise <= largest, `chunks of ${largest} B: the update held at most ${chunked.peakRise} B`);
 });
 
 test('state round trip: a restored Adam continues bit for bit; gradient shape and state errors name the parameter', (t) => {
