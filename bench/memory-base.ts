@@ -144,13 +144,17 @@ const MB = (stella: number, der: number) => ({ stella: stella * 2 ** 20, der: de
 /**
  * Peak bytes after each earlier stage of the changes below, in the order they landed:
  * the first two (freeingGrad, the disposed initial tensors); the first five (block scopes, off-tape
- * targets, scaleBy); the first six (the freeing backward), before the matching loss was differentiated apart.
+ * targets, scaleBy); the first six (the freeing backward), before the matching loss was differentiated apart;
+ * the first seven, before the backward freed saved tensors and the rest of this round's list.
  */
 const HISTORY: [string, HistoryPeaks][] = [
   ['with the first two', { 1: MB(7471.5, 12419.8), 2: MB(13291.7, 23188.4), tiny: { stella: 130450280, der: 187810664 } }],
   ['with the first five', { 1: MB(6038.3, 9252.0), 2: MB(10339.2, 16803.1), 3: MB(14644.2, 24371.9), 4: MB(18958.3, 31940.7), tiny: { stella: 114601256, der: 130537376 } }],
   ['with the first six', { 1: MB(4859.7, 7376.7), 2: MB(8055.7, 13104.2), 3: MB(11251.7, 18831.7), 4: MB(14447.7, 24559.2), tiny: { stella: 96537884, der: 122480436 } }],
+  ['with the first seven', { 1: MB(4729.7, 7376.7), 2: MB(7787.6, 13104.2), 3: MB(10845.5, 18831.7), 4: MB(13903.4, 24559.2), tiny: { stella: 83413820, der: 122480436 } }],
 ];
+/** Held (distinct-buffer) peaks with the first seven, as that run printed them (MiB). */
+const HELD_SEVEN: Record<number, { stella: number; der: number }> = { 1: MB(3384.7, 5216.1), 2: MB(5105.3, 8790.6), 3: MB(6825.9, 12365.1), 4: MB(8546.5, 15939.6) };
 /** One row of the history table: STELLA's and DER++'s peaks and the saving. */
 const historyRow = (label: string, p: { stella: number; der: number }) => `| ${label} | ${MiB(p.stella)} MiB | ${MiB(p.der)} MiB | ${pct(1 - p.stella / p.der)} less |`;
 const tinyCheck = (s: string) => checks.find((c) => c.selector === s);
@@ -214,16 +218,16 @@ Reading: peak tensor bytes count every live tensor handle (a reshaped view count
 figure of this file), so they exceed the memory actually held; they are comparable between selectors.
 The held peak counts each backing buffer once (\`measurePeakBytes\`' \`heldRise\`: bytes of the data ids
 tfjs tracks, added when a new one appears and removed when tfjs drops it), which is what the step
-really holds: the saved weight of every linear (a shared handle of the parameter) and the views of
-attention's head splits drop out. DER++ holds more of those views (its decoder runs on every patch),
-so its held peak falls further, and at batch 1 the saving in held bytes is lower than in handles.
+really holds: the views of reshapes and head splits drop out. DER++ holds more of those views (its
+decoder runs on every patch), so its held peak falls further, and the saving in held bytes is lower
+than in handles.
 Both exclude the Adam moments (outside tfjs: the wasm heap or host arrays), the same for both
 selectors; a PyTorch figure would count them (twice the weights), which lowers every ratio.
 
 **What the step stopped keeping alive** (issue 12: "what else STELLA can stop keeping alive without
-changing its numbers"). Seven things, the first six for every selector, the last for STELLA's family; the
-values are the same ops in the same order (STELLA's and DER++'s losses over 4 steps are bit-identical
-before and after each, wasm, tiny, batch 4):
+changing its numbers"). Fourteen things, all for every selector except the seventh and the fourteenth
+(STELLA's family); the values are the same ops in the same order (STELLA's and DER++'s losses over 4
+steps are bit-identical before and after each, wasm, tiny, batch 4):
 - tfjs calls a \`tf.customGrad\` gradient outside the per-node tidy scope of the backward and frees
   every node's incoming gradient and saved tensors only when the whole backward ends, so the fast path's
   gradients (linear, layer norm, GELU, attention, gathers) kept all their intermediates, every upstream
@@ -254,23 +258,52 @@ before and after each, wasm, tiny, batch 4):
   pass over the sum, bit for bit (test \`trainStepSplit: …\`, test/model/model-service.test.ts), and the
   step no longer holds the AVM's cross-attention (12 heads over every audio × video token pair) while
   the backbone's activations peak.
+- tfjs keeps every tensor it saved for a gradient until the whole backward ends, and what a native
+  gradient makes before returning its thunks (Softmax's dy·y), and every per-use gradient of a tensor
+  read twice (a weight shared by streams, a residual stream) after adding it into the total.
+  \`withFreeingBackward\` now frees all three once the node has run, as PyTorch's autograd does (test
+  \`withFreeingBackward: saved tensors, what a gradient made…\`): at the end of the backward the softmax
+  outputs of every block were still alive.
+- Reshape, Add, Sub, Concat and a few other kernels save their inputs only for their shapes, which kept
+  every residual stream, head split and qkv output alive until the backward reached them. A disposed
+  tensor keeps its shape, so these saves are let go as the node is recorded.
+- Adam made every new weight before assigning any: a second copy of all the weights (730 MiB at base)
+  beside the gradients. It now updates 64 MiB at a time (\`updateChunkBytes\`; one call at tiny), the
+  same values bit for bit (test \`chunked update: …\`, test/model/optimizer.test.ts).
+- A block's output stayed tracked by the caller's scope until the whole forward ended, and so did the
+  encoders' token sums, gathered rows and consumed streams. A block frees the previous block's output,
+  and the encode, shared-middle and decode parts of the forward each run in their own scope.
+- GELU saved its input and Φ, and fc2 saved GELU's output: three [N, 4D] tensors per block where
+  PyTorch keeps two. GELU and fc2 are one op now (\`fastGeluLinear2d\`) that saves x and Φ(x) and makes
+  GELU(x) = x·Φ(x) again in the backward, the forward kernel's own product, so the same bits.
+- A linear saved a handle of its weight for the gradient: no new buffer, but tf.memory() counted the
+  weight's bytes again at every use (about 1.2 GiB of the handle figure at base). The gradient reads
+  the variable itself now (no variable changes between a forward and its backward); this moves the
+  handle figures only, not the held ones.
+- STELLA's AVM gradients waited through the whole backbone pass for the one Adam step. A finite AVM
+  part is now applied first (\`Adam.beginStep\`: one step whose gradients come in parts, the same update
+  bit for bit), so its gradients are freed before the backbone runs; the backbone pass is watched, and
+  reading an AVM weight there is an error that names it (test \`trainStepSplit applies a finite part…\`).
 The third to fifth help DER++ more than STELLA in absolute terms (its full-length Mode-C forward had more
 intermediates to free), so the relative saving went down while both peaks fell: the earlier figures
-counted memory that tfjs, unlike PyTorch's autograd, kept for no gradient. Effect on the in-step peak
+counted memory that tfjs, unlike PyTorch's autograd, kept for no gradient. The eighth to thirteenth
+help both alike, and at batch 1 STELLA's peak, like DER++'s, is now at the start of the backward.
+Held (distinct-buffer) peaks with the first seven were ${[1, 2, 3, 4].map((b) => `${MiB(HELD_SEVEN[b].stella)} against ${MiB(HELD_SEVEN[b].der)} MiB at batch ${b}`).join(', ')}. Effect on the in-step peak
 (the same measurement, shape-only cpu kernels, one warm-up and one measured step; peaks are
 deterministic, so one run each):
 
 | | STELLA | DER++ | STELLA vs DER++ |
 | --- | --- | --- | --- |
-${batches.includes(2) && !naive ? `${historyRow('base, batch 2, before all seven', BEFORE)}
+${batches.includes(2) && !naive ? `${historyRow('base, batch 2, before all of them', BEFORE)}
 ${historyRow('base, batch 2, with freeingGrad only', FREEING_ONLY)}
-` : ''}${!naive ? HISTORY.flatMap(([label, p]) => batches.filter((b) => p[b]).map((b) => historyRow(`base, batch ${b}, ${label}`, p[b]!))).map((row) => `${row}\n`).join('') : ''}${batches.map((b) => historyRow(`base, batch ${b}, now (all seven)`, { stella: peak('stella', b), der: peak('der++', b) })).join('\n')}
-${tinyNow && validateBatch === 4 ? `${historyRow(`tiny, batch ${validateBatch}, before all seven (the Selectors section)`, { stella: BEFORE.tinyStella, der: BEFORE.tinyDer })}
-${HISTORY.map(([label, p]) => `${historyRow(`tiny, batch ${validateBatch}, ${label}`, p.tiny)}\n`).join('')}${historyRow(`tiny, batch ${validateBatch}, now (all seven)`, tinyNow)}
+` : ''}${!naive ? HISTORY.flatMap(([label, p]) => batches.filter((b) => p[b]).map((b) => historyRow(`base, batch ${b}, ${label}`, p[b]!))).map((row) => `${row}\n`).join('') : ''}${batches.map((b) => historyRow(`base, batch ${b}, now (all fourteen)`, { stella: peak('stella', b), der: peak('der++', b) })).join('\n')}
+${tinyNow && validateBatch === 4 ? `${historyRow(`tiny, batch ${validateBatch}, before all of them (the Selectors section)`, { stella: BEFORE.tinyStella, der: BEFORE.tinyDer })}
+${HISTORY.map(([label, p]) => `${historyRow(`tiny, batch ${validateBatch}, ${label}`, p.tiny)}\n`).join('')}${historyRow(`tiny, batch ${validateBatch}, now (all fourteen)`, tinyNow)}
 ` : ''}
 **On wasm no base training step fits.** tfjs-wasm is 32-bit WebAssembly: its heap stops at 4 GiB
 (Emscripten's \`getHeapMax()\`, 4 GiB − 64 KiB), whatever the machine has. Measured here
-(\`STELLA_WASM_THREADS=1\`, STELLA, batch 1, one step): building the model took the heap to 0.80 GiB
+(\`STELLA_WASM_THREADS=1\`, STELLA, batch 1, one step, with the first seven of the changes above; not
+measured again since): building the model took the heap to 0.80 GiB
 (tf.memory() said 1.43 GiB: it counted every weight twice, see the initial tensors above); the first step then filled the heap
 (process RSS 3.4 GiB and rising) and aborted inside XNNPACK (\`xnn_create_fully_connected_nc_f32 …
 status 6\`, \`Aborted()\`, from a BatchMatMul) after about 7 minutes on the loaded machine. Batch 2 fails

@@ -18,6 +18,7 @@
  * Ref: DESIGN.md "Speed notes"; spec Appendix B.
  */
 import * as tf from '@tensorflow/tfjs';
+import { geluGradKernel, geluKernel, hasGeluKernels } from './gelu-kernel.ts';
 import { slicedMatMul } from './sliced-matmul.ts';
 import { weightGradsKernel } from './weight-grads-kernel.ts';
 import { linearKernel, product2d, transposeHalves } from './view-kernels.ts';
@@ -73,15 +74,31 @@ export function asConstant<T extends tf.Tensor>(x: tf.Tensor, fn: (x: tf.Tensor)
   return op(x) as T;
 }
 
+/**
+ * Saves `tensors` for a gradient except the variables among them, and returns how the gradient gets
+ * all of them back: a variable is read directly, since none changes between a forward and its
+ * backward (the optimiser runs after). A saved handle of a weight holds no new buffer where saves
+ * share them, but tfjs counts its bytes again in tf.memory() at every use, and each save is a kernel
+ * call.
+ */
+function saveExceptVariables(save: tf.GradSaveFunc, tensors: tf.Tensor[]): (saved: tf.Tensor[]) => tf.Tensor[] {
+  const isVariable = tensors.map((t) => t instanceof tf.Variable);
+  save(tensors.filter((_, i) => !isVariable[i]));
+  return (saved) => {
+    let next = 0;
+    return tensors.map((t, i) => (isVariable[i] ? t : saved[next++]));
+  };
+}
+
 /** 2-D product on the fast path; its gradient uses only fast-path products. */
 export function fastMatMul2d(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- customGrad's typing is variadic
   const op = tf.customGrad(((x: tf.Tensor, y: tf.Tensor, save: tf.GradSaveFunc) => {
-    save([x, y]);
+    const restore = saveExceptVariables(save, [x, y]);
     return {
       value: product2d(x as tf.Tensor2D, y as tf.Tensor2D, transposeA, transposeB),
       gradFunc: freeingGrad((dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sa, sb] = saved as tf.Tensor2D[];
+        const [sa, sb] = restore(saved) as tf.Tensor2D[];
         const g = dy as tf.Tensor2D;
         // C = op(A)·op(B): dA = dC·op(B)ᵀ (transposed back if A was), dB likewise.
         const da = transposeA ? product2d(sb, g, transposeB, true) : product2d(g, sb, false, !transposeB);
@@ -147,13 +164,40 @@ const fusedLinear = (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor): tf.Tensor2D 
 export function fastLinear2d(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor): tf.Tensor2D {
   if (!b) return fastMatMul2d(x, w);
   const op = tf.customGrad(((xx: tf.Tensor2D, ww: tf.Tensor2D, bb: tf.Tensor1D, save: tf.GradSaveFunc) => {
-    save([xx, ww]);
+    const restore = saveExceptVariables(save, [xx, ww]);
     return {
       value: fusedLinear(xx, ww, bb),
       gradFunc: freeingGrad((dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sx, sw] = saved as tf.Tensor2D[];
+        const [sx, sw] = restore(saved) as tf.Tensor2D[];
         const g = dy as tf.Tensor2D;
         return [product2d(g, sw, false, true), ...weightAndBiasGrads(g, sx, sw.shape)];
+      }),
+    };
+  }) as any);
+  return op(x, w, b) as tf.Tensor2D;
+}
+
+/**
+ * GELU(x)·w + b for rows x [N, K], w [K, M], b [M] (a ViT block's fc2 on its GELU), or undefined
+ * where the GELU kernels do not run. The gradient keeps x and Φ(x), not GELU(x): the weight gradient's
+ * GELU(x) is made again in the backward as x·Φ(x), the very product of the forward kernel (one
+ * float32 multiply), so the same bits. GELU's own saves and the linear's together would keep all
+ * three, one [N, K] per block more than PyTorch, which keeps GELU's input and output.
+ */
+export function fastGeluLinear2d(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor): tf.Tensor2D | undefined {
+  if (!hasGeluKernels(x)) return undefined;
+  const op = tf.customGrad(((xx: tf.Tensor2D, ww: tf.Tensor2D, bb: tf.Tensor1D, save: tf.GradSaveFunc) => {
+    const { out, cdf } = geluKernel(xx)!;
+    const restore = saveExceptVariables(save, [xx, cdf, ww]);
+    const value = fusedLinear(out as tf.Tensor2D, ww, bb);
+    out.dispose();
+    return {
+      value,
+      gradFunc: freeingGrad((dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sc, sw] = restore(saved) as tf.Tensor2D[];
+        const g = dy as tf.Tensor2D;
+        const [dw, db] = weightAndBiasGrads(g, tf.mul(sx, sc) as tf.Tensor2D, sw.shape);
+        return [geluGradKernel(product2d(g, sw, false, true), sx, sc)!, dw, db];
       }),
     };
   }) as any);
@@ -166,10 +210,10 @@ export function fastLinear2d(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor): tf.
  */
 export function fastLinearOfData(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor): tf.Tensor2D {
   const op = tf.customGrad(((ww: tf.Tensor2D, bb: tf.Tensor1D, save: tf.GradSaveFunc) => {
-    save([x, ww]);
+    save([x]); // of the weight, only its shape is needed
     return {
       value: fusedLinear(x, ww, bb),
-      gradFunc: freeingGrad((dy: tf.Tensor, saved: tf.Tensor[]) => weightAndBiasGrads(dy as tf.Tensor2D, saved[0] as tf.Tensor2D, (saved[1] as tf.Tensor2D).shape)),
+      gradFunc: freeingGrad((dy: tf.Tensor, saved: tf.Tensor[]) => weightAndBiasGrads(dy as tf.Tensor2D, saved[0] as tf.Tensor2D, ww.shape)),
     };
   }) as any);
   return op(w, b) as tf.Tensor2D;
@@ -395,8 +439,14 @@ function ensureFreeingTape(): void {
   const addTapeNode = proto.addTapeNode;
   proto.addTapeNode = function (this: typeof engine, ...args: unknown[]) {
     addTapeNode.apply(this, args);
-    if (freeingDepth === 0) return;
     const node = this.state.activeTape[this.state.activeTape.length - 1];
+    if (unreadable) {
+      for (const input of Object.values(node.inputs ?? {})) {
+        const name = unreadable.variables.get(input);
+        if (name !== undefined) throw new Error(`${unreadable.what} reads '${name}', which this step has already updated`);
+      }
+    }
+    if (freeingDepth === 0) return;
     if (node.kernelName && SHAPE_ONLY_SAVES.has(node.kernelName)) for (const t of node.saved ?? []) t.dispose();
     const gradient = node.gradient;
     if (!gradient) return;
@@ -417,6 +467,23 @@ function ensureFreeingTape(): void {
       }]));
     };
   };
+}
+
+let unreadable: { variables: Map<tf.Tensor, string>; what: string } | undefined;
+
+/**
+ * Runs `fn` (a forward + backward) and throws as soon as an op on the gradient tape reads one of
+ * `variables` (named by the map's values): the guard of a step that has already updated them.
+ */
+export function withoutReading<T>(variables: Map<tf.Tensor, string>, what: string, fn: () => T): T {
+  ensureFreeingTape();
+  const outer = unreadable;
+  unreadable = { variables, what };
+  try {
+    return fn();
+  } finally {
+    unreadable = outer;
+  }
 }
 
 /**

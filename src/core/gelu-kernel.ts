@@ -79,11 +79,12 @@ const geluGrad: tf.KernelFunc = ({ inputs, backend }) => {
 
 const ensureForward = kernelOnce(FORWARD, onBackends(BACKENDS, gelu));
 const ensureBackward = kernelOnce(BACKWARD, onBackends(BACKENDS, geluGrad));
-const supported = (x: tf.Tensor) => BACKENDS.includes(tf.getBackend()) && x.dtype === 'float32';
+/** Whether `geluKernel` and `geluGradKernel` run for x here (wasm and cpu, float32). */
+export const hasGeluKernels = (x: tf.Tensor) => BACKENDS.includes(tf.getBackend()) && x.dtype === 'float32';
 
 /** [x·Φ(x), Φ(x)] in one kernel call, or undefined where it is not registered. No gradient (it runs inside a custom-gradient op). */
 export function geluKernel(x: tf.Tensor): { out: tf.Tensor; cdf: tf.Tensor } | undefined {
-  if (!supported(x)) return undefined;
+  if (!hasGeluKernels(x)) return undefined;
   ensureForward();
   const [out, cdf] = tf.engine().runKernel(FORWARD, { x }, {}) as tf.Tensor[];
   return { out, cdf };
@@ -91,7 +92,7 @@ export function geluKernel(x: tf.Tensor): { out: tf.Tensor; cdf: tf.Tensor } | u
 
 /** dy·(Φ(x) + x·φ(x)) in one kernel call, or undefined where it is not registered. */
 export function geluGradKernel(dy: tf.Tensor, x: tf.Tensor, cdf: tf.Tensor): tf.Tensor | undefined {
-  if (!supported(x)) return undefined;
+  if (!hasGeluKernels(x)) return undefined;
   ensureBackward();
   return tf.engine().runKernel(BACKWARD, { dy, x, cdf }, {}) as tf.Tensor;
 }

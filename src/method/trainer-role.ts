@@ -88,7 +88,8 @@ export class TrainerRole implements Trainer {
     try {
       out = this.trainer!.step(batch, context.selector as Parameters<StrategyTrainer['step']>[1]);
     } catch (error) {
-      // A bad loss ends the run: the update was not applied and no checkpoint is written after it.
+      // A bad loss ends the run and no checkpoint is written after it (the step's update was not
+      // applied, except a finite AVM part that STELLA's split step applies first).
       if (error instanceof NonFiniteLossError) {
         throw new FatalStageError(this.node ?? 'train', `${error.message} (step ${step}, task '${batch.taskName}'); the run stops and its last checkpoint stays the newest good one`);
       }

@@ -293,7 +293,10 @@ export class CavBackboneModel implements CavBackbone {
     const c = this.config;
     const batch = video.shape[0];
     return tf.tidy(() => {
-      const encode = (m: 'a' | 'v', x: tf.Tensor3D, plan: MaskPlan, ids: Int32Array | null) => {
+      // encode, the shared middle and decode each run in their own scope, so that their intermediates
+      // (token sums, gathered rows, streams already consumed) are freed as each returns; what a
+      // gradient needs, its op has saved.
+      const encode = (m: 'a' | 'v', x: tf.Tensor3D, plan: MaskPlan, ids: Int32Array | null) => tf.tidy(() => {
         const [, k, ] = x.shape;
         const l = m === 'a' ? this.grid.audioTokens : this.grid.videoTokens;
         let tokens = this.stem(m, x);
@@ -311,21 +314,22 @@ export class CavBackboneModel implements CavBackbone {
         const encoded = this.blocks(`blocks_${m}`, c.modalityDepth, visible, c.numHeads);
         const interPos = this.rows(tf.reshape(this.p(`inter_pos_embed_${m}`), [l, -1]) as tf.Tensor2D, tf.tensor1d(plan.visiblePatches, 'int32'));
         return tf.add(encoded, tf.reshape(interPos, [batch, plan.nVis, -1]));
-      };
-      const xa = encode('a', audio, planA, selected?.idsA ?? null);
-      const xv = encode('v', video, planV, selected?.idsV ?? null);
+      });
+      const { audioOutput, videoOutput, contrastiveLoss: contrastiveValue, contrastiveLogits, ya, yv } = tf.tidy(() => {
+        const xa = encode('a', audio, planA, selected?.idsA ?? null);
+        const xv = encode('v', video, planV, selected?.idsV ?? null);
+        const ca = layerNorm(this.params, 'norm_a', this.blocks('blocks_u', this.sharedDepth, xa, c.numHeads, 'a'), c.layerNormEps, this.ops);
+        const cv = layerNorm(this.params, 'norm_v', this.blocks('blocks_u', this.sharedDepth, xv, c.numHeads, 'v'), c.layerNormEps, this.ops);
+        const audioOutput = tf.mean(ca, 1) as tf.Tensor2D;
+        const videoOutput = tf.mean(cv, 1) as tf.Tensor2D;
+        const contrastive = contrastiveLoss(audioOutput, videoOutput, CONTRASTIVE_TAU, this.contrastiveWeight);
+        const joint = this.blocks('blocks_u', this.sharedDepth, tf.concat([xa, xv], 1), c.numHeads);
+        const y = linear(this.ops, this.params, 'decoder_embed', layerNorm(this.params, 'norm', joint, c.layerNormEps, this.ops));
+        const [ya, yv] = tf.split(y, [planA.nVis, planV.nVis], 1);
+        return { audioOutput, videoOutput, contrastiveLoss: contrastive.loss, contrastiveLogits: contrastive.logits, ya, yv };
+      }) as { audioOutput: tf.Tensor2D; videoOutput: tf.Tensor2D; contrastiveLoss: tf.Scalar; contrastiveLogits: tf.Tensor2D; ya: tf.Tensor; yv: tf.Tensor };
 
-      const ca = layerNorm(this.params, 'norm_a', this.blocks('blocks_u', this.sharedDepth, xa, c.numHeads, 'a'), c.layerNormEps, this.ops);
-      const cv = layerNorm(this.params, 'norm_v', this.blocks('blocks_u', this.sharedDepth, xv, c.numHeads, 'v'), c.layerNormEps, this.ops);
-      const audioOutput = tf.mean(ca, 1) as tf.Tensor2D;
-      const videoOutput = tf.mean(cv, 1) as tf.Tensor2D;
-      const contrastive = contrastiveLoss(audioOutput, videoOutput, CONTRASTIVE_TAU, this.contrastiveWeight);
-
-      const joint = this.blocks('blocks_u', this.sharedDepth, tf.concat([xa, xv], 1), c.numHeads);
-      const y = linear(this.ops, this.params, 'decoder_embed', layerNorm(this.params, 'norm', joint, c.layerNormEps, this.ops));
-      const [ya, yv] = tf.split(y, [planA.nVis, planV.nVis], 1);
-
-      const decode = (m: 'a' | 'v', ym: tf.Tensor, plan: MaskPlan) => {
+      const decode = (m: 'a' | 'v', ym: tf.Tensor, plan: MaskPlan) => tf.tidy(() => {
         const l = m === 'a' ? this.grid.audioTokens : this.grid.videoTokens;
         const withMask = tf.concat([ym, tf.tile(this.p(`mask_token_${m}`), [batch, 1, 1])], 1);
         const sources = this.rows(tf.reshape(withMask, [batch * (plan.nVis + 1), -1]) as tf.Tensor2D, tf.tensor1d(plan.decoderSources, 'int32'));
@@ -342,7 +346,7 @@ export class CavBackboneModel implements CavBackbone {
         z = this.addTable(z, this.p(`decoder_modality_${m}`));
         z = this.blocks('decoder_blocks', c.decoderDepth, z, c.decoderHeads);
         return layerNorm(this.params, 'decoder_norm', z, c.layerNormEps, this.ops) as tf.Tensor3D;
-      };
+      });
       const decoderA = decode('a', ya, planA);
       const decoderV = decode('v', yv, planV);
 
@@ -355,7 +359,7 @@ export class CavBackboneModel implements CavBackbone {
       const main = {
         maeAudioLoss: maeLoss(predA, targetA, maskA, this.normPixLoss),
         maeVideoLoss: maeLoss(predV, targetV, maskV, this.normPixLoss),
-        contrastiveLoss: contrastive.loss,
+        contrastiveLoss: contrastiveValue,
         audioOutput,
         videoOutput,
       };
@@ -364,7 +368,7 @@ export class CavBackboneModel implements CavBackbone {
         ...main,
         maeAudioLossAlt: maeLoss(predA, targetA, maskA, !this.normPixLoss),
         maeVideoLossAlt: maeLoss(predV, targetV, maskV, !this.normPixLoss),
-        contrastiveLogits: contrastive.logits,
+        contrastiveLogits,
         decoderA,
         decoderV,
         inputMaskA: planA.inputMask,

@@ -19,7 +19,7 @@ import { createAvm, type AvmModel } from './avm.ts';
 import { createCavBackbone, type CavBackboneModel } from './cav-backbone.ts';
 import { Adam, inDecayGroup, type AdamOptions, type AdamState, type OptimizedParam } from './optimizer.ts';
 import { loadStateDict, stateDict } from './weights.ts';
-import { withFreeingBackward, withSharedSaves } from '../core/fast-matmul.ts';
+import { withFreeingBackward, withSharedSaves, withoutReading } from '../core/fast-matmul.ts';
 
 export type TrainableGroup = 'backbone' | 'avm' | 'all';
 
@@ -83,10 +83,13 @@ export class ModelService {
   /**
    * One optimisation step whose loss has a part on its own group of variables: `part.lossFn` is
    * differentiated first, on `part.vars` alone, and everything its forward kept is freed before
-   * `lossFn(partValue)` runs and is differentiated on the other group; both gradients are then applied
-   * in one optimiser step. When the part reaches no variable of the other group and the rest none of
-   * the part's (STELLA's AVM matching loss on constant embeddings), the gradients are those of one pass
+   * `lossFn(partValue)` runs and is differentiated on the other group; both gradients go into one
+   * optimiser step. When the part reaches no variable of the other group and the rest none of the
+   * part's (STELLA's AVM matching loss on constant embeddings), the gradients are those of one pass
    * over the sum, bit for bit, and the step's peak no longer holds both forwards at once.
+   * A finite part's update is applied before the rest runs, so its gradients are not held through the
+   * rest's pass either; the rest is then watched, and reading one of the part's variables is an error.
+   * A non-finite part waits, so the rest's loss checks report it before anything moves.
    */
   trainStepSplit(part: { lossFn: () => tf.Scalar; vars: 'backbone' | 'avm' }, lossFn: (partValue: tf.Scalar) => tf.Scalar): number {
     const partParams = this.groups[part.vars];
@@ -94,9 +97,17 @@ export class ModelService {
     const restParams = this.groups[part.vars === 'avm' ? 'backbone' : 'avm'];
     const first = this.gradients(part.lossFn, partParams);
     try {
-      const rest = this.gradients(() => lossFn(first.value), restParams);
+      let step: ReturnType<Adam['beginStep']> | undefined;
+      if (Number.isFinite(first.value.dataSync()[0])) {
+        step = this.optimizer.beginStep();
+        this.applyTo(step, [[partParams, first.grads]]);
+        tf.dispose(Object.values(first.grads));
+      }
+      const restGradients = () => this.gradients(() => lossFn(first.value), restParams);
+      const rest = step ? withoutReading(new Map(partParams.map((p) => [p.variable, p.key])), 'the rest of a split step', restGradients) : restGradients();
       try {
-        this.apply([[partParams, first.grads], [restParams, rest.grads]]);
+        if (step) this.applyTo(step, [[restParams, rest.grads]]);
+        else this.applyTo(this.optimizer.beginStep(), [[partParams, first.grads], [restParams, rest.grads]]);
         return rest.value.dataSync()[0];
       } finally {
         rest.value.dispose();
@@ -115,6 +126,11 @@ export class ModelService {
 
   /** One optimiser step over every (parameters, gradients by variable name) pair. */
   private apply(parts: [OptimizedParam[], tf.NamedTensorMap][]): void {
+    this.applyTo(this.optimizer.beginStep(), parts);
+  }
+
+  /** The gradients of every (parameters, gradients by variable name) pair into `step`. */
+  private applyTo(step: ReturnType<Adam['beginStep']>, parts: [OptimizedParam[], tf.NamedTensorMap][]): void {
     const byKey = new Map<string, tf.Tensor>();
     for (const [params, grads] of parts) {
       for (const p of params) {
@@ -122,7 +138,7 @@ export class ModelService {
         if (g) byKey.set(p.key, g);
       }
     }
-    this.optimizer.apply(byKey);
+    step.apply(byKey);
   }
 
   /** Tensors held by the models and the optimizer (for leak checks: stable across steps; Adam's moments are JS arrays). */

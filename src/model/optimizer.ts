@@ -221,12 +221,17 @@ export class Adam {
 
   /** Applies one update from gradients keyed like `params` (absent = no gradient, skipped). */
   apply(grads: Map<string, tf.Tensor>): void {
-    for (const p of this.params) {
-      const grad = grads.get(p.key);
-      if (grad && (grad.shape.length !== p.variable.shape.length || grad.shape.some((d, i) => d !== p.variable.shape[i]))) {
-        throw new Error(`Adam.apply: gradient of '${p.key}' has shape [${grad.shape}] but the parameter is [${p.variable.shape}]`);
-      }
-    }
+    this.checkShapes(grads);
+    this.beginStep().apply(grads);
+  }
+
+  /**
+   * Starts one step whose gradients may come in parts, each applied as it comes (no parameter twice
+   * in a step): the same update as one `apply` of them all, since a parameter's update reads only its
+   * own gradient and moments and the step's constants. A part applied early frees its gradients
+   * before the rest are computed.
+   */
+  beginStep(): { apply(grads: Map<string, tf.Tensor>): void } {
     this.step += 1;
     const { lr, beta1, beta2, eps, weightDecay } = this.options;
     const bias1 = 1 - beta1 ** this.step;
@@ -235,6 +240,30 @@ export class Adam {
       weightDecay: f32(weightDecay), beta1: f32(beta1), oneMinusBeta1: f32(1 - beta1), beta2: f32(beta2), oneMinusBeta2: f32(1 - beta2),
       sqrtBias2: f32(Math.sqrt(bias2)), eps: f32(eps), stepSize: f32(lr / bias1),
     };
+    const done = new Set<string>();
+    return {
+      apply: (grads) => {
+        this.checkShapes(grads);
+        for (const key of grads.keys()) {
+          if (done.has(key)) throw new Error(`Adam: parameter '${key}' was already updated in this step`);
+        }
+        for (const key of grads.keys()) done.add(key);
+        this.update(grads, constants);
+      },
+    };
+  }
+
+  private checkShapes(grads: Map<string, tf.Tensor>): void {
+    for (const p of this.params) {
+      const grad = grads.get(p.key);
+      if (grad && (grad.shape.length !== p.variable.shape.length || grad.shape.some((d, i) => d !== p.variable.shape[i]))) {
+        throw new Error(`Adam.apply: gradient of '${p.key}' has shape [${grad.shape}] but the parameter is [${p.variable.shape}]`);
+      }
+    }
+  }
+
+  private update(grads: Map<string, tf.Tensor>, constants: StepConstants): void {
+    const { weightDecay } = this.options;
     const updated: { p: OptimizedParam; grad: tf.Tensor; slot: UpdateSlot }[] = [];
     for (const p of this.params) {
       const grad = grads.get(p.key);

@@ -118,6 +118,48 @@ test('trainStepSplit: the AVM part first, then the backbone: the same losses and
   tf.dispose([video, audio, labels]);
 });
 
+test('trainStepSplit applies a finite part before the rest runs, refuses a rest that reads the part, and moves nothing for a non-finite part', (t) => {
+  const cfg = MODEL_CONFIGS.tiny;
+  const g = tokenGrid(cfg);
+  const data = Rng.fromSeed(9);
+  const video = tf.tensor3d(data.fillUniform(new Float32Array(2 * g.videoTokens * g.videoPatchDim)), [2, g.videoTokens, g.videoPatchDim]);
+  const audio = tf.tensor3d(data.fillUniform(new Float32Array(2 * g.audioTokens * g.audioPatchDim)), [2, g.audioTokens, g.audioPatchDim]);
+  const labels = tf.tensor2d([[1], [0]]);
+  const service = new ModelService({ config: cfg, rng: Rng.fromSeed(10), adam: { lr: 1e-3 } });
+  const [embA, embV] = tf.tidy(() => {
+    const e = service.backbone.jointFromCodes(service.backbone.intermediate(video, audio));
+    return [e.embA, e.embV];
+  });
+  const avmLoss = () => tf.losses.sigmoidCrossEntropy(labels, service.avm.forward(embA, embV)) as tf.Scalar;
+  const avmWeights = () => [...service.weights()].filter(([name]) => name.startsWith('avmatching_module.')).map(([, w]) => Array.from(w.data));
+  const avmBytes = [...service.avm.params.variables.values()].reduce((sum, v) => sum + v.size * 4, 0);
+
+  // 1. The part's update is in, and its gradients gone, when the rest starts.
+  const before = avmWeights(), bytesBefore = tf.memory().numBytes;
+  let heldAtRest = 0, movedAtRest = false;
+  service.trainStepSplit({ lossFn: avmLoss, vars: 'avm' }, (v) => {
+    heldAtRest = tf.memory().numBytes - bytesBefore;
+    movedAtRest = avmWeights().some((w, i) => w.some((x, j) => x !== before[i][j]));
+    const f = service.backbone.maeRandom(video, audio);
+    return tf.addN([f.maeAudioLoss, f.maeVideoLoss, v, f.contrastiveLoss]) as tf.Scalar;
+  });
+  t.true(movedAtRest, 'the AVM weights moved before the rest ran');
+  t.true(heldAtRest < avmBytes, `at the rest's start ${heldAtRest} B more were held; the AVM's gradients alone are ${avmBytes} B`);
+
+  // 2. A rest that reads one of the part's variables is refused, by name.
+  const aVariable = [...service.avm.params.variables.values()][0];
+  t.throws(() => service.trainStepSplit({ lossFn: avmLoss, vars: 'avm' }, (v) => tf.add(v, tf.sum(aVariable)) as tf.Scalar), {
+    message: /the rest of a split step reads 'avm\/[^']+', which this step has already updated/,
+  });
+
+  // 3. A non-finite part waits: when the rest then fails (as STELLA's loss checks do), nothing moved.
+  const still = avmWeights();
+  t.throws(() => service.trainStepSplit({ lossFn: () => tf.mul(avmLoss(), NaN) as tf.Scalar, vars: 'avm' }, () => { throw new Error('non-finite loss'); }), { message: 'non-finite loss' });
+  t.deepEqual(avmWeights(), still, 'no AVM weight moved');
+  tf.dispose([video, audio, labels, embA, embV]);
+  service.dispose();
+});
+
 test('weights save and load round-trip through safetensors in PyTorch layout', (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'stella-weights-'));
   const file = path.join(dir, 'w.safetensors');
