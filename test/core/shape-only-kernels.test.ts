@@ -107,11 +107,12 @@ test('a STELLA step has the same in-step peak with shape-only kernels as with th
 });
 
 test('a training step keeps only what its gradients need: per-block scopes, a freeing backward (DER++ and STELLA peaks at tiny, batch 2)', (t) => {
-  // Measured when written: DER++ 62.3 MiB and STELLA 50.2 MiB. Without the freeing backward (every
-  // upstream gradient alive until the backward ends) 66.3 and 58.9 MiB; without the per-block tidy
-  // scopes as well (every forward intermediate alive too) 87.1 and 61.4 MiB.
+  // Measured when written: DER++ 26.7 MiB and STELLA 18.6 MiB (docs/benchmarks.md "Memory at base",
+  // fourteen changes). With the first seven only, 62.3 and 50.2 MiB; without the freeing backward
+  // (every upstream gradient alive until the backward ends) 66.3 and 58.9 MiB; without the per-block
+  // tidy scopes as well (every forward intermediate alive too) 87.1 and 61.4 MiB.
   const MiB = 2 ** 20;
   const der = withShapeOnlyKernels(() => stepPeak('der++')), stella = withShapeOnlyKernels(() => stepPeak('stella'));
-  t.true(der < 65 * MiB, `DER++ peaks at ${(der / MiB).toFixed(1)} MiB`);
-  t.true(stella < 55 * MiB, `STELLA peaks at ${(stella / MiB).toFixed(1)} MiB`);
+  t.true(der < 28 * MiB, `DER++ peaks at ${(der / MiB).toFixed(1)} MiB`);
+  t.true(stella < 20 * MiB, `STELLA peaks at ${(stella / MiB).toFixed(1)} MiB`);
 });

@@ -75,21 +75,27 @@ test('50 Mode-C training steps (tiny, B=2) keep the tensor count flat after the 
   video.dispose(); audio.dispose(); service.dispose();
 });
 
-test('trainStepSplit: the AVM part first, then the backbone: the same losses and weights as one pass on the sum, bit for bit, a lower peak and no leak', (t) => {
-  const cfg = MODEL_CONFIGS.tiny;
-  const g = tokenGrid(cfg);
-  const data = Rng.fromSeed(7);
+/** Two tiny clips with one matching and one mismatched label, and the constant embeddings STELLA's matching loss reads. */
+function splitStepInputs(seed: number) {
+  const g = tokenGrid(MODEL_CONFIGS.tiny);
+  const data = Rng.fromSeed(seed);
   const video = tf.tensor3d(data.fillUniform(new Float32Array(2 * g.videoTokens * g.videoPatchDim)), [2, g.videoTokens, g.videoPatchDim]);
   const audio = tf.tensor3d(data.fillUniform(new Float32Array(2 * g.audioTokens * g.audioPatchDim)), [2, g.audioTokens, g.audioPatchDim]);
   const noise = { audio: data.fillUniform(new Float32Array(2 * g.audioTokens)), video: data.fillUniform(new Float32Array(2 * g.videoTokens)) };
   const labels = tf.tensor2d([[1], [0]]);
+  // Computed off the tape, as the scoring pass computes them.
+  const embeddings = (service: ModelService) => tf.tidy(() => {
+    const e = service.backbone.jointFromCodes(service.backbone.intermediate(video, audio));
+    return [e.embA, e.embV];
+  });
+  return { video, audio, noise, labels, embeddings };
+}
+
+test('trainStepSplit: the AVM part first, then the backbone: the same losses and weights as one pass on the sum, bit for bit, a lower peak and no leak', (t) => {
+  const { video, audio, noise, labels, embeddings } = splitStepInputs(7);
   const run = (split: boolean) => {
-    const service = new ModelService({ config: cfg, rng: Rng.fromSeed(8), adam: { lr: 1e-3 } });
-    // Constant embeddings, as STELLA's matching loss reads them (computed off the tape).
-    const [embA, embV] = tf.tidy(() => {
-      const e = service.backbone.jointFromCodes(service.backbone.intermediate(video, audio));
-      return [e.embA, e.embV];
-    });
+    const service = new ModelService({ config: MODEL_CONFIGS.tiny, rng: Rng.fromSeed(8), adam: { lr: 1e-3 } });
+    const [embA, embV] = embeddings(service);
     const avmLoss = () => tf.losses.sigmoidCrossEntropy(labels, service.avm.forward(embA, embV)) as tf.Scalar;
     const total = (avmValue: tf.Scalar) => {
       const f = service.backbone.maeRandom(video, audio, noise);
@@ -119,17 +125,9 @@ test('trainStepSplit: the AVM part first, then the backbone: the same losses and
 });
 
 test('trainStepSplit applies a finite part before the rest runs, refuses a rest that reads the part, and moves nothing for a non-finite part', (t) => {
-  const cfg = MODEL_CONFIGS.tiny;
-  const g = tokenGrid(cfg);
-  const data = Rng.fromSeed(9);
-  const video = tf.tensor3d(data.fillUniform(new Float32Array(2 * g.videoTokens * g.videoPatchDim)), [2, g.videoTokens, g.videoPatchDim]);
-  const audio = tf.tensor3d(data.fillUniform(new Float32Array(2 * g.audioTokens * g.audioPatchDim)), [2, g.audioTokens, g.audioPatchDim]);
-  const labels = tf.tensor2d([[1], [0]]);
-  const service = new ModelService({ config: cfg, rng: Rng.fromSeed(10), adam: { lr: 1e-3 } });
-  const [embA, embV] = tf.tidy(() => {
-    const e = service.backbone.jointFromCodes(service.backbone.intermediate(video, audio));
-    return [e.embA, e.embV];
-  });
+  const { video, audio, labels, embeddings } = splitStepInputs(9);
+  const service = new ModelService({ config: MODEL_CONFIGS.tiny, rng: Rng.fromSeed(10), adam: { lr: 1e-3 } });
+  const [embA, embV] = embeddings(service);
   const avmLoss = () => tf.losses.sigmoidCrossEntropy(labels, service.avm.forward(embA, embV)) as tf.Scalar;
   const avmWeights = () => [...service.weights()].filter(([name]) => name.startsWith('avmatching_module.')).map(([, w]) => Array.from(w.data));
   const avmBytes = [...service.avm.params.variables.values()].reduce((sum, v) => sum + v.size * 4, 0);
