@@ -300,24 +300,28 @@ ${historyRow('base, batch 2, with freeingGrad only', FREEING_ONLY)}
 ${tinyNow && validateBatch === 4 ? `${historyRow(`tiny, batch ${validateBatch}, before all of them (the Selectors section)`, { stella: BEFORE.tinyStella, der: BEFORE.tinyDer })}
 ${HISTORY.map(([label, p]) => `${historyRow(`tiny, batch ${validateBatch}, ${label}`, p.tiny)}\n`).join('')}${historyRow(`tiny, batch ${validateBatch}, now (all fourteen)`, tinyNow)}
 ` : ''}
-**On wasm no base training step fits.** tfjs-wasm is 32-bit WebAssembly: its heap stops at 4 GiB
-(Emscripten's \`getHeapMax()\`, 4 GiB − 64 KiB), whatever the machine has. Measured here
-(\`STELLA_WASM_THREADS=1\`, STELLA, batch 1, one step, with the first seven of the changes above; not
-measured again since): building the model took the heap to 0.80 GiB
-(tf.memory() said 1.43 GiB: it counted every weight twice, see the initial tensors above); the first step then filled the heap
-(process RSS 3.4 GiB and rising) and aborted inside XNNPACK (\`xnn_create_fully_connected_nc_f32 …
-status 6\`, \`Aborted()\`, from a BatchMatMul) after about 7 minutes on the loaded machine. Batch 2 fails
-the same way (the issue's report). Training \`base\` on wasm is therefore refused up front
+**On wasm, only STELLA at batch 1 fits a base step.** tfjs-wasm is 32-bit WebAssembly: its heap
+stops at 4 GiB (Emscripten's \`getHeapMax()\`, 4 GiB − 64 KiB), whatever the machine has, and the
+weights and Adam's two moments take 2.1 GiB of it before any activation. Measured here
+(\`STELLA_WASM_THREADS=1\`, one warm-up and one measured step, with all fourteen changes above): STELLA at
+batch 1 trains, about 39 s a step, the same 2090.2 MiB peak as the shape-only measurement, process RSS
+4.8 GiB; DER++ at batch 1 and STELLA at batch 2 fill the heap and abort inside the wasm module
+(\`Aborted()\`, \`memory access out of bounds\`), which kills the process without a usable message. (With
+the first seven changes, STELLA at batch 1 aborted the same way after about 7 minutes; so did batch 2,
+the issue's report. The first run of the fitting step also found that Adam's moments, once the heap
+passed 2 GiB, got negative offsets from Emscripten's \`_malloc\`: they are read as unsigned now,
+\`heapAlloc\` in src/core/heap-simd.ts.) Training \`base\` on wasm stays refused up front
 (\`src/core/backend-limits.ts\`, called by \`StrategyTrainer\` and the \`full\` bench step; test
-\`test/core/backend-limits.test.ts\`):
+\`test/core/backend-limits.test.ts\`): a size-aware check that lets STELLA's batch 1 through is not built.
 
 \`\`\`
 $ STELLA_BACKEND=wasm stella bench step --config base --selector stella --batch 1
 stella: config 'base' (768 wide, 12 blocks, decoder 512 × 8) cannot train on the wasm backend: tfjs-wasm's
-heap is limited to 4 GiB (32-bit WebAssembly), and a 'base' training step needs more even at batch 1
-(measured: the heap fills and XNNPACK aborts). Use the tensorflow backend instead (npm install
-@tensorflow/tfjs-node, then STELLA_BACKEND=tensorflow; with a GPU, @tensorflow/tfjs-node-gpu and
-STELLA_BACKEND=tensorflow-gpu), or STELLA_BACKEND=cpu (no heap limit, but slow), or config=tiny.
+heap is limited to 4 GiB (32-bit WebAssembly), and a 'base' training step needs more (measured: the
+weights and Adam's moments take 2.1 GiB; DER++ at batch 1 and STELLA at batch 2 fill the heap and abort).
+Use the tensorflow backend instead (npm install @tensorflow/tfjs-node, then STELLA_BACKEND=tensorflow;
+with a GPU, @tensorflow/tfjs-node-gpu and STELLA_BACKEND=tensorflow-gpu), or STELLA_BACKEND=cpu (no heap
+limit, but slow), or config=tiny.
 \`\`\`
 
 (exit code 1, after ~19 s of start-up; \`stella run --set config=base\` stops the same way once the

@@ -15,7 +15,7 @@
  * Ref: tfjs-backend-wasm src/cc/batch_mat_mul_impl.cc and kernels/_FusedMatMul.ts (the entry used there).
  */
 import * as tf from '@tensorflow/tfjs';
-import { heapSimdKernels, type WasmHeapModule } from './heap-simd.ts';
+import { heapAlloc, heapSimdKernels, type WasmHeapModule } from './heap-simd.ts';
 
 const F32 = 4;
 
@@ -52,7 +52,7 @@ function entriesOf(backend: WasmBackendInternals): Entries {
       product: wasm.cwrap('_FusedMatMul', null, Array(13).fill('number')),
       registerTensor: wasm.cwrap('register_tensor', null, ['number', 'number', 'number']),
       disposeData: wasm.cwrap('dispose_data', null, ['number']),
-      shapes: wasm._malloc(6 * 4),
+      shapes: heapAlloc(wasm, 6 * 4, 'product shapes'),
     };
     entries.set(backend, e);
   }

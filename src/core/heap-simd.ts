@@ -64,6 +64,17 @@ export interface WasmHeapModule {
   HEAPF32: Float32Array;
 }
 
+/**
+ * `bytes` of the wasm heap, as an unsigned offset: Emscripten's _malloc returns an i32, negative once
+ * the heap passes 2 GiB (as a base model's weights and moments take it), and 0 when the heap (4 GiB
+ * at most) cannot hold the block, which is reported naming `what`.
+ */
+export function heapAlloc(wasm: WasmHeapModule, bytes: number, what: string): number {
+  const offset = wasm._malloc(bytes) >>> 0;
+  if (offset === 0) throw new Error(`the wasm heap cannot hold ${(bytes / 2 ** 20).toFixed(1)} MiB more for ${what} (tfjs-wasm's heap is limited to 4 GiB; STELLA_BACKEND=cpu or tensorflow has no such limit)`);
+  return offset;
+}
+
 const instances = new WeakMap<object, HeapSimdKernels | null>();
 
 /** The kernels bound to this module's heap, or undefined (see the header). */
@@ -76,8 +87,8 @@ export function heapSimdKernels(wasm: WasmHeapModule): HeapSimdKernels | undefin
       const load = (base64: string) => new WebAssembly.Instance(new WebAssembly.Module(Buffer.from(base64, 'base64')), { env: { memory } }).exports;
       const adam = load(ADAM_UPDATE), layerNorm = load(LAYER_NORM), gelu = load(GELU), weightGrads = load(WEIGHT_GRADS), product = load(PRODUCT);
       // gelu.wat's block: the table, then 96 bytes of scratch; kept for the module's life.
-      const table = wasm._malloc(EXP2_TABLE.length * 8 + 96 + 8);
-      const tableAt = (table + 7) & ~7;
+      const table = heapAlloc(wasm, EXP2_TABLE.length * 8 + 96 + 8, 'the GELU kernel\'s table');
+      const tableAt = Math.ceil(table / 8) * 8;
       new BigUint64Array((memory as WebAssembly.Memory).buffer, tableAt, EXP2_TABLE.length).set(EXP2_TABLE);
       const withTable = <F extends (...args: number[]) => void>(f: unknown) => ((...args: number[]) => (f as F)(...args, tableAt)) as F;
       kernels = {

@@ -24,7 +24,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { heapSimdKernels, type WasmHeapModule } from '../core/heap-simd.ts';
+import { heapAlloc, heapSimdKernels, type WasmHeapModule } from '../core/heap-simd.ts';
 import { wasmKernelOnce } from '../core/wasm-kernel.ts';
 
 export const adamOptionsSchema = z.object({
@@ -111,7 +111,7 @@ class Moments {
   onHeap(wasm: WasmHeapModule): { m: number; v: number } {
     if (!this.heap) {
       const bytes = this.size * 4;
-      const m = wasm._malloc(bytes), v = wasm._malloc(bytes);
+      const m = heapAlloc(wasm, bytes, 'Adam\'s first moments'), v = heapAlloc(wasm, bytes, 'Adam\'s second moments');
       // Views after both allocations: an allocation may grow the heap and detach earlier views.
       wasm.HEAPF32.set(this.arraysHeld!.m, m / 4);
       wasm.HEAPF32.set(this.arraysHeld!.v, v / 4);

@@ -5,7 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { compileWat, WASM_DIR, wasmModuleSource } from '../../scripts/build-wasm.ts';
 import { initBackend } from '../../src/core/backend.ts';
-import { heapSimdKernels, type WasmHeapModule } from '../../src/core/heap-simd.ts';
+import { heapAlloc, heapSimdKernels, type WasmHeapModule } from '../../src/core/heap-simd.ts';
 import { Rng } from '../../src/core/rng.ts';
 
 test.before(async () => { await initBackend(); });
@@ -20,6 +20,15 @@ test('every src/core/wasm/*.wasm.ts is what its .wat compiles to (run npm run bu
 });
 
 const f32 = Math.fround;
+
+test('heapAlloc reads an offset past 2 GiB as unsigned and names what a full heap could not hold', (t) => {
+  // Emscripten's _malloc returns an i32: negative past 2 GiB, 0 when the heap is full.
+  const fake = (offset: number) => ({ _malloc: () => offset, _free: () => {}, HEAPF32: new Float32Array(0) }) as WasmHeapModule;
+  t.is(heapAlloc(fake(-2147483648), 64, 'x'), 2 ** 31);
+  t.is(heapAlloc(fake(-16), 64, 'x'), 2 ** 32 - 16);
+  t.is(heapAlloc(fake(4096), 64, 'x'), 4096);
+  t.throws(() => heapAlloc(fake(0), 3 * 2 ** 20, "Adam's first moments"), { message: /the wasm heap cannot hold 3\.0 MiB more for Adam's first moments \(tfjs-wasm's heap is limited to 4 GiB/ });
+});
 
 test('adam_update on the heap equals the float32 JS loop bit for bit (vector body and tail, with and without decay)', (t) => {
   if (tf.getBackend() !== 'wasm') return t.pass('not on wasm: the JS loop runs');
