@@ -18,7 +18,8 @@
  * to a temp file renamed into place, so processes and worker threads may share a folder. Once per
  * process and folder, after the first write, temp files an hour old (writes killed before their
  * rename) are removed, then the oldest files (by mtime; a hit touches its file) until the folder
- * holds at most 8 GiB.
+ * holds at most 8 GiB. A write that fails (a full disk) warns once per folder and the clip is used
+ * from memory: the cache is lost, not the clip.
  *
  * Same seed, same draws as decodeClip (window start, crop pair and offset, noise scale, noise,
  * roll, in that order), hence: the same window and crop box, and a bit-identical fbank. The
@@ -63,7 +64,7 @@ export function decodedCacheDir(): string {
 }
 
 /** Hits and misses in this thread (tests and benchmarks read them). */
-export const decodedCacheStats = { hits: 0, misses: 0 };
+export const decodedCacheStats = { hits: 0, misses: 0, writeFailures: 0 };
 
 /** Every frame time a train window of this clip can read (see the header). */
 export function trainFrameGrid(durationSec: number, numFrames: number): number[] {
@@ -174,8 +175,27 @@ async function readStored(file: string, key: object, config: ModelConfig): Promi
   }
 }
 
-async function writeStored(dir: string, file: string, key: object, clip: Decoded): Promise<void> {
-  await writeRecordFile(dir, file, { format: DECODED_FORMAT, key, info: clip.info, times: clip.times }, [clip.fbank, clip.frames]);
+async function writeStoredOrWarn(dir: string, file: string, key: object, clip: Decoded): Promise<void> {
+  await writeRecordOrWarn(dir, file, { format: DECODED_FORMAT, key, info: clip.info, times: clip.times }, [clip.fbank, clip.frames]);
+}
+
+/** Folders a record could not be written to (warned about once each). */
+const unwritable = new Set<string>();
+
+/**
+ * Writes one record, or warns: a failed write (a full disk, a folder that cannot be made) costs the
+ * cache, not the clip, which the caller then uses from memory. One warning per folder; a clip that
+ * was not stored is decoded again when next asked for.
+ */
+async function writeRecordOrWarn(dir: string, file: string, header: object, payloads: ArrayBufferView[]): Promise<void> {
+  try {
+    await writeRecordFile(dir, file, header, payloads);
+  } catch (error) {
+    decodedCacheStats.writeFailures++;
+    if (unwritable.has(dir)) return;
+    unwritable.add(dir);
+    process.emitWarning(`decoded cache ${dir}: cannot store a clip (${(error as Error).message}); clips are decoded without being stored, and decoded again when next asked for`, { code: 'STELLA_DECODED_CACHE' });
+  }
 }
 
 /** Writes one record to a temp file renamed into place; the first write in a folder prunes it. */
@@ -183,8 +203,13 @@ async function writeRecordFile(dir: string, file: string, header: object, payloa
   await mkdir(dir, { recursive: true });
   const record = encodeRecord(header, payloads);
   const temporary = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  await writeFile(temporary, Buffer.concat(record.buffers));
-  await rename(temporary, file);
+  try {
+    await writeFile(temporary, Buffer.concat(record.buffers));
+    await rename(temporary, file);
+  } catch (error) {
+    await rm(temporary, { force: true }).catch(() => {});
+    throw error;
+  }
   if (!pruned.has(dir)) {
     pruned.add(dir);
     await pruneDecodedCache(dir, DECODED_CACHE_MAX_BYTES);
@@ -256,7 +281,7 @@ export async function storedClip(file: string, config: ModelConfig, audioSeconds
   if (!pending) {
     decodedCacheStats.misses++;
     pending = decodeOnce(file, config, audioSeconds, signal, niceness).then(async (clip) => {
-      await writeStored(dir, name, key, clip);
+      await writeStoredOrWarn(dir, name, key, clip);
       return clip;
     });
     inFlight.set(name, pending);
@@ -301,7 +326,7 @@ export async function warmStoredClips(files: readonly string[], config: ModelCon
       const clip = decoded.then(async (all) => {
         const out = all[i];
         if (out instanceof Error) throw out;
-        await writeStored(dir, t.name, t.key, out);
+        await writeStoredOrWarn(dir, t.name, t.key, out);
         return out;
       });
       inFlight.set(t.name, clip);
@@ -406,7 +431,7 @@ export async function decodeEvalClips(
     for (const [i, t] of todo.entries()) {
       const clip = decoded[i];
       if (!(clip instanceof Error) && t.key && t.name) {
-        await writeRecordFile(dir, t.name, { format: DECODED_EVAL_FORMAT, key: t.key, info: clip.info }, [clip.video, clip.fbank]);
+        await writeRecordOrWarn(dir, t.name, { format: DECODED_EVAL_FORMAT, key: t.key, info: clip.info }, [clip.video, clip.fbank]);
       }
       out[t.index] = clip;
     }

@@ -141,6 +141,35 @@ test.serial('changed media are decoded again; a damaged cache file is replaced; 
   t.true(notMedia instanceof MediaError, String(notMedia));
 });
 
+test('a cache that cannot be written warns once and the clips still come, as decodeClip gives them', async (t) => {
+  const files = await corpus;
+  const dir = await tempDir('decoded-cache-unwritable');
+  // A folder under a regular file cannot be made (ENOTDIR), whoever runs the test.
+  await writeFile(path.join(dir, 'not-a-folder'), 'x');
+  const cache = path.join(dir, 'not-a-folder', 'cache');
+  const warnings: string[] = [];
+  const onWarning = (w: Error & { code?: string }) => { if (w.code === 'STELLA_DECODED_CACHE') warnings.push(w.message); };
+  process.on('warning', onWarning);
+  try {
+    const failures = decodedCacheStats.writeFailures;
+    const evalClips = await decodeEvalClips([files[0], files[0]], { config: tiny, cache });
+    for (const clip of evalClips) {
+      if (clip instanceof Error) throw clip;
+      const direct = await decodeClip(files[0], { config: tiny, mode: 'eval' });
+      t.true(sameBits(clip.video, direct.video) && sameBits(clip.fbank, direct.fbank), 'eval clip bit for bit');
+    }
+    const train = await decodeClip(files[0], { config: tiny, mode: 'train', rng: Rng.fromSeed('w'), cache });
+    const again = await decodeClip(files[0], { config: tiny, mode: 'train', rng: Rng.fromSeed('w'), cache });
+    t.true(sameBits(train.video, again.video) && sameBits(train.fbank, again.fbank), 'train clips from memory, the same seed the same clip');
+    t.is(decodedCacheStats.writeFailures - failures, 4, 'two eval records, and a train record at each request: a clip not stored is decoded again');
+    await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+    t.is(warnings.length, 1, 'one warning per folder');
+    t.regex(warnings[0], /decoded cache .*not-a-folder.*cache: cannot store a clip \(.*ENOTDIR.*\); clips are decoded without being stored/);
+  } finally {
+    process.off('warning', onWarning);
+  }
+});
+
 test('pruning removes killed writes\' stale temp files, then the oldest files first', async (t) => {
   const dir = await tempDir('decoded-cache-prune');
   for (const [i, name] of ['old', 'mid', 'new'].entries()) {
