@@ -4,8 +4,9 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/core/backend.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { measurePeakBytes } from '../../src/model/step-bench.ts';
-import { addRowVector, asConstant, fastBatchMatMul, fastGatherRows, fastLinear2d, fastLinearOfData, fastMatMul2d, freeingGrad, gatherRows, splitRows, scaleBy, sumRows, tensorOps, transpose2d, withFreeingBackward, withSharedSaves } from '../../src/core/fast-matmul.ts';
+import { addRowVector, asConstant, fastBatchMatMul, fastGatherRows, fastGeluLinear2d, fastLinear2d, fastLinearOfData, fastMatMul2d, freeingGrad, gatherRows, splitRows, scaleBy, sumRows, tensorOps, transpose2d, withFreeingBackward, withSharedSaves } from '../../src/core/fast-matmul.ts';
 import { slicedMatMul } from '../../src/core/sliced-matmul.ts';
+import { gelu } from '../../src/model/layers.ts';
 
 // Pinned to wasm: the fast paths' own kernels and buffer sharing are wasm's, and the checks below must
 // run whatever else (tfjs-node) an install brings.
@@ -176,6 +177,54 @@ test('fastBatchMatMul (sliced XNNPACK products) matches autodiff of tf.matMul an
     gradCheck(t, (x, y) => fastBatchMatMul(x as tf.Tensor3D, y as tf.Tensor3D, transposeB), [a, b], `fastBatchMatMul transposeB=${transposeB}`);
     tf.dispose([a, b, w]);
   }
+});
+
+test('a linear reads a variable weight instead of saving it: the same gradients, one handle fewer kept for the backward', (t) => {
+  const x = rand([64, 32]) as tf.Tensor2D, w0 = rand([32, 48]) as tf.Tensor2D, b = rand([48]);
+  const v = tf.variable(w0);
+  // Handles alive when the backward reaches the linear (its saves included), and the gradients.
+  const run = (w: tf.Tensor2D) => {
+    let held = 0;
+    const probe = tf.customGrad(((a: tf.Tensor, save: tf.GradSaveFunc) => {
+      save([]);
+      return { value: a.clone(), gradFunc: (dy: tf.Tensor) => { held = tf.memory().numTensors; return [dy.clone()]; } };
+    }) as any) as (a: tf.Tensor) => tf.Tensor;
+    const grads = tf.tidy(() => tf.grads((xx: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.square(probe(fastLinear2d(xx as tf.Tensor2D, w, bb)))))([x, b]).map((g) => Array.from(g.dataSync())));
+    return { grads, held };
+  };
+  const saved = run(w0), read = run(v);
+  t.deepEqual(read.grads, saved.grads);
+  t.is(saved.held - read.held, 1, `handles at the backward: ${saved.held} with a tensor weight, ${read.held} with a variable`);
+  const dw = tf.tidy(() => Array.from(tf.variableGrads(() => tf.sum(tf.square(fastLinear2d(x, v, b))) as tf.Scalar, [v]).grads[v.name].dataSync()));
+  const dwPlain = tf.tidy(() => Array.from(tf.grad((ww: tf.Tensor) => tf.sum(tf.square(fastLinear2d(x, ww as tf.Tensor2D, b))))(w0).dataSync()));
+  t.deepEqual(dw, dwPlain, 'the weight gradient through the variable');
+  tf.dispose([x, w0, b, v]);
+});
+
+test('fastGeluLinear2d: GELU then a linear, values and gradients bit for bit, keeping x and Phi(x) but not GELU(x)', (t) => {
+  const n = 96, k = 128, m = 32, bytes = n * k * 4;
+  const x = rand([n, k]) as tf.Tensor2D, w = rand([k, m]) as tf.Tensor2D, b = rand([m]);
+  const ops = tensorOps(true);
+  const composed = (xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => ops.linear(gelu(xx, ops), ww, bb);
+  const fused = (xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => fastGeluLinear2d(xx as tf.Tensor2D, ww as tf.Tensor2D, bb)!;
+  const bits = (a: Float32Array | Int32Array | Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+  t.is(tf.tidy(() => bits(fused(x, w, b).dataSync())), tf.tidy(() => bits(composed(x, w, b).dataSync())), 'values');
+  const gradsOf = (f: typeof fused) => tf.tidy(() => tf.grads((xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.square(f(xx, ww, bb))))([x, w, b]).map((g) => bits(g.dataSync())));
+  t.deepEqual(gradsOf(fused), gradsOf(composed), 'gradients of x, w and b');
+  // Bytes held between the forward and the backward: the composed form also keeps GELU(x) for the linear.
+  const keptOf = (f: typeof fused) => {
+    let kept = 0;
+    const start = tf.memory().numBytes;
+    tf.tidy(() => tf.grads((xx: tf.Tensor) => {
+      const y = tf.sum(f(xx, w, b));
+      kept = tf.memory().numBytes - start;
+      return y;
+    })([x]));
+    return kept;
+  };
+  const keptComposed = keptOf(composed), keptFused = keptOf(fused);
+  t.true(keptComposed - keptFused >= bytes, `kept for the backward: composed ${keptComposed} B, fused ${keptFused} B`);
+  tf.dispose([x, w, b]);
 });
 
 test('fastLinearOfData: the value and weight gradients of fastLinear2d, and no gradient path to its data input', (t) => {

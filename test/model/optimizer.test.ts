@@ -104,6 +104,42 @@ test('chunked update: the same values bit for bit, and never a second copy of al
   t.true(chunked.peakRise <= largest, `chunks of ${largest} B: the update held at most ${chunked.peakRise} B`);
 });
 
+test('a step in parts (beginStep) equals one apply bit for bit, and refuses a parameter twice in a step', (t) => {
+  const run = (parts: boolean) => {
+    const params = makeParams('theta');
+    const adam = new Adam(params, OPTIONS);
+    for (let step = 1; step <= 3; step++) {
+      const grads = gradients(step);
+      if (parts) {
+        const update = adam.beginStep();
+        const keys = [...grads.keys()];
+        update.apply(new Map(keys.slice(0, 2).map((k) => [k, grads.get(k)!])));
+        update.apply(new Map(keys.slice(2).map((k) => [k, grads.get(k)!])));
+      } else {
+        adam.apply(grads);
+      }
+      tf.dispose([...grads.values()]);
+    }
+    const values = params.map((p) => Array.from(p.variable.dataSync()));
+    const step = adam.stepCount;
+    adam.dispose();
+    params.forEach((p) => p.variable.dispose());
+    return { values, step };
+  };
+  const whole = run(false), inParts = run(true);
+  t.deepEqual(inParts.values, whole.values);
+  t.is(inParts.step, 3, 'one step per beginStep');
+  const params = makeParams('twice');
+  const adam = new Adam(params, OPTIONS);
+  const grads = gradients(1);
+  const update = adam.beginStep();
+  update.apply(new Map([['p1', grads.get('p1')!]]));
+  t.throws(() => update.apply(new Map([['p1', grads.get('p1')!]])), { message: "Adam: parameter 'p1' was already updated in this step" });
+  tf.dispose([...grads.values()]);
+  adam.dispose();
+  params.forEach((p) => p.variable.dispose());
+});
+
 test('state round trip: a restored Adam continues bit for bit; gradient shape and state errors name the parameter', (t) => {
   const a = makeParams('theta'), b = makeParams('theta');
   const first = new Adam(a, OPTIONS);
