@@ -206,7 +206,7 @@ test('fastGeluLinear2d: GELU then a linear, values and gradients bit for bit, ke
   const x = rand([n, k]) as tf.Tensor2D, w = rand([k, m]) as tf.Tensor2D, b = rand([m]);
   const ops = tensorOps(true);
   const composed = (xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => ops.linear(gelu(xx, ops), ww, bb);
-  const fused = (xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => fastGeluLinear2d(xx as tf.Tensor2D, ww as tf.Tensor2D, bb)!;
+  const fused = (xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor): tf.Tensor => fastGeluLinear2d(xx as tf.Tensor2D, ww as tf.Tensor2D, bb)!;
   const bits = (a: Float32Array | Int32Array | Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
   t.is(tf.tidy(() => bits(fused(x, w, b).dataSync())), tf.tidy(() => bits(composed(x, w, b).dataSync())), 'values');
   const gradsOf = (f: typeof fused) => tf.tidy(() => tf.grads((xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.square(f(xx, ww, bb))))([x, w, b]).map((g) => bits(g.dataSync())));
