@@ -221,8 +221,8 @@ export class Adam {
 
   /** Applies one update from gradients keyed like `params` (absent = no gradient, skipped). */
   apply(grads: Map<string, tf.Tensor>): void {
-    this.checkShapes(grads);
-    this.beginStep().apply(grads);
+    this.checkShapes(grads); // before the step counts
+    this.applyPart(this.startStep(), grads);
   }
 
   /**
@@ -232,6 +232,17 @@ export class Adam {
    * before the rest are computed.
    */
   beginStep(): { apply(grads: Map<string, tf.Tensor>): void } {
+    const step = this.startStep();
+    return {
+      apply: (grads) => {
+        this.checkShapes(grads);
+        this.applyPart(step, grads);
+      },
+    };
+  }
+
+  /** Counts a step and returns its constants, with the keys updated in it so far. */
+  private startStep(): { constants: StepConstants; done: Set<string> } {
     this.step += 1;
     const { lr, beta1, beta2, eps, weightDecay } = this.options;
     const bias1 = 1 - beta1 ** this.step;
@@ -240,17 +251,16 @@ export class Adam {
       weightDecay: f32(weightDecay), beta1: f32(beta1), oneMinusBeta1: f32(1 - beta1), beta2: f32(beta2), oneMinusBeta2: f32(1 - beta2),
       sqrtBias2: f32(Math.sqrt(bias2)), eps: f32(eps), stepSize: f32(lr / bias1),
     };
-    const done = new Set<string>();
-    return {
-      apply: (grads) => {
-        this.checkShapes(grads);
-        for (const key of grads.keys()) {
-          if (done.has(key)) throw new Error(`Adam: parameter '${key}' was already updated in this step`);
-        }
-        for (const key of grads.keys()) done.add(key);
-        this.update(grads, constants);
-      },
-    };
+    return { constants, done: new Set() };
+  }
+
+  /** Updates the parameters of `grads` (shapes already checked) within `step`. */
+  private applyPart(step: { constants: StepConstants; done: Set<string> }, grads: Map<string, tf.Tensor>): void {
+    for (const key of grads.keys()) {
+      if (step.done.has(key)) throw new Error(`Adam: parameter '${key}' was already updated in this step`);
+    }
+    for (const key of grads.keys()) step.done.add(key);
+    this.update(grads, step.constants);
   }
 
   private checkShapes(grads: Map<string, tf.Tensor>): void {
