@@ -186,6 +186,16 @@ export function fastLinear2d(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor): tf.
  */
 export function fastGeluLinear2d(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor): tf.Tensor2D | undefined {
   if (!hasGeluKernels(x)) return undefined;
+  return geluLinearRows(x, w, b);
+}
+
+/** `fastGeluLinear2d` for x [..., K] (rows flattened and shaped back), or undefined where it does not run. */
+export function fastGeluLinear(x: tf.Tensor, w: tf.Tensor2D, b: tf.Tensor): tf.Tensor | undefined {
+  if (!hasGeluKernels(x)) return undefined;
+  return onRows(x, w, (rows) => geluLinearRows(rows, w, b));
+}
+
+function geluLinearRows(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor): tf.Tensor2D {
   const op = tf.customGrad(((xx: tf.Tensor2D, ww: tf.Tensor2D, bb: tf.Tensor1D, save: tf.GradSaveFunc) => {
     const { out, cdf } = geluKernel(xx)!;
     const restore = saveExceptVariables(save, [xx, cdf, ww]);

@@ -8,7 +8,7 @@
  * Ref: spec §3.3 (block), §3.5 (init), Appendix B (layouts).
  */
 import * as tf from '@tensorflow/tfjs';
-import { fastGeluLinear2d, freeingGrad, splitRows, sumRows, type TensorOps } from '../core/fast-matmul.ts';
+import { fastGeluLinear, freeingGrad, splitRows, sumRows, type TensorOps } from '../core/fast-matmul.ts';
 import { layerNormGradKernel, layerNormKernel } from '../core/layer-norm-kernel.ts';
 import { INV_SQRT_2PI, geluGradKernel, geluKernel } from '../core/gelu-kernel.ts';
 
@@ -216,12 +216,8 @@ function geluFastGrad(x: tf.Tensor): tf.Tensor {
 
 /** linear `name` of GELU(x); on the fast path one op that keeps less for its gradient (`fastGeluLinear2d`). */
 function geluThenLinear(ops: TensorOps, store: ParamStore, name: string, x: tf.Tensor): tf.Tensor {
-  if (ops.fast) {
-    const w = store.get(`${name}.weight`) as tf.Tensor2D;
-    const y = fastGeluLinear2d(tf.reshape(x, [-1, x.shape[x.rank - 1]]) as tf.Tensor2D, w, store.get(`${name}.bias`));
-    if (y) return tf.reshape(y, [...x.shape.slice(0, -1), w.shape[1]]);
-  }
-  return linear(ops, store, name, gelu(x, ops));
+  const fused = ops.fast ? fastGeluLinear(x, store.get(`${name}.weight`) as tf.Tensor2D, store.get(`${name}.bias`)) : undefined;
+  return fused ?? linear(ops, store, name, gelu(x, ops));
 }
 
 /** Registers a ViT block's parameters; `modalityNorms` adds norm{1,2}_{a,v} (shared blocks). */
